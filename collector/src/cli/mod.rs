@@ -1,0 +1,4 @@
+//! Subcommands of the `mirrorscope` CLI, one module each.
+
+pub mod explain;
+pub mod render;

@@ -1,0 +1,10 @@
+//! `mirrorscope render`.
+
+/// Arguments of `mirrorscope render`.
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+/// Runs the subcommand; returns the process exit code.
+pub fn run(_args: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("render is not implemented yet")
+}

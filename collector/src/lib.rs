@@ -1,0 +1,3 @@
+//! The collector service and the user-facing `mirrorscope` CLI.
+
+pub mod cli;

@@ -1,0 +1,1 @@
+//! cimage_version

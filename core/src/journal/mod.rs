@@ -1,0 +1,1 @@
+//! Journal grammar and pull correlation (issue: pull records from the journal).

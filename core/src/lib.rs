@@ -1,0 +1,11 @@
+//! Pure logic shared by the mirrorscope agent and collector.
+//!
+//! Nothing in this crate performs network I/O or spawns tasks; the only I/O is reading files the
+//! caller names (registries.conf and drop-ins), so everything here can be unit-tested and fuzzed.
+
+pub mod cimage_version;
+pub mod explain;
+pub mod journal;
+pub mod openshift;
+pub mod reference;
+pub mod registries;

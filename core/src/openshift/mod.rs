@@ -1,0 +1,1 @@
+//! OpenShift mirror-set rendering as the Machine Config Operator does it (issue: render).
