@@ -1,0 +1,71 @@
+//! Pull records: the wire type the agent reports and `mirrorscope-agent scan` prints.
+
+use serde::{Deserialize, Serialize};
+
+/// How a pull ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullOutcome {
+    Pulled,
+    Failed,
+    InProgress,
+    Abandoned,
+}
+
+/// How one location's attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Served,
+    Failed,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    ManifestUnknown,
+    Blocked,
+    Unauthorized,
+    Denied,
+    Tls,
+    ConnectionRefused,
+    Timeout,
+    Dns,
+    Http,
+    Other,
+}
+
+/// One location tried during a pull (each location once, in the order first tried).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullAttempt {
+    pub reference: String,
+    pub mirror: bool,
+    pub outcome: AttemptOutcome,
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    /// How many rounds tried this location.
+    pub tries: u32,
+}
+
+/// One image pull as the node's journal tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRecord {
+    pub pull_id: String,
+    pub image: String,
+    pub node: Option<String>,
+    /// RFC 3339 UTC timestamps.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: PullOutcome,
+    pub attempts: Vec<PullAttempt>,
+    pub served_by: Option<String>,
+    pub via_mirror: bool,
+    /// True when the source served the pull after at least one mirror was tried.
+    pub fallback: bool,
+    pub digest: Option<String>,
+    /// `namespace/name` of the pod, from kubelet lines.
+    pub pod: Option<String>,
+    /// Journal cursor of the entry that opened the pull: with `pull_id`, makes records idempotent.
+    pub cursor: Option<String>,
+}
