@@ -3,9 +3,34 @@
 //! The agent's journal source (libsystemd) produces [`JournalEntry`] values; everything after that
 //! is pure and lives here so it can be tested and fuzzed without a journal.
 
+pub mod cimage_error;
+pub mod crio;
+pub mod gostr;
+pub mod klog;
+pub mod kubelet;
+pub mod logrus;
 pub mod record;
+pub mod timefmt;
 
 pub use record::{AttemptOutcome, ErrorClass, PullAttempt, PullOutcome, PullRecord};
+
+/// A line that looked relevant but does not follow the grammar it claims.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed journal line: {reason}")]
+pub struct GrammarError {
+    reason: &'static str,
+}
+
+impl GrammarError {
+    pub(crate) fn new(reason: &'static str) -> Self {
+        Self { reason }
+    }
+
+    /// What was wrong, e.g. `unterminated quoted value`.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
 
 /// One journal entry, reduced to the fields mirrorscope reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
