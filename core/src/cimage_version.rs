@@ -20,6 +20,8 @@ impl CImageVersion {
     pub const V5_24: Self = Self::new(5, 24);
     /// Alias errors joined with newlines.
     pub const V5_31: Self = Self::new(5, 31);
+    /// A drop-in that vanished between listing and reading is skipped.
+    pub const V5_34: Self = Self::new(5, 34);
     /// Mirror `location` trailing slashes really trimmed.
     pub const V5_35: Self = Self::new(5, 35);
     /// The newest behaviour we model (go.podman.io/image/v5 5.39).

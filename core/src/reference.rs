@@ -98,6 +98,12 @@ impl ImageReference {
         Ok(r)
     }
 
+    /// `reference.Parse`: no normalisation; the domain is empty when the first component cannot be
+    /// one. Used where containers/image validates user-written names (short-name aliases).
+    pub fn parse_unnormalized(s: &str) -> Result<Self, ReferenceError> {
+        Self::parse(s.to_string())
+    }
+
     /// `reference.Parse` on an already-joined string.
     fn parse(s: String) -> Result<Self, ReferenceError> {
         let Some(m) = match_reference(&s) else {
@@ -485,12 +491,7 @@ mod tests {
             "ERR repository name must not be more than 255 characters"
         );
         assert_eq!(
-            norm(
-                "quay.io/ns/app:a-very-long-tag-"
-                    .to_string()
-                    .repeat(1)
-                    .as_str()
-            ),
+            norm("quay.io/ns/app:a-very-long-tag-"),
             "quay.io/ns/app:a-very-long-tag-"
         );
         assert_eq!(
