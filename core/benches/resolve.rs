@@ -25,7 +25,7 @@ fn config_texts() -> (String, Vec<String>) {
         };
         out.push_str(&format!(
             "[[registry]]\nprefix = \"{prefix}\"\n{location}blocked = {}\n",
-            i % 3 == 0
+            i.is_multiple_of(3)
         ));
         for m in 0..1 + i % 3 {
             let usage = ["digest-only", "tag-only", "all"][m % 3];
