@@ -1,6 +1,8 @@
 //! `mirrorscope-agent`: the per-node agent.
 
 mod journal;
+mod output;
+mod resume;
 mod scan;
 mod since;
 

@@ -4,11 +4,17 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use mirrorscope_core::journal::JournalEntry;
+use mirrorscope_core::cimage_version::CImageVersion;
+use mirrorscope_core::journal::{
+    Correlator, CorrelatorConfig, JournalEntry, Notice, PullOutcome, PullRecord,
+};
+use mirrorscope_core::registries::{load, ConfigLocation};
 
 use crate::journal::cursor::{Checkpoint, CheckpointFile};
 use crate::journal::source::{JournalSource, SourceEvent};
 use crate::journal::{self as js, JournalLocation, Selection, StartAt};
+use crate::output;
+use crate::resume::ResumeTracker;
 use crate::since::parse_since;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,12 +35,17 @@ pub struct ScanArgs {
     /// Journal directories to read, e.g. /var/log/journal and /run/log/journal.
     #[arg(long = "journal-dir", value_name = "DIR", num_args = 1..)]
     pub journal_dir: Vec<PathBuf>,
-    /// registries.conf in force on the node.
+    /// registries.conf in force on the node (default: /etc/containers/registries.conf; must
+    /// exist when given). It tells which `Trying to access` lines belong to which pull.
     #[arg(long = "registries-conf", value_name = "FILE")]
     pub registries_conf: Option<PathBuf>,
-    /// registries.conf.d drop-in directories, in order.
+    /// Drop-in directory, repeatable, read in the order given (default: what CRI-O reads,
+    /// /etc/containers/registries.conf.d then /root/.config/containers/registries.conf.d).
     #[arg(long = "registries-conf-d", value_name = "DIR")]
     pub registries_conf_d: Vec<PathBuf>,
+    /// Resolve pull sources with the rules of this containers/image release.
+    #[arg(long, value_name = "VERSION", default_value = "latest")]
+    pub containers_image_version: CImageVersion,
     /// Only entries received at or after TIME (RFC 3339, `YYYY-MM-DD HH:MM:SS` UTC, or @SECONDS).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
@@ -53,7 +64,27 @@ pub struct ScanArgs {
     pub entries: bool,
 }
 
+impl ScanArgs {
+    fn registries(&self) -> ConfigLocation {
+        let mut loc = ConfigLocation::system();
+        if let Some(main) = &self.registries_conf {
+            loc.main = main.clone();
+            loc.main_required = true;
+        }
+        if !self.registries_conf_d.is_empty() {
+            loc.dirs = self.registries_conf_d.clone();
+        }
+        loc
+    }
+}
+
 pub fn run(args: ScanArgs) -> Result<()> {
+    if args.follow && args.output != Format::Jsonl {
+        bail!("--follow prints records as pulls finish: use -o jsonl");
+    }
+    if args.entries && args.output == Format::Table {
+        bail!("-o table shows pull records; --entries prints jsonl or json");
+    }
     let location = if args.journal_dir.is_empty() {
         JournalLocation::Files(args.journal_file.clone())
     } else {
@@ -74,33 +105,164 @@ pub fn run(args: ScanArgs) -> Result<()> {
         (_, Some(since)) => StartAt::Realtime(parse_since(since)?),
         _ => StartAt::Head,
     };
-    if !args.entries {
-        bail!("pull records need the journal correlator, which is not merged yet; use --entries");
-    }
-    if args.output == Format::Table {
-        bail!("-o table shows pull records; --entries prints jsonl or json");
-    }
+    let registries = args.registries();
+    // Loaded before the journal is opened: a bad configuration is reported at once.
+    let config = if args.entries {
+        None
+    } else {
+        Some(
+            load(&registries, args.containers_image_version)
+                .context("invalid registries configuration")?,
+        )
+    };
     let selection = Selection::default();
     let source =
         JournalSource::spawn(move || js::open(&location, &selection, &start), args.follow)?;
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    match config {
+        None => dump_entries(&args, &source, checkpoint.as_ref(), &mut out),
+        Some(config) => {
+            let mut records = Records {
+                correlator: Correlator::new(Box::new(config), CorrelatorConfig::default()),
+                resume: ResumeTracker::new(saved.as_ref()),
+                registries,
+                version: args.containers_image_version,
+                follow: args.follow,
+                format: args.output,
+                collected: Vec::new(),
+                fresh: Vec::new(),
+            };
+            records.run(&source, checkpoint.as_ref(), &mut out)
+        }
+    }
+}
+
+/// The records pipeline: entries → correlator → (resume bookkeeping) → output.
+struct Records {
+    correlator: Correlator,
+    resume: ResumeTracker,
+    registries: ConfigLocation,
+    version: CImageVersion,
+    follow: bool,
+    format: Format,
+    /// Records kept for sorting (every format but a followed jsonl).
+    collected: Vec<PullRecord>,
+    fresh: Vec<PullRecord>,
+}
+
+impl Records {
+    fn run(
+        &mut self,
+        source: &JournalSource,
+        checkpoint: Option<&CheckpointFile>,
+        out: &mut impl Write,
+    ) -> Result<()> {
+        while let Some(event) = source.recv() {
+            match event {
+                SourceEvent::Entries(batch) => {
+                    for entry in &batch {
+                        self.push(entry)?;
+                    }
+                    self.flush_fresh(out)?;
+                    if let Some(cp) = checkpoint {
+                        // After the output is flushed: a crash in between repeats records
+                        // rather than losing them.
+                        out.flush().context("writing output")?;
+                        cp.save(&self.resume.checkpoint())?;
+                    }
+                }
+                SourceEvent::CaughtUp => out.flush().context("writing output")?,
+                SourceEvent::Failed(e) => return Err(e.into()),
+            }
+        }
+        // End of the journal (not following): held-back and still-open pulls.
+        self.fresh.extend(self.correlator.finish());
+        self.flush_fresh(out)?;
+        if !self.follow {
+            let mut all = std::mem::take(&mut self.collected);
+            // One record per pull in start order; the correlator emits them as pulls finish.
+            all.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+            match self.format {
+                Format::Jsonl => {
+                    for r in &all {
+                        output::jsonl(out, r).context("writing output")?;
+                    }
+                }
+                Format::Json => output::json(out, &all).context("writing output")?,
+                Format::Table => output::table(out, &all).context("writing output")?,
+            }
+        }
+        if let Some(cp) = checkpoint {
+            out.flush().context("writing output")?;
+            // Pulls still open at the end were printed as in_progress but stay pending: a
+            // later run resumes before them and reports them again once they finish.
+            cp.save(&self.resume.checkpoint())?;
+        }
+        out.flush().context("writing output")?;
+        let stats = self.correlator.stats();
+        if stats.malformed > 0 {
+            eprintln!(
+                "warning: {} pull-related journal lines did not parse and were skipped",
+                stats.malformed
+            );
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, entry: &JournalEntry) -> Result<()> {
+        self.resume.observe(entry);
+        if let Some(notice) = self.correlator.push(entry, &mut self.fresh) {
+            if let Notice::RegistriesApplied { .. } = notice {
+                // CRI-O re-read its configuration: pulls from now on use what is on disk now.
+                // When scanning old journals this is the best available approximation.
+                match load(&self.registries, self.version) {
+                    Ok(c) => self.correlator.set_resolver(Box::new(c)),
+                    Err(e) => eprintln!("warning: reloading registries configuration: {e}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_fresh(&mut self, out: &mut impl Write) -> Result<()> {
+        for r in std::mem::take(&mut self.fresh) {
+            // A pull still open at the end is shown, but stays pending for the checkpoint.
+            let show = if r.outcome == PullOutcome::InProgress {
+                !self.resume.is_suppressed(&r)
+            } else {
+                self.resume.report(&r)
+            };
+            if !show {
+                continue;
+            }
+            if self.follow {
+                output::jsonl(out, &r).context("writing output")?;
+            } else {
+                self.collected.push(r);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn dump_entries(
+    args: &ScanArgs,
+    source: &JournalSource,
+    checkpoint: Option<&CheckpointFile>,
+    out: &mut impl Write,
+) -> Result<()> {
     let mut all = Vec::new();
     while let Some(event) = source.recv() {
         match event {
             SourceEvent::Entries(batch) => {
                 let last = batch.last().map(|e| e.cursor.clone());
                 if args.output == Format::Jsonl {
-                    write_entries(&mut out, &batch)?;
+                    write_entries(out, &batch)?;
                 } else {
                     all.extend(batch);
                 }
-                if args.follow {
-                    out.flush().context("writing output")?;
-                }
-                if let (Some(cp), Some(cursor)) = (&checkpoint, last) {
-                    // Saved after the output is flushed: a crash in between repeats entries
-                    // rather than losing them.
+                if let (Some(cp), Some(cursor)) = (checkpoint, last) {
                     out.flush().context("writing output")?;
                     cp.save(&Checkpoint {
                         cursor: Some(cursor),
@@ -113,7 +275,7 @@ pub fn run(args: ScanArgs) -> Result<()> {
         }
     }
     if args.output == Format::Json {
-        serde_json::to_writer_pretty(&mut out, &all).context("writing output")?;
+        serde_json::to_writer_pretty(&mut *out, &all).context("writing output")?;
         writeln!(out).context("writing output")?;
     }
     out.flush().context("writing output")?;
