@@ -212,14 +212,13 @@ impl Records {
 
     fn push(&mut self, entry: &JournalEntry) -> Result<()> {
         self.resume.observe(entry);
-        if let Some(notice) = self.correlator.push(entry, &mut self.fresh) {
-            if let Notice::RegistriesApplied { .. } = notice {
-                // CRI-O re-read its configuration: pulls from now on use what is on disk now.
-                // When scanning old journals this is the best available approximation.
-                match load(&self.registries, self.version) {
-                    Ok(c) => self.correlator.set_resolver(Box::new(c)),
-                    Err(e) => eprintln!("warning: reloading registries configuration: {e}"),
-                }
+        if let Some(Notice::RegistriesApplied { .. }) = self.correlator.push(entry, &mut self.fresh)
+        {
+            // CRI-O re-read its configuration: pulls from now on use what is on disk now.
+            // When scanning old journals this is the best available approximation.
+            match load(&self.registries, self.version) {
+                Ok(c) => self.correlator.set_resolver(Box::new(c)),
+                Err(e) => eprintln!("warning: reloading registries configuration: {e}"),
             }
         }
         Ok(())
