@@ -2,6 +2,7 @@
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use mirrorscope_core::cimage_version::CImageVersion;
@@ -132,11 +133,15 @@ pub fn run(args: ScanArgs) -> Result<()> {
                 format: args.output,
                 collected: Vec::new(),
                 fresh: Vec::new(),
+                last_usec: 0,
             };
             records.run(&source, checkpoint.as_ref(), &mut out)
         }
     }
 }
+
+/// How often an idle followed journal moves the correlator's clock.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// The records pipeline: entries → correlator → (resume bookkeeping) → output.
 struct Records {
@@ -149,6 +154,8 @@ struct Records {
     /// Records kept for sorting (every format but a followed jsonl).
     collected: Vec<PullRecord>,
     fresh: Vec<PullRecord>,
+    /// Newest journal time seen (µs).
+    last_usec: u64,
 }
 
 impl Records {
@@ -158,10 +165,33 @@ impl Records {
         checkpoint: Option<&CheckpointFile>,
         out: &mut impl Write,
     ) -> Result<()> {
-        while let Some(event) = source.recv() {
+        let mut caught_up = false;
+        loop {
+            let event = if self.follow && caught_up {
+                match source.recv_timeout(IDLE_TICK) {
+                    Ok(Some(e)) => e,
+                    Ok(None) => {
+                        self.tick();
+                        let printed = self.flush_fresh(out)?;
+                        if let (Some(cp), true) = (checkpoint, printed) {
+                            out.flush().context("writing output")?;
+                            cp.save(&self.resume.checkpoint())?;
+                        }
+                        continue;
+                    }
+                    Err(()) => break,
+                }
+            } else {
+                match source.recv() {
+                    Some(e) => e,
+                    None => break,
+                }
+            };
+            caught_up = matches!(event, SourceEvent::CaughtUp);
             match event {
                 SourceEvent::Entries(batch) => {
                     for entry in &batch {
+                        self.last_usec = self.last_usec.max(entry.realtime_usec);
                         self.push(entry)?;
                     }
                     self.flush_fresh(out)?;
@@ -224,7 +254,28 @@ impl Records {
         Ok(())
     }
 
-    fn flush_fresh(&mut self, out: &mut impl Write) -> Result<()> {
+    /// While following an idle journal, journal time stands still and the correlator would
+    /// hold finished records forever: move its clock to now with an empty entry (no line, no
+    /// cursor; the resume bookkeeping never sees it).
+    fn tick(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        if now <= self.last_usec {
+            return;
+        }
+        self.last_usec = now;
+        let tick = JournalEntry {
+            realtime_usec: now,
+            ..JournalEntry::default()
+        };
+        let _ = self.correlator.push(&tick, &mut self.fresh);
+    }
+
+    /// Prints (or collects) the records that became final; true when something was printed.
+    fn flush_fresh(&mut self, out: &mut impl Write) -> Result<bool> {
+        let mut printed = false;
         for r in std::mem::take(&mut self.fresh) {
             // A pull still open at the end is shown, but stays pending for the checkpoint.
             let show = if r.outcome == PullOutcome::InProgress {
@@ -237,11 +288,12 @@ impl Records {
             }
             if self.follow {
                 output::jsonl(out, &r).context("writing output")?;
+                printed = true;
             } else {
                 self.collected.push(r);
             }
         }
-        Ok(())
+        Ok(printed)
     }
 }
 

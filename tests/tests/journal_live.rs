@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use mirrorscope_e2e::journal::{agent_bin, scratch, Journald};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mirrorscope_e2e::journal::{agent_bin, crio_msg, scratch, Journald, TimeFormat};
 use serde_json::Value;
 
 struct Follower {
@@ -18,11 +20,16 @@ struct Follower {
 
 impl Follower {
     fn start(dir: &Path, checkpoint: &Path) -> Self {
+        Self::start_with(dir, checkpoint, &["--entries"])
+    }
+
+    fn start_with(dir: &Path, checkpoint: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(agent_bin())
-            .args(["scan", "--follow", "--entries", "--journal-dir"])
+            .args(["scan", "--follow", "--journal-dir"])
             .arg(dir)
             .arg("--checkpoint")
             .arg(checkpoint)
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -41,7 +48,8 @@ impl Follower {
 
     /// Collects entries until `n` arrived.
     fn take(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Records wait out the correlator's 10 s linger before they are final.
+        let deadline = Instant::now() + Duration::from_secs(60);
         let mut got = Vec::new();
         while got.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -55,7 +63,7 @@ impl Follower {
 
     /// Nothing more arrives for a while.
     fn assert_quiet(&self) {
-        if let Ok(v) = self.lines.recv_timeout(Duration::from_millis(1500)) {
+        if let Ok(v) = self.lines.recv_timeout(Duration::from_millis(3000)) {
             panic!("unexpected extra entry {v}");
         }
     }
@@ -95,18 +103,18 @@ fn messages(v: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn wait_checkpoint(cp: &Path, cursor: &Value) {
+fn wait_checkpoint(cp: &Path, what: &str, ok: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let saved = std::fs::read_to_string(cp)
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-        if saved.as_ref().map(|s| &s["cursor"]) == Some(cursor) {
+        if saved.as_ref().is_some_and(&ok) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "checkpoint never reached {cursor}"
+            "checkpoint never reached {what}: {saved:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -138,7 +146,8 @@ fn follows_through_rotation_vacuum_and_restart_with_every_entry_once() {
     f.assert_quiet();
 
     // Stop it once its checkpoint has caught up, write while it is down, restart.
-    wait_checkpoint(&cp, &got.last().unwrap()["cursor"]);
+    let last = got.last().unwrap()["cursor"].clone();
+    wait_checkpoint(&cp, "the last entry", |s| s["cursor"] == last);
     f.kill();
     want.extend(write(&j, 70, 90));
     j.rotate();
@@ -154,4 +163,137 @@ fn follows_through_rotation_vacuum_and_restart_with_every_entry_once() {
         got.iter().map(|e| e["cursor"].as_str().unwrap()).collect();
     assert_eq!(cursors.len(), got.len(), "a cursor came out twice");
     assert!(got.iter().all(|e| e["systemd_unit"].is_null()));
+}
+
+const LIVE_CONF: &str = r#"
+[[registry]]
+prefix = "quay.io/live"
+location = "quay.io/live"
+
+[[registry.mirror]]
+location = "mirror.live.example.net/live"
+"#;
+
+/// CRI-O lines of pull `n` (request id derived from n), sent to journald now.
+struct Pulls<'a>(&'a Journald);
+
+impl Pulls<'_> {
+    fn id(n: u32) -> String {
+        format!("0000{n:04}-1111-4222-8333-444455556666")
+    }
+
+    fn crio(&self, msg: &str, id: Option<&str>) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        let line = crio_msg(now, TimeFormat::Rfc3339Nano, msg, id);
+        self.0
+            .send(&[("SYSLOG_IDENTIFIER", "crio"), ("MESSAGE", &line)]);
+        self.0.send(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("MESSAGE", "noise between pulls"),
+        ]);
+    }
+
+    fn start(&self, n: u32) {
+        let id = Self::id(n);
+        self.crio(&format!("Pulling image: quay.io/live/app-{n}:1"), Some(&id));
+        self.crio(
+            &format!("Trying to access \"mirror.live.example.net/live/app-{n}:1\""),
+            None,
+        );
+    }
+
+    fn finish(&self, n: u32) {
+        let id = Self::id(n);
+        self.crio(
+            &format!("Pulled image: quay.io/live/app-{n}@sha256:{:064x}", n),
+            Some(&id),
+        );
+    }
+
+    fn whole(&self, n: u32) {
+        self.start(n);
+        self.finish(n);
+    }
+}
+
+fn ids(v: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = v
+        .iter()
+        .map(|r| r["pull_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn want_ids(ns: &[u32]) -> Vec<String> {
+    let mut v: Vec<String> = ns.iter().map(|n| Pulls::id(*n)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn pull_records_come_out_exactly_once_across_rotation_vacuum_and_restart() {
+    let j = Journald::start();
+    let d = scratch("live-records");
+    let cp = d.join("checkpoint.json");
+    let conf = d.join("registries.conf");
+    std::fs::write(&conf, LIVE_CONF).unwrap();
+    let dropins = d.join("registries.conf.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    let args = [
+        "--registries-conf",
+        conf.to_str().unwrap(),
+        "--registries-conf-d",
+        dropins.to_str().unwrap(),
+    ];
+    let p = Pulls(&j);
+    let mut got = Vec::new();
+
+    // Before the agent starts: two whole pulls, and one still open.
+    p.whole(0);
+    p.whole(1);
+    p.start(2);
+    let f = Follower::start_with(j.dir(), &cp, &args);
+    p.finish(2);
+    p.whole(3);
+    j.rotate();
+    p.whole(4);
+    // Pull 6 stays open across the restart; 7 finishes while 6 is open.
+    p.start(6);
+    p.whole(7);
+    got.extend(f.take(6));
+    assert_eq!(ids(&got), want_ids(&[0, 1, 2, 3, 4, 7]));
+    assert!(j.vacuum() >= 1);
+    // The checkpoint stays before pull 6 and remembers that 7 was reported.
+    wait_checkpoint(&cp, "pull 7 reported", |s| {
+        s["emitted"].as_array().is_some_and(|e| e.len() == 1)
+    });
+    f.kill();
+
+    p.finish(6);
+    p.whole(8);
+    let f = Follower::start_with(j.dir(), &cp, &args);
+    p.whole(9);
+    got.extend(f.take(3));
+    f.assert_quiet();
+
+    assert_eq!(
+        ids(&got),
+        want_ids(&[0, 1, 2, 3, 4, 6, 7, 8, 9]),
+        "{got:#?}"
+    );
+    for r in &got {
+        assert_eq!(r["outcome"], "pulled", "{r}");
+        let n = &r["image"].as_str().unwrap()["quay.io/live/app-".len()..];
+        let n = n.trim_end_matches(":1");
+        assert_eq!(
+            r["served_by"],
+            format!("mirror.live.example.net/live/app-{n}:1"),
+            "{r}"
+        );
+        assert_eq!(r["attempts"].as_array().unwrap().len(), 1, "{r}");
+    }
 }

@@ -55,6 +55,15 @@ impl JournalSource {
     pub fn recv(&self) -> Option<SourceEvent> {
         self.rx.recv().ok()
     }
+
+    /// Like [`JournalSource::recv`], but `Ok(None)` after `timeout` without an event.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<SourceEvent>, ()> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(e) => Ok(Some(e)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+        }
+    }
 }
 
 impl Drop for JournalSource {
