@@ -3,7 +3,7 @@
 //! `systemd-journald` to follow live, and a runner for `mirrorscope-agent scan`.
 
 use std::io::Write;
-use std::os::unix::net::UnixDatagram;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -300,15 +300,15 @@ pub fn crio_msg(usec: u64, tf: TimeFormat, msg: &str, id: Option<&str>) -> Strin
     line
 }
 
-/// The journal entries of one klog call: a header line, and for a value with newlines the
-/// `key=<` / TAB-indented / ` >` continuation entries (journald splits at `\n`).
-pub fn klog_entries(
+/// The text a klog call prints (with real newlines when a value has some): the header line, and
+/// for a multi-line value the `key=<` / TAB-indented / ` >` lines.
+pub fn klog_text(
     usec: u64,
     severity: char,
     file_line: &str,
     msg: &str,
     pairs: &[(&str, &str)],
-) -> Vec<Entry> {
+) -> String {
     let (_, mo, d, h, mi, s, us) = civil(usec);
     let mut text = format!(
         "{severity}{mo:02}{d:02} {h:02}:{mi:02}:{s:02}.{us:06} {:>7} {file_line}] {}",
@@ -328,7 +328,19 @@ pub fn klog_entries(
             text.push_str(&format!(" {k}={}", go_quote(v)));
         }
     }
-    text.split('\n')
+    text
+}
+
+/// The journal entries of one klog call: journald splits its text at `\n`.
+pub fn klog_entries(
+    usec: u64,
+    severity: char,
+    file_line: &str,
+    msg: &str,
+    pairs: &[(&str, &str)],
+) -> Vec<Entry> {
+    klog_text(usec, severity, file_line, msg, pairs)
+        .split('\n')
         .enumerate()
         .map(|(i, line)| Entry::kubelet(usec + i as u64, line))
         .collect()
@@ -412,6 +424,17 @@ impl Journald {
         }
         let sock = UnixDatagram::unbound().unwrap();
         sock.send_to(&dgram, &self.socket).unwrap();
+    }
+
+    /// A stdout stream as systemd connects a service's stdout/stderr to journald: the stream
+    /// header (identifier, unit, priority 6, no level prefix, no forwarding), then every line
+    /// written becomes one entry.
+    pub fn stdout_stream(&self, identifier: &str, unit: &str) -> UnixStream {
+        let path = self.socket.with_file_name("stdout");
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.write_all(format!("{identifier}\n{unit}\n6\n0\n0\n0\n0\n").as_bytes())
+            .unwrap();
+        s
     }
 
     /// Asks journald to rotate its files (SIGUSR2), and waits until an archived file exists.
