@@ -1,6 +1,7 @@
 //! `mirrorscope-agent`: the per-node agent.
 
 mod journal;
+mod order;
 mod output;
 mod resume;
 mod scan;

@@ -16,7 +16,7 @@ use crate::journal::cursor::Checkpoint;
 /// A pull is dropped from tracking after this much journal time even if no record came out
 /// (the correlator abandons pulls after 30 min and lingers 10 s): the checkpoint must not stay
 /// pinned by a pull the correlator ignored.
-const GIVE_UP_USEC: u64 = 40 * 60 * 1_000_000;
+pub const GIVE_UP_USEC: u64 = 40 * 60 * 1_000_000;
 
 #[derive(Debug)]
 struct Pending {
@@ -26,6 +26,18 @@ struct Pending {
     before: Option<String>,
     at_usec: u64,
     seq: u64,
+}
+
+/// `Some(request id)` when `entry` is a CRI-O `Pulling image` line, which opens a pull in the
+/// correlator (the same parser decides).
+pub fn opens_pull(entry: &JournalEntry) -> Option<Option<String>> {
+    if !entry.message.contains("Pulling image: ") {
+        return None;
+    }
+    match parse_crio_line(&entry.message) {
+        Ok(Some(CrioEvent::PullingImage { request_id, .. })) => Some(request_id),
+        _ => None,
+    }
 }
 
 /// Tracks opened and reported pulls between checkpoints.
@@ -40,6 +52,8 @@ pub struct ResumeTracker {
     seq: u64,
     /// Records to suppress: reported by the previous run after its resume point.
     suppress: HashSet<String>,
+    /// Without a checkpoint file there is nothing to track.
+    active: bool,
 }
 
 impl ResumeTracker {
@@ -53,11 +67,23 @@ impl ResumeTracker {
             suppress: saved
                 .map(|c| c.emitted.iter().cloned().collect())
                 .unwrap_or_default(),
+            active: true,
+        }
+    }
+
+    /// A tracker that tracks nothing (no checkpoint file): every record is reported.
+    pub fn inactive() -> Self {
+        ResumeTracker {
+            active: false,
+            ..ResumeTracker::new(None)
         }
     }
 
     /// Notes an entry before the correlator sees it.
     pub fn observe(&mut self, entry: &JournalEntry) {
+        if !self.active {
+            return;
+        }
         if entry.message.contains("Pulling image: ") {
             if let Ok(Some(CrioEvent::PullingImage { request_id, .. })) =
                 parse_crio_line(&entry.message)
@@ -84,6 +110,9 @@ impl ResumeTracker {
 
     /// Whether `record` should be printed: false when the previous run already reported it.
     pub fn report(&mut self, record: &PullRecord) -> bool {
+        if !self.active {
+            return true;
+        }
         let Some(cursor) = record.cursor.as_deref() else {
             return true;
         };

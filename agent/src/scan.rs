@@ -14,6 +14,7 @@ use mirrorscope_core::registries::{load, ConfigLocation};
 use crate::journal::cursor::{Checkpoint, CheckpointFile};
 use crate::journal::source::{JournalSource, SourceEvent};
 use crate::journal::{self as js, JournalLocation, Selection, StartAt};
+use crate::order::StartOrder;
 use crate::output;
 use crate::resume::ResumeTracker;
 use crate::since::parse_since;
@@ -126,11 +127,16 @@ pub fn run(args: ScanArgs) -> Result<()> {
         Some(config) => {
             let mut records = Records {
                 correlator: Correlator::new(Box::new(config), CorrelatorConfig::default()),
-                resume: ResumeTracker::new(saved.as_ref()),
+                resume: if checkpoint.is_some() {
+                    ResumeTracker::new(saved.as_ref())
+                } else {
+                    ResumeTracker::inactive()
+                },
                 registries,
                 version: args.containers_image_version,
                 follow: args.follow,
                 format: args.output,
+                order: StartOrder::default(),
                 collected: Vec::new(),
                 fresh: Vec::new(),
                 last_usec: 0,
@@ -151,7 +157,10 @@ struct Records {
     version: CImageVersion,
     follow: bool,
     format: Format,
-    /// Records kept for sorting (every format but a followed jsonl).
+    /// Puts records back into start order (not when following: there they print as pulls
+    /// finish, since an old open pull would hold everything back).
+    order: StartOrder,
+    /// Records kept for `-o json` and `-o table`.
     collected: Vec<PullRecord>,
     fresh: Vec<PullRecord>,
     /// Newest journal time seen (µs).
@@ -209,19 +218,13 @@ impl Records {
         // End of the journal (not following): held-back and still-open pulls.
         self.fresh.extend(self.correlator.finish());
         self.flush_fresh(out)?;
-        if !self.follow {
-            let mut all = std::mem::take(&mut self.collected);
-            // One record per pull in start order; the correlator emits them as pulls finish.
-            all.sort_by(|a, b| a.started_at.cmp(&b.started_at));
-            match self.format {
-                Format::Jsonl => {
-                    for r in &all {
-                        output::jsonl(out, r).context("writing output")?;
-                    }
-                }
-                Format::Json => output::json(out, &all).context("writing output")?,
-                Format::Table => output::table(out, &all).context("writing output")?,
-            }
+        let mut rest = Vec::new();
+        self.order.finish(&mut rest);
+        self.print(rest, out)?;
+        match self.format {
+            Format::Jsonl => {}
+            Format::Json => output::json(out, &self.collected).context("writing output")?,
+            Format::Table => output::table(out, &self.collected).context("writing output")?,
         }
         if let Some(cp) = checkpoint {
             out.flush().context("writing output")?;
@@ -242,6 +245,9 @@ impl Records {
 
     fn push(&mut self, entry: &JournalEntry) -> Result<()> {
         self.resume.observe(entry);
+        if !self.follow {
+            self.order.observe(entry);
+        }
         if let Some(Notice::RegistriesApplied { .. }) = self.correlator.push(entry, &mut self.fresh)
         {
             // CRI-O re-read its configuration: pulls from now on use what is on disk now.
@@ -275,7 +281,7 @@ impl Records {
 
     /// Prints (or collects) the records that became final; true when something was printed.
     fn flush_fresh(&mut self, out: &mut impl Write) -> Result<bool> {
-        let mut printed = false;
+        let mut ready = Vec::new();
         for r in std::mem::take(&mut self.fresh) {
             // A pull still open at the end is shown, but stays pending for the checkpoint.
             let show = if r.outcome == PullOutcome::InProgress {
@@ -287,13 +293,25 @@ impl Records {
                 continue;
             }
             if self.follow {
-                output::jsonl(out, &r).context("writing output")?;
-                printed = true;
+                ready.push(r);
             } else {
-                self.collected.push(r);
+                self.order.place(r, &mut ready);
             }
         }
+        let printed = !ready.is_empty();
+        self.print(ready, out)?;
         Ok(printed)
+    }
+
+    fn print(&mut self, records: Vec<PullRecord>, out: &mut impl Write) -> Result<()> {
+        if self.format == Format::Jsonl {
+            for r in &records {
+                output::jsonl(out, r).context("writing output")?;
+            }
+        } else {
+            self.collected.extend(records);
+        }
+        Ok(())
     }
 }
 

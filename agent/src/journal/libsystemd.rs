@@ -17,7 +17,12 @@ pub struct SdJournal {
     /// Cursor whose entry was already processed: skipped if it is the first entry read.
     skip_first: Option<String>,
     damaged: u64,
+    /// Entries read since the mapped journal pages were last released.
+    since_release: u32,
 }
+
+/// Entries between two releases of mapped journal pages (about 1 MiB of journal data).
+const RELEASE_EVERY: u32 = 4 * 1024;
 
 impl SdJournal {
     /// Reads exactly these journal files (no new files are picked up).
@@ -120,6 +125,7 @@ impl SdJournal {
             selection: selection.clone(),
             skip_first,
             damaged: 0,
+            since_release: 0,
         })
     }
 
@@ -162,7 +168,7 @@ impl SdJournal {
             };
             let (name, value) = (&data[..eq], &data[eq + 1..]);
             match name {
-                b"MESSAGE" => entry.message = String::from_utf8_lossy(value).into_owned(),
+                b"MESSAGE" => entry.message = lossy(value),
                 b"_SYSTEMD_UNIT" => entry.systemd_unit = Some(lossy(value)),
                 b"SYSLOG_IDENTIFIER" => entry.syslog_identifier = Some(lossy(value)),
                 b"_HOSTNAME" => entry.hostname = Some(lossy(value)),
@@ -179,6 +185,11 @@ impl JournalReader for SdJournal {
         loop {
             if self.journal.next().map_err(self.read_err("advancing"))? == 0 {
                 return Ok(None);
+            }
+            self.since_release += 1;
+            if self.since_release >= RELEASE_EVERY {
+                self.since_release = 0;
+                super::pages::release_journal_pages();
             }
             if let Some(cursor) = self.skip_first.take() {
                 if self
@@ -231,8 +242,12 @@ fn outcome(r: JournalWaitResult) -> WaitOutcome {
     }
 }
 
+/// UTF-8 validation first: it is much faster than the lossy path, which only invalid data needs.
 fn lossy(v: &[u8]) -> String {
-    String::from_utf8_lossy(v).into_owned()
+    match std::str::from_utf8(v) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    }
 }
 
 fn path_str(p: &Path) -> Result<String, JournalError> {

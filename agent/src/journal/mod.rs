@@ -6,6 +6,7 @@
 pub mod cursor;
 pub mod libsystemd;
 pub mod merge;
+pub mod pages;
 pub mod source;
 
 use std::os::fd::RawFd;
