@@ -110,7 +110,10 @@ pub fn parse_crio_line(line: &str) -> Result<Option<CrioEvent>, GrammarError> {
         return Ok(None);
     }
     let parsed = parse_logrus(line)?;
-    let id = parsed.field("id").map(str::to_owned);
+    let id = parsed
+        .field("id")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
     Ok(classify_message(&parsed.msg, id))
 }
 
