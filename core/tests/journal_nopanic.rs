@@ -139,7 +139,7 @@ fn mutated_fixture_lines_never_panic() {
     let mut c = Correlator::new(Box::new(resolver), config);
     let mut out = Vec::new();
     let mut time = journal_support::DAY_USEC;
-    for round in 0..40_000u32 {
+    for round in 0..25_000u32 {
         let src = &base[rng.below(base.len())];
         let mut e = src.clone();
         if rng.below(4) != 0 {

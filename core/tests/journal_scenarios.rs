@@ -129,6 +129,10 @@ fn blocked_source_with_failing_mirrors_through_multi_entry_kubelet_error() {
     assert_eq!(r.served_by, None);
     assert!(!r.via_mirror && !r.fallback);
     assert_eq!(r.digest, None);
+    assert!(r
+        .error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("unable to pull image or OCI artifact: pull image err: ")));
     // v=2: the pod comes from the `Unhandled Error` / `Error syncing pod` lines.
     assert_eq!(r.pod.as_deref(), Some("shop/ledger-0"));
     assert_eq!(

@@ -43,7 +43,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::cimage_error::split_error;
+use super::cimage_error::{is_aggregated, split_error, AttemptError};
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
@@ -124,6 +124,8 @@ struct OpenPull {
     total_tries: u32,
     pod: Option<String>,
     artifact_failed: bool,
+    /// The failure text (rpc prefix removed), as the kubelet or CRI-O logged it.
+    error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -373,6 +375,7 @@ impl Correlator {
             total_tries: 0,
             pod,
             artifact_failed: false,
+            error: None,
         });
         self.next_deadline = self
             .next_deadline
@@ -612,25 +615,40 @@ fn host_of(reference: &str) -> &str {
 }
 
 fn apply_errors(p: &mut OpenPull, error: &str) {
+    p.error = Some(strip_rpc_prefix(error).trim().to_owned());
     let tried: Vec<&str> = p.attempts.iter().map(|a| a.reference.as_str()).collect();
-    let from_sources: Option<Vec<&str>> = p
-        .sources
-        .as_ref()
-        .map(|s| s.iter().map(String::as_str).collect());
-    let mut split = from_sources
-        .as_deref()
-        .map(|anchors| split_error(error, anchors))
-        .unwrap_or_default();
-    let unanchored = |v: &[super::cimage_error::AttemptError]| {
-        v.iter()
-            .any(|a| a.reference.as_deref().is_none_or(|r| !tried.contains(&r)))
-    };
-    if split.is_empty() || (!tried.is_empty() && unanchored(&split)) {
-        let alt = split_error(error, &tried);
-        if split.is_empty() || !unanchored(&alt) {
-            split = alt;
+    let split = if is_aggregated(error) {
+        let from_sources: Option<Vec<&str>> = p
+            .sources
+            .as_ref()
+            .map(|s| s.iter().map(String::as_str).collect());
+        let mut split = from_sources
+            .as_deref()
+            .map(|anchors| split_error(error, anchors))
+            .unwrap_or_default();
+        let unanchored = |v: &[AttemptError]| {
+            v.iter()
+                .any(|a| a.reference.as_deref().is_none_or(|r| !tried.contains(&r)))
+        };
+        if split.is_empty() || (!tried.is_empty() && unanchored(&split)) {
+            let alt = split_error(error, &tried);
+            if split.is_empty() || !unanchored(&alt) {
+                split = alt;
+            }
         }
-    }
+        split
+    } else {
+        // One location's error (or one raised outside the location loop, like a failed blob
+        // write): it belongs to the last location tried, or to the only possible one.
+        let only = match p.sources.as_deref() {
+            Some([one]) => Some(one.as_str()),
+            _ => None,
+        };
+        match p.last_tried.and_then(|i| p.attempts.get(i)) {
+            Some(a) => split_error(error, &[a.reference.as_str()]),
+            None => only.map_or_else(Vec::new, |o| split_error(error, &[o])),
+        }
+    };
     for e in split {
         let reference = match e.reference {
             Some(r) => r,
@@ -708,6 +726,7 @@ fn build_record(
         digest,
         pod: p.pod,
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
+        error: p.error,
     }
 }
 
