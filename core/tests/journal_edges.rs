@@ -206,3 +206,54 @@ fn out_of_order_location_still_attaches_and_starts_no_bogus_round() {
     assert_eq!(tries, [1, 1]);
     assert!(r.fallback);
 }
+
+/// Lines written by the real Debian skopeo 1.9.3 (`--debug`, three closed ports on 127.0.0.1),
+/// captured into `journal_fixtures/skopeo_1.9.3_refused.log` with the time masked.
+#[test]
+fn real_skopeo_debug_output() {
+    use mirrorscope_core::journal::{cimage_error, crio, logrus};
+    let path = format!(
+        "{}/tests/journal_fixtures/skopeo_1.9.3_refused.log",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut tried = Vec::new();
+    let mut failed = Vec::new();
+    let mut fatal = None;
+    for line in text.lines() {
+        match crio::parse_crio_line(line).unwrap() {
+            Some(crio::CrioEvent::TryingToAccess { location }) => tried.push(location),
+            Some(crio::CrioEvent::AccessFailed { location, error }) => {
+                failed.push((location, cimage_error::classify_error(&error)))
+            }
+            None => fatal = Some(logrus::parse_logrus(line).unwrap().msg.into_owned()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        tried,
+        [
+            "127.0.0.1:5999/library/tiny:2",
+            "127.0.0.1:5997/sub/library/tiny:2",
+            "127.0.0.1:5998/library/tiny:2"
+        ]
+    );
+    assert!(failed
+        .iter()
+        .all(|(_, c)| *c == ErrorClass::ConnectionRefused));
+    assert_eq!(failed.len(), 3);
+    let fatal = fatal.expect("fatal line");
+    let anchors: Vec<&str> = tried.iter().map(String::as_str).collect();
+    let split = cimage_error::split_error(&fatal, &anchors);
+    assert_eq!(split.len(), 3);
+    for (a, t) in split.iter().zip(&tried) {
+        assert_eq!(a.reference.as_deref(), Some(t.as_str()));
+        assert_eq!(a.class, ErrorClass::ConnectionRefused);
+        assert!(a
+            .error
+            .starts_with("pinging container registry 127.0.0.1:59"));
+    }
+    // Without anchors the structural split finds the same locations.
+    let loose = cimage_error::split_error(&fatal, &[]);
+    assert_eq!(loose, split);
+}

@@ -109,6 +109,7 @@ fn all_fixture_lines() -> Vec<JournalEntry> {
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".txt"))
         .collect();
     names.sort();
     names
