@@ -155,6 +155,33 @@ fn deduplicated_identical_requests_and_duplicate_ids() {
 }
 
 #[test]
+fn a_location_missing_from_the_source_list_attaches_by_name() {
+    let body = [
+        crio(
+            "01:00:00.000001",
+            "Pulling image: quay.io/x/app:1",
+            Some("p1"),
+        ),
+        crio(
+            "01:00:00.000002",
+            "Trying to access \"new-mirror.example/x/app:1\"",
+            None,
+        ),
+        crio(
+            "01:00:01.000000",
+            "Pulled image: quay.io/x/app@sha256:00",
+            Some("p1"),
+        ),
+    ]
+    .join("\n");
+    let out = run(&body);
+    let r = &out.records[0];
+    assert_eq!(r.served_by.as_deref(), Some("new-mirror.example/x/app:1"));
+    assert!(r.via_mirror);
+    assert_eq!(out.correlator.stats().unattached, 0);
+}
+
+#[test]
 fn trying_lines_of_unknown_pulls_are_counted_not_attached() {
     let body = [
         crio(

@@ -13,7 +13,9 @@
 //!   1. L is the *next* location of that pull's current round (the first location if it has
 //!      tried nothing yet, else the one right after the last it tried);
 //!   2. L starts a new round of that pull (L is its first location);
-//!   3. any other match;
+//!   3. any other match in the source list;
+//!   4. L is not in the source list, but its last path element and tag/digest equal the image's
+//!      (the registries configuration in force may differ from the one resolved with);
 //!
 //!   then the fewest `Trying` lines so far, then the pull opened first.
 //! - **Rounds**: a location at or before the previous one in the source list starts a new round;
@@ -569,7 +571,11 @@ impl Correlator {
 fn match_tier(p: &OpenPull, location: &str) -> Option<u8> {
     match &p.sources {
         Some(sources) => {
-            let pos = sources.iter().position(|s| s == location)?;
+            let Some(pos) = sources.iter().position(|s| s == location) else {
+                // The configuration we resolved with may differ from CRI-O's (a reload we have
+                // not caught up with): fall back to the name, as a last resort.
+                return same_tail(&p.image, location).then_some(3);
+            };
             let next = p.round_pos.map_or(0, |r| r + 1);
             Some(if pos == next {
                 0
