@@ -112,6 +112,31 @@ fn bench(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    // The hot path: entries that are not about pulls must be rejected without allocating.
+    let noise: Vec<JournalEntry> = entries
+        .iter()
+        .filter(|e| {
+            crio::parse_crio_line(&e.message).ok().flatten().is_none()
+                && !e.message.starts_with(['\t', ' '])
+                && kubelet::parse_kubelet_line(&e.message)
+                    .ok()
+                    .flatten()
+                    .is_none()
+        })
+        .cloned()
+        .collect();
+    g.throughput(Throughput::Elements(noise.len() as u64));
+    g.bench_function("reject_noise_only", |b| {
+        b.iter(|| {
+            let mut c = Correlator::new(Box::new(resolver.clone()), CorrelatorConfig::default());
+            let mut out = Vec::new();
+            for e in &noise {
+                let _ = c.push(e, &mut out);
+            }
+            black_box(out.len())
+        })
+    });
+    g.throughput(Throughput::Elements(entries.len() as u64));
     g.bench_function("grammar_only_100k_entries", |b| {
         b.iter(|| {
             let mut n = 0usize;

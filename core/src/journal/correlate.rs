@@ -49,7 +49,6 @@ use super::cimage_error::{is_aggregated, split_error, AttemptError};
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
-use super::logrus::raw_msg;
 use super::record::{AttemptOutcome, ErrorClass, PullAttempt, PullOutcome, PullRecord};
 use super::timefmt::format_rfc3339_usec;
 use super::{JournalEntry, SourceResolver};
@@ -230,8 +229,7 @@ impl Correlator {
                 None
             }
             Some(b't' | b'{') => {
-                let raw = raw_msg(msg)?;
-                if !crio::may_be_relevant(raw) {
+                if !crio::line_may_be_relevant(msg) {
                     return None;
                 }
                 self.stats.relevant += 1;
