@@ -150,8 +150,35 @@ fn deduplicated_identical_requests_and_duplicate_ids() {
         out.records[0].served_by.as_deref(),
         Some("m1.example/x/app:1")
     );
-    assert_eq!(out.records[1].served_by, None);
-    assert!(out.records[1].attempts.is_empty());
+    // p2 was served by the same underlying pull: it takes p1's locations.
+    assert_eq!(
+        out.records[1].served_by.as_deref(),
+        Some("m1.example/x/app:1")
+    );
+    assert_eq!(out.records[1].attempts.len(), 1);
+    assert!(out.records[1].via_mirror);
+}
+
+#[test]
+fn a_pull_without_locations_and_without_twin_has_no_attempts() {
+    let body = [
+        crio(
+            "01:00:00.000001",
+            "Pulling image: quay.io/x/app:1",
+            Some("p1"),
+        ),
+        crio(
+            "01:00:01.000000",
+            "Pulled image: quay.io/x/app@sha256:00",
+            Some("p1"),
+        ),
+    ]
+    .join("\n");
+    let out = run(&body);
+    assert_eq!(out.records[0].outcome, PullOutcome::Pulled);
+    assert!(out.records[0].attempts.is_empty());
+    assert_eq!(out.records[0].served_by, None);
+    assert!(!out.records[0].via_mirror && !out.records[0].fallback);
 }
 
 #[test]

@@ -41,7 +41,9 @@
 //!   (`Starting CRI-O`) abandons every open pull. [`Correlator::finish`] returns the held-back
 //!   records and the open pulls as `in_progress`. `finished_at` is null for both.
 //! - Two identical requests de-duplicated by CRI-O log two `Pulling`/`Pulled` pairs but one round
-//!   of `Trying`: the second record then has no attempts and `served_by` null.
+//!   of `Trying`: a pull that ends `pulled` without any location seen takes the locations of a
+//!   twin (an open pull of the same image with locations, else the latest such finished pull
+//!   still held back); with no twin, `attempts` is empty and `served_by` null.
 
 use sha2::{Digest, Sha256};
 
@@ -99,7 +101,7 @@ pub struct CorrelatorStats {
     pub unattached: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct AttemptState {
     reference: String,
     tries: u32,
@@ -295,7 +297,10 @@ impl Correlator {
                 request_id,
             } => {
                 let i = self.find_by_id(request_id.as_deref())?;
-                let p = self.open.remove(i);
+                let mut p = self.open.remove(i);
+                if p.attempts.is_empty() {
+                    self.borrow_twin_attempts(&mut p);
+                }
                 let digest = match pulled_value(&reference) {
                     PulledValue::Digest(d) => Some(d.to_owned()),
                     _ => None,
@@ -338,6 +343,45 @@ impl Correlator {
             | CrioEvent::PullingOciArtifact { .. } => {}
         }
         None
+    }
+
+    /// CRI-O serves identical concurrent requests (same image, pod, credentials) with one pull:
+    /// both request ids log `Pulling`/`Pulled`, but only one round of `Trying` lines appears.
+    /// A pull that succeeds without having seen any location takes the locations of such a
+    /// twin: an open pull of the same image, else the latest pulled record of it still held back.
+    fn borrow_twin_attempts(&self, p: &mut OpenPull) {
+        if let Some(twin) = self
+            .open
+            .iter()
+            .find(|o| o.image == p.image && !o.attempts.is_empty())
+        {
+            p.attempts = twin.attempts.clone();
+            p.last_tried = twin.last_tried;
+            return;
+        }
+        let Some(twin) = self.finished.iter().rev().find(|f| {
+            f.image == p.image
+                && f.record.outcome == PullOutcome::Pulled
+                && f.record.served_by.is_some()
+        }) else {
+            return;
+        };
+        p.attempts = twin
+            .record
+            .attempts
+            .iter()
+            .map(|a| AttemptState {
+                reference: a.reference.clone(),
+                tries: a.tries,
+                error: a.error.clone(),
+                class: a.error_class,
+            })
+            .collect();
+        p.last_tried = twin
+            .record
+            .attempts
+            .iter()
+            .position(|a| a.outcome == AttemptOutcome::Served);
     }
 
     fn find_by_id(&self, id: Option<&str>) -> Option<usize> {
