@@ -311,3 +311,23 @@ fn real_skopeo_debug_output() {
     let loose = cimage_error::split_error(&fatal, &[]);
     assert_eq!(loose, split);
 }
+
+#[test]
+fn registry_unavailable_failure_names_the_pod_through_the_kubelet_rewording() {
+    let e = r#"pinging container registry quay.io: Get \"https://quay.io/v2/\": dial tcp 127.0.0.1:443: connect: connection refused"#;
+    let body = [
+        crio("01:00:00.000001", "Pulling image: quay.io/x/app:1", Some("p1")),
+        crio("01:00:00.000002", "Trying to access \"quay.io/x/app:1\"", None),
+        format!(r#"01:00:00.100000 kubelet[9]: E1121 01:00:00.100000       9 log.go:32] "PullImage from image service failed" err="rpc error: code = Unknown desc = RegistryUnavailable: unable to pull image: initializing source docker://quay.io/x/app:1: {e}" image="quay.io/x/app:1""#),
+        format!(r#"01:00:00.100300 kubelet[9]: E1121 01:00:00.100300       9 pod_workers.go:1324] "Error syncing pod, skipping" err="failed to \"StartContainer\" for \"c\" with RegistryUnavailable: \"image pull failed for quay.io/x/app:1 because the registry is unavailable: unable to pull image: initializing source docker://quay.io/x/app:1: {}\"" pod="ns/down-1" podUID="u""#, e.replace(r#"\""#, r#"\\\""#)),
+    ]
+    .join("\n");
+    let out = run(&body);
+    let r = &out.records[0];
+    assert_eq!(r.outcome, PullOutcome::Failed);
+    assert_eq!(
+        r.attempts[0].error_class,
+        Some(ErrorClass::ConnectionRefused)
+    );
+    assert_eq!(r.pod.as_deref(), Some("ns/down-1"));
+}

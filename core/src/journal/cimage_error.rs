@@ -89,8 +89,12 @@ pub fn strip_wrappers(text: &str) -> &str {
                 s = r;
             }
         }
+        // The kubelet's rewording of `RegistryUnavailable: …` / `SignatureValidationFailed: …`.
         if s.starts_with("image pull failed for ") {
-            if let Some((_, r)) = s.split_once(" because the registry is unavailable: ") {
+            if let Some((_, r)) = s
+                .split_once(" because the ")
+                .and_then(|(_, r)| r.split_once(": "))
+            {
                 s = r;
             }
         }

@@ -47,7 +47,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::cimage_error::{is_aggregated, split_error, AttemptError};
+use super::cimage_error::{is_aggregated, split_error, strip_wrappers, AttemptError};
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
@@ -490,7 +490,7 @@ impl Correlator {
                 };
                 let mut p = self.open.remove(i);
                 apply_errors(&mut p, &error);
-                let key = strip_rpc_prefix(&error).trim().to_owned();
+                let key = failure_key(&error).to_owned();
                 let seq = p.seq;
                 let record = build_record(p, PullOutcome::Failed, Some(now), None);
                 self.hold(seq, record, Some(key), now);
@@ -498,13 +498,14 @@ impl Correlator {
             KubeletEvent::FailedToPull { .. } => {}
             KubeletEvent::StartFailed { pod, error, .. }
             | KubeletEvent::SyncFailed { pod, error, .. } => {
-                let (Some(pod), key) = (pod, strip_rpc_prefix(&error).trim()) else {
+                let (Some(pod), key) = (pod, failure_key(&error)) else {
                     return;
                 };
+                // Oldest first: when two pods' pulls fail before either's follow-up lines, each
+                // pod's lines come in the order of its failure.
                 if let Some(f) = self
                     .finished
                     .iter_mut()
-                    .rev()
                     .find(|f| f.record.pod.is_none() && f.failure_key.as_deref() == Some(key))
                 {
                     f.record.pod = Some(pod);
@@ -607,6 +608,12 @@ impl Correlator {
             .min()
             .unwrap_or(u64::MAX);
     }
+}
+
+/// What the kubelet's failure lines of one pull have in common once each consumer's wrappers
+/// (`rpc error: …`, `RegistryUnavailable: `, `image pull failed for … because …: `) are removed.
+fn failure_key(error: &str) -> &str {
+    strip_wrappers(error)
 }
 
 /// Smaller is a better match; `None` when `location` cannot belong to `p`.
