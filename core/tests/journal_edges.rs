@@ -331,3 +331,29 @@ fn registry_unavailable_failure_names_the_pod_through_the_kubelet_rewording() {
     );
     assert_eq!(r.pod.as_deref(), Some("ns/down-1"));
 }
+
+#[test]
+fn a_multi_entry_error_cut_short_still_closes_the_pull() {
+    // The closing ` >` entry never arrives (journald rate limit, or end of the journal).
+    let body = [
+        crio("01:00:00.000001", "Pulling image: quay.io/x/app:1", Some("p1")),
+        crio("01:00:00.000002", "Trying to access \"m1.example/x/app:1\"", None),
+        crio("01:00:00.000003", "Trying to access \"m2.example/x/app:1\"", None),
+        crio("01:00:00.000004", "Trying to access \"quay.io/x/app:1\"", None),
+        r#"01:00:00.100000 kubelet[9]: E1121 01:00:00.100000       9 log.go:32] "PullImage from image service failed" image="quay.io/x/app:1" err=<"#.to_owned(),
+        "01:00:00.100000 kubelet[9]: \\trpc error: code = Unknown desc = (Mirrors also failed: [m1.example/x/app:1: reading manifest 1 in m1.example/x/app: manifest unknown]".to_owned(),
+        "01:00:00.100000 kubelet[9]: \\t[m2.example/x/app:1: reading manifest 1 in m2.example/x/app: manifest unknown]): quay.io/x/app:1: reading manifest 1 in quay.io/x/app: manifest unknown".to_owned(),
+    ]
+    .join("\n");
+    let out = run(&body);
+    let r = &out.records[0];
+    assert_eq!(r.outcome, PullOutcome::Failed);
+    assert_eq!(
+        r.finished_at.as_deref(),
+        Some("2026-11-21T01:00:00.100000Z")
+    );
+    assert!(r
+        .attempts
+        .iter()
+        .all(|a| a.error_class == Some(ErrorClass::ManifestUnknown)));
+}

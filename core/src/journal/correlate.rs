@@ -159,6 +159,8 @@ pub struct Correlator {
     next_seq: u64,
     /// Earliest journal time at which something may expire or be released.
     next_deadline: u64,
+    /// Latest journal time seen, for lines completed at the end of input.
+    last_usec: u64,
     stats: CorrelatorStats,
 }
 
@@ -173,6 +175,7 @@ impl Correlator {
             klog: KlogReassembler::new(),
             next_seq: 0,
             next_deadline: u64::MAX,
+            last_usec: 0,
             stats: CorrelatorStats::default(),
         }
     }
@@ -195,6 +198,7 @@ impl Correlator {
     pub fn push(&mut self, entry: &JournalEntry, out: &mut Vec<PullRecord>) -> Option<Notice> {
         self.stats.entries += 1;
         let now = entry.realtime_usec;
+        self.last_usec = self.last_usec.max(now);
         let notice = self.dispatch(entry);
         if now >= self.next_deadline {
             self.sweep(now, out);
@@ -206,8 +210,7 @@ impl Correlator {
     /// order.
     pub fn finish(&mut self) -> Vec<PullRecord> {
         for text in self.klog.drain() {
-            // An unterminated multi-line value: use what arrived.
-            self.handle_klog_text(&text, 0);
+            self.handle_klog_text(&close_incomplete(text), self.last_usec);
         }
         let mut rest: Vec<(u64, PullRecord)> =
             self.finished.drain(..).map(|f| (f.seq, f.record)).collect();
@@ -248,7 +251,7 @@ impl Correlator {
                 if self.klog.is_pending(entry.pid) {
                     // A new line of that process: the pending one will never complete.
                     if let Some(stale) = self.klog.take(entry.pid) {
-                        self.handle_klog_text(&stale, entry.realtime_usec);
+                        self.handle_klog_text(&close_incomplete(stale), entry.realtime_usec);
                     }
                 }
                 if !kubelet::may_be_relevant(msg) {
@@ -608,6 +611,15 @@ impl Correlator {
             .min()
             .unwrap_or(u64::MAX);
     }
+}
+
+/// A multi-line klog value cut short (lost entries, end of input): close it so what arrived
+/// still parses.
+fn close_incomplete(mut text: String) -> String {
+    if !text.ends_with("\n >") {
+        text.push_str("\n >");
+    }
+    text
 }
 
 /// What the kubelet's failure lines of one pull have in common once each consumer's wrappers
