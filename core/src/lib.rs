@@ -11,3 +11,4 @@ pub mod machineconfig;
 pub mod openshift;
 pub mod reference;
 pub mod registries;
+pub mod report;

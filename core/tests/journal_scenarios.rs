@@ -129,6 +129,10 @@ fn blocked_source_with_failing_mirrors_through_multi_entry_kubelet_error() {
     assert_eq!(r.served_by, None);
     assert!(!r.via_mirror && !r.fallback);
     assert_eq!(r.digest, None);
+    assert!(r
+        .error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("unable to pull image or OCI artifact: pull image err: ")));
     // v=2: the pod comes from the `Unhandled Error` / `Error syncing pod` lines.
     assert_eq!(r.pod.as_deref(), Some("shop/ledger-0"));
     assert_eq!(
@@ -263,7 +267,7 @@ fn two_identical_concurrent_pulls_interleaved_with_others() {
 #[test]
 fn repeated_rounds_fold_into_tries() {
     let out = run("repeated_rounds_v1332.txt");
-    let r = &out.records[0];
+    let r = by_id(&out.records, "c0c0c0c0-1111-4000-8000-000000000001");
     assert_eq!(
         refs(r),
         vec![
@@ -287,6 +291,23 @@ fn repeated_rounds_fold_into_tries() {
     assert_eq!(
         r.served_by.as_deref(),
         Some("mirror-b.example.net/acme/ml:3")
+    );
+    // The failing pull of 1.33.0-1.33.3: one round, wrapper `unable to try pulling possible OCI
+    // artifact: get manifest: build image source: `, a multi-entry kubelet error.
+    let f = by_id(&out.records, "c0c0c0c0-1111-4000-8000-000000000002");
+    assert_eq!(f.outcome, PullOutcome::Failed);
+    let got: Vec<_> = f
+        .attempts
+        .iter()
+        .map(|a| (a.error_class, a.tries))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some(ErrorClass::ManifestUnknown), 1),
+            (Some(ErrorClass::Http), 1),
+            (Some(ErrorClass::Tls), 1)
+        ]
     );
 }
 

@@ -50,6 +50,12 @@ fn attempt(reference: Option<String>, error: &str) -> AttemptError {
     }
 }
 
+/// Whether the error has the `(Mirrors also failed: …)` form, i.e. at least two locations were
+/// tried.
+pub fn is_aggregated(text: &str) -> bool {
+    text.contains(AGGREGATE)
+}
+
 /// Removes the prefixes that consumers put in front of the containers/image error, outermost
 /// first, and the OCI-artifact second half CRI-O 1.33.4+ appends.
 pub fn strip_wrappers(text: &str) -> &str {
@@ -83,8 +89,12 @@ pub fn strip_wrappers(text: &str) -> &str {
                 s = r;
             }
         }
+        // The kubelet's rewording of `RegistryUnavailable: …` / `SignatureValidationFailed: …`.
         if s.starts_with("image pull failed for ") {
-            if let Some((_, r)) = s.split_once(" because the registry is unavailable: ") {
+            if let Some((_, r)) = s
+                .split_once(" because the ")
+                .and_then(|(_, r)| r.split_once(": "))
+            {
                 s = r;
             }
         }

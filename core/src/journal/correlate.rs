@@ -13,7 +13,9 @@
 //!   1. L is the *next* location of that pull's current round (the first location if it has
 //!      tried nothing yet, else the one right after the last it tried);
 //!   2. L starts a new round of that pull (L is its first location);
-//!   3. any other match;
+//!   3. any other match in the source list;
+//!   4. L is not in the source list, but its last path element and tag/digest equal the image's
+//!      (the registries configuration in force may differ from the one resolved with);
 //!
 //!   then the fewest `Trying` lines so far, then the pull opened first.
 //! - **Rounds**: a location at or before the previous one in the source list starts a new round;
@@ -39,15 +41,16 @@
 //!   (`Starting CRI-O`) abandons every open pull. [`Correlator::finish`] returns the held-back
 //!   records and the open pulls as `in_progress`. `finished_at` is null for both.
 //! - Two identical requests de-duplicated by CRI-O log two `Pulling`/`Pulled` pairs but one round
-//!   of `Trying`: the second record then has no attempts and `served_by` null.
+//!   of `Trying`: a pull that ends `pulled` without any location seen takes the locations of a
+//!   twin (an open pull of the same image with locations, else the latest such finished pull
+//!   still held back); with no twin, `attempts` is empty and `served_by` null.
 
 use sha2::{Digest, Sha256};
 
-use super::cimage_error::split_error;
+use super::cimage_error::{is_aggregated, split_error, strip_wrappers, AttemptError};
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
-use super::logrus::raw_msg;
 use super::record::{AttemptOutcome, ErrorClass, PullAttempt, PullOutcome, PullRecord};
 use super::timefmt::format_rfc3339_usec;
 use super::{JournalEntry, SourceResolver};
@@ -98,7 +101,7 @@ pub struct CorrelatorStats {
     pub unattached: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct AttemptState {
     reference: String,
     tries: u32,
@@ -124,6 +127,8 @@ struct OpenPull {
     total_tries: u32,
     pod: Option<String>,
     artifact_failed: bool,
+    /// The failure text (rpc prefix removed), as the kubelet or CRI-O logged it.
+    error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -154,6 +159,8 @@ pub struct Correlator {
     next_seq: u64,
     /// Earliest journal time at which something may expire or be released.
     next_deadline: u64,
+    /// Latest journal time seen, for lines completed at the end of input.
+    last_usec: u64,
     stats: CorrelatorStats,
 }
 
@@ -168,6 +175,7 @@ impl Correlator {
             klog: KlogReassembler::new(),
             next_seq: 0,
             next_deadline: u64::MAX,
+            last_usec: 0,
             stats: CorrelatorStats::default(),
         }
     }
@@ -190,6 +198,7 @@ impl Correlator {
     pub fn push(&mut self, entry: &JournalEntry, out: &mut Vec<PullRecord>) -> Option<Notice> {
         self.stats.entries += 1;
         let now = entry.realtime_usec;
+        self.last_usec = self.last_usec.max(now);
         let notice = self.dispatch(entry);
         if now >= self.next_deadline {
             self.sweep(now, out);
@@ -201,8 +210,7 @@ impl Correlator {
     /// order.
     pub fn finish(&mut self) -> Vec<PullRecord> {
         for text in self.klog.drain() {
-            // An unterminated multi-line value: use what arrived.
-            self.handle_klog_text(&text, 0);
+            self.handle_klog_text(&close_incomplete(text), self.last_usec);
         }
         let mut rest: Vec<(u64, PullRecord)> =
             self.finished.drain(..).map(|f| (f.seq, f.record)).collect();
@@ -226,8 +234,7 @@ impl Correlator {
                 None
             }
             Some(b't' | b'{') => {
-                let raw = raw_msg(msg)?;
-                if !crio::may_be_relevant(raw) {
+                if !crio::line_may_be_relevant(msg) {
                     return None;
                 }
                 self.stats.relevant += 1;
@@ -244,7 +251,7 @@ impl Correlator {
                 if self.klog.is_pending(entry.pid) {
                     // A new line of that process: the pending one will never complete.
                     if let Some(stale) = self.klog.take(entry.pid) {
-                        self.handle_klog_text(&stale, entry.realtime_usec);
+                        self.handle_klog_text(&close_incomplete(stale), entry.realtime_usec);
                     }
                 }
                 if !kubelet::may_be_relevant(msg) {
@@ -293,7 +300,10 @@ impl Correlator {
                 request_id,
             } => {
                 let i = self.find_by_id(request_id.as_deref())?;
-                let p = self.open.remove(i);
+                let mut p = self.open.remove(i);
+                if p.attempts.is_empty() {
+                    self.borrow_twin_attempts(&mut p);
+                }
                 let digest = match pulled_value(&reference) {
                     PulledValue::Digest(d) => Some(d.to_owned()),
                     _ => None,
@@ -338,6 +348,45 @@ impl Correlator {
         None
     }
 
+    /// CRI-O serves identical concurrent requests (same image, pod, credentials) with one pull:
+    /// both request ids log `Pulling`/`Pulled`, but only one round of `Trying` lines appears.
+    /// A pull that succeeds without having seen any location takes the locations of such a
+    /// twin: an open pull of the same image, else the latest pulled record of it still held back.
+    fn borrow_twin_attempts(&self, p: &mut OpenPull) {
+        if let Some(twin) = self
+            .open
+            .iter()
+            .find(|o| o.image == p.image && !o.attempts.is_empty())
+        {
+            p.attempts = twin.attempts.clone();
+            p.last_tried = twin.last_tried;
+            return;
+        }
+        let Some(twin) = self.finished.iter().rev().find(|f| {
+            f.image == p.image
+                && f.record.outcome == PullOutcome::Pulled
+                && f.record.served_by.is_some()
+        }) else {
+            return;
+        };
+        p.attempts = twin
+            .record
+            .attempts
+            .iter()
+            .map(|a| AttemptState {
+                reference: a.reference.clone(),
+                tries: a.tries,
+                error: a.error.clone(),
+                class: a.error_class,
+            })
+            .collect();
+        p.last_tried = twin
+            .record
+            .attempts
+            .iter()
+            .position(|a| a.outcome == AttemptOutcome::Served);
+    }
+
     fn find_by_id(&self, id: Option<&str>) -> Option<usize> {
         let id = id?;
         self.open
@@ -373,6 +422,7 @@ impl Correlator {
             total_tries: 0,
             pod,
             artifact_failed: false,
+            error: None,
         });
         self.next_deadline = self
             .next_deadline
@@ -443,7 +493,7 @@ impl Correlator {
                 };
                 let mut p = self.open.remove(i);
                 apply_errors(&mut p, &error);
-                let key = strip_rpc_prefix(&error).trim().to_owned();
+                let key = failure_key(&error).to_owned();
                 let seq = p.seq;
                 let record = build_record(p, PullOutcome::Failed, Some(now), None);
                 self.hold(seq, record, Some(key), now);
@@ -451,13 +501,14 @@ impl Correlator {
             KubeletEvent::FailedToPull { .. } => {}
             KubeletEvent::StartFailed { pod, error, .. }
             | KubeletEvent::SyncFailed { pod, error, .. } => {
-                let (Some(pod), key) = (pod, strip_rpc_prefix(&error).trim()) else {
+                let (Some(pod), key) = (pod, failure_key(&error)) else {
                     return;
                 };
+                // Oldest first: when two pods' pulls fail before either's follow-up lines, each
+                // pod's lines come in the order of its failure.
                 if let Some(f) = self
                     .finished
                     .iter_mut()
-                    .rev()
                     .find(|f| f.record.pod.is_none() && f.failure_key.as_deref() == Some(key))
                 {
                     f.record.pod = Some(pod);
@@ -562,11 +613,30 @@ impl Correlator {
     }
 }
 
+/// A multi-line klog value cut short (lost entries, end of input): close it so what arrived
+/// still parses.
+fn close_incomplete(mut text: String) -> String {
+    if !text.ends_with("\n >") {
+        text.push_str("\n >");
+    }
+    text
+}
+
+/// What the kubelet's failure lines of one pull have in common once each consumer's wrappers
+/// (`rpc error: …`, `RegistryUnavailable: `, `image pull failed for … because …: `) are removed.
+fn failure_key(error: &str) -> &str {
+    strip_wrappers(error)
+}
+
 /// Smaller is a better match; `None` when `location` cannot belong to `p`.
 fn match_tier(p: &OpenPull, location: &str) -> Option<u8> {
     match &p.sources {
         Some(sources) => {
-            let pos = sources.iter().position(|s| s == location)?;
+            let Some(pos) = sources.iter().position(|s| s == location) else {
+                // The configuration we resolved with may differ from CRI-O's (a reload we have
+                // not caught up with): fall back to the name, as a last resort.
+                return same_tail(&p.image, location).then_some(3);
+            };
             let next = p.round_pos.map_or(0, |r| r + 1);
             Some(if pos == next {
                 0
@@ -612,25 +682,40 @@ fn host_of(reference: &str) -> &str {
 }
 
 fn apply_errors(p: &mut OpenPull, error: &str) {
+    p.error = Some(strip_rpc_prefix(error).trim().to_owned());
     let tried: Vec<&str> = p.attempts.iter().map(|a| a.reference.as_str()).collect();
-    let from_sources: Option<Vec<&str>> = p
-        .sources
-        .as_ref()
-        .map(|s| s.iter().map(String::as_str).collect());
-    let mut split = from_sources
-        .as_deref()
-        .map(|anchors| split_error(error, anchors))
-        .unwrap_or_default();
-    let unanchored = |v: &[super::cimage_error::AttemptError]| {
-        v.iter()
-            .any(|a| a.reference.as_deref().is_none_or(|r| !tried.contains(&r)))
-    };
-    if split.is_empty() || (!tried.is_empty() && unanchored(&split)) {
-        let alt = split_error(error, &tried);
-        if split.is_empty() || !unanchored(&alt) {
-            split = alt;
+    let split = if is_aggregated(error) {
+        let from_sources: Option<Vec<&str>> = p
+            .sources
+            .as_ref()
+            .map(|s| s.iter().map(String::as_str).collect());
+        let mut split = from_sources
+            .as_deref()
+            .map(|anchors| split_error(error, anchors))
+            .unwrap_or_default();
+        let unanchored = |v: &[AttemptError]| {
+            v.iter()
+                .any(|a| a.reference.as_deref().is_none_or(|r| !tried.contains(&r)))
+        };
+        if split.is_empty() || (!tried.is_empty() && unanchored(&split)) {
+            let alt = split_error(error, &tried);
+            if split.is_empty() || !unanchored(&alt) {
+                split = alt;
+            }
         }
-    }
+        split
+    } else {
+        // One location's error (or one raised outside the location loop, like a failed blob
+        // write): it belongs to the last location tried, or to the only possible one.
+        let only = match p.sources.as_deref() {
+            Some([one]) => Some(one.as_str()),
+            _ => None,
+        };
+        match p.last_tried.and_then(|i| p.attempts.get(i)) {
+            Some(a) => split_error(error, &[a.reference.as_str()]),
+            None => only.map_or_else(Vec::new, |o| split_error(error, &[o])),
+        }
+    };
     for e in split {
         let reference = match e.reference {
             Some(r) => r,
@@ -708,6 +793,7 @@ fn build_record(
         digest,
         pod: p.pod,
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
+        error: p.error,
     }
 }
 

@@ -78,39 +78,58 @@ pub fn pulled_value(reference: &str) -> PulledValue<'_> {
     PulledValue::Other
 }
 
-const PREFIXES: &[&str] = &[
-    "Pulling image: ",
-    "Trying to access ",
-    "Pulled image: ",
-    "Accessing ",
-    "Checking image status: ",
-    "Image ",
-    "Neither image nor ",
-    "Falling back to pull ",
-    "Pulling OCI artifact ",
-    "Applied new registry configuration",
-    "applied new registry configuration",
-    "Starting CRI-O",
-];
-
 /// Cheap pre-check on the raw (escaped) message: false means the line is certainly not one of
-/// ours. No allocation, no unescaping.
+/// ours. No allocation, no unescaping; dispatches on the first byte so most lines cost one or
+/// two comparisons. Reload failures are logged at error level with a caller-specific prefix, so
+/// they are looked for anywhere in the message, but only when `error_level` says so.
+pub fn may_be_relevant_at(raw_message: &str, error_level: bool) -> bool {
+    let p = |prefix: &str| raw_message.starts_with(prefix);
+    let known = match raw_message.as_bytes().first() {
+        Some(b'P') => p("Pulling image: ") || p("Pulled image: ") || p("Pulling OCI artifact "),
+        Some(b'T') => p("Trying to access "),
+        Some(b'A') => p("Accessing ") || p("Applied new registry configuration"),
+        Some(b'a') => p("applied new registry configuration"),
+        Some(b'C') => p("Checking image status: "),
+        Some(b'I') => p("Image "),
+        Some(b'N') => p("Neither image nor "),
+        Some(b'F') => p("Falling back to pull "),
+        Some(b'S') => p("Starting CRI-O"),
+        _ => false,
+    };
+    known || (error_level && raw_message.contains("registries reload failed"))
+}
+
+/// [`may_be_relevant_at`] for a message whose level is unknown.
 pub fn may_be_relevant(raw_message: &str) -> bool {
-    PREFIXES.iter().any(|p| raw_message.starts_with(p))
-        || raw_message.contains("registries reload failed")
+    may_be_relevant_at(raw_message, true)
+}
+
+/// Whether the part of a logrus line before `msg` says `level=error` (text or JSON form).
+fn error_level(before_msg: &str) -> bool {
+    before_msg.contains("level=error") || before_msg.contains("\"level\":\"error\"")
+}
+
+/// Pre-check on a whole CRI-O MESSAGE (see [`may_be_relevant_at`]).
+pub fn line_may_be_relevant(line: &str) -> bool {
+    let Some(raw) = raw_msg(line) else {
+        return false;
+    };
+    let before = &line[..line.len() - raw.len()];
+    // JSON puts keys in alphabetical order, so `level` comes before `msg` there too.
+    may_be_relevant_at(raw, error_level(before))
 }
 
 /// Parses a CRI-O MESSAGE. `Ok(None)` for lines that are not pull-related (the common case,
 /// decided without allocating); `Err` only for a relevant-looking line that is malformed.
 pub fn parse_crio_line(line: &str) -> Result<Option<CrioEvent>, GrammarError> {
-    let Some(raw) = raw_msg(line) else {
-        return Ok(None);
-    };
-    if !may_be_relevant(raw) {
+    if !line_may_be_relevant(line) {
         return Ok(None);
     }
     let parsed = parse_logrus(line)?;
-    let id = parsed.field("id").map(str::to_owned);
+    let id = parsed
+        .field("id")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
     Ok(classify_message(&parsed.msg, id))
 }
 

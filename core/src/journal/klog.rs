@@ -135,8 +135,7 @@ fn read_multiline(s: &str) -> Result<(String, usize), GrammarError> {
     let mut first = true;
     loop {
         let rest = &s[pos..];
-        if let Some(after) = rest.strip_prefix(" >") {
-            let _ = after;
+        if rest.starts_with(" >") {
             return Ok((value, pos + 2));
         }
         let line_end = rest.find('\n');

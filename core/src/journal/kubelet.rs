@@ -90,10 +90,9 @@ pub fn parse_kubelet_line(line: &str) -> Result<Option<KubeletEvent>, GrammarErr
             let Some(err) = k.value("err") else {
                 return Ok(None);
             };
-            let Some((head, tail)) = err.split_once(" start failed in pod ") else {
+            let Some((_, tail)) = err.split_once(" start failed in pod ") else {
                 return Ok(None);
             };
-            let _ = head;
             let Some((pod_part, after)) = tail.split_once("): ") else {
                 return Ok(None);
             };

@@ -7,7 +7,9 @@
 //!
 //! - [`Correlator`]: `Correlator::new(Box<dyn SourceResolver + Send>, CorrelatorConfig)`, then
 //!   `push(&JournalEntry, &mut Vec<PullRecord>) -> Option<Notice>` for every entry in journal
-//!   order (finished records are appended to the vector), `set_resolver` when a
+//!   order (finished records are appended to the vector in the order they become final, i.e.
+//!   once `CorrelatorConfig::linger_usec` of journal time has passed after the pull ended; sort
+//!   by `started_at` for start order), `set_resolver` when a
 //!   [`Notice::RegistriesApplied`] says CRI-O reloaded its registries configuration, and
 //!   `finish() -> Vec<PullRecord>` at the end of input (held-back and `in_progress` records, in
 //!   start order). The correlation rules are documented in [`correlate`].
