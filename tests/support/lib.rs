@@ -2,4 +2,5 @@
 
 pub mod oci;
 pub mod registry;
+pub mod scenario;
 pub mod skopeo;
