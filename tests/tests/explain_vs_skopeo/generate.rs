@@ -256,6 +256,7 @@ pub fn scenarios(seed: u64, n: usize) -> Vec<Scenario> {
                 image,
                 expect_tries: None,
                 expect: None,
+                known_failing: None,
             }
         })
         .collect()
