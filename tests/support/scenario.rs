@@ -785,3 +785,250 @@ pub fn check_expectations(
         Err(diffs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::skopeo::Failure;
+
+    fn sk(tries: &[&str], failures: &[(&str, &str)], result: InspectResult) -> Inspect {
+        Inspect {
+            tries: tries.iter().map(|s| s.to_string()).collect(),
+            failures: failures
+                .iter()
+                .map(|(r, e)| Failure {
+                    reference: r.to_string(),
+                    error: e.to_string(),
+                })
+                .collect(),
+            result,
+            stderr: String::new(),
+        }
+    }
+
+    fn ex(code: i32, sources: &[(&str, bool, bool)], error: Option<&str>, stderr: &str) -> Explain {
+        Explain {
+            code: Some(code),
+            stdout: String::new(),
+            stderr: stderr.to_string(),
+            entry: None,
+            sources: sources
+                .iter()
+                .map(|(r, insecure, blocked)| Source {
+                    reference: r.to_string(),
+                    mirror: false,
+                    insecure: *insecure,
+                    blocked: *blocked,
+                    blocked_by: None,
+                })
+                .collect(),
+            error: error.map(str::to_string),
+        }
+    }
+
+    fn ok() -> InspectResult {
+        InspectResult::Ok {
+            digest: "sha256:x".into(),
+        }
+    }
+
+    fn failed(e: &str) -> InspectResult {
+        InspectResult::Failed {
+            fatal: e.into(),
+            error: e.into(),
+        }
+    }
+
+    const REFUSED_HTTP: &str =
+        "pinging container registry m: Get \"http://m/v2/\": dial tcp: connection refused";
+    const BLOCKED: &str = "registry s is blocked in /c or /d";
+
+    #[test]
+    fn a_served_prefix_agrees_and_a_wrong_order_does_not() {
+        let s = sk(&["m/x:1", "s/x:1"], &[("m/x:1", REFUSED_HTTP)], ok());
+        let good = ex(
+            0,
+            &[
+                ("m/x:1", true, false),
+                ("s/x:1", true, false),
+                ("t/x:1", false, false),
+            ],
+            None,
+            "",
+        );
+        assert!(compare(&s, &good).is_ok());
+        let swapped = ex(
+            0,
+            &[("s/x:1", true, false), ("m/x:1", true, false)],
+            None,
+            "",
+        );
+        assert!(compare(&s, &swapped).is_err());
+    }
+
+    #[test]
+    fn a_failed_run_needs_the_whole_list_and_matching_flags() {
+        let s = sk(
+            &["m/x:1", "s/x:1"],
+            &[("m/x:1", REFUSED_HTTP), ("s/x:1", BLOCKED)],
+            failed("agg"),
+        );
+        assert!(compare(
+            &s,
+            &ex(
+                0,
+                &[("m/x:1", true, false), ("s/x:1", false, true)],
+                None,
+                ""
+            )
+        )
+        .is_ok());
+        // one source too many
+        assert!(compare(
+            &s,
+            &ex(
+                0,
+                &[
+                    ("m/x:1", true, false),
+                    ("s/x:1", false, true),
+                    ("t/x:1", false, false)
+                ],
+                None,
+                ""
+            )
+        )
+        .is_err());
+        // blocked flag missing
+        assert!(compare(
+            &s,
+            &ex(
+                0,
+                &[("m/x:1", true, false), ("s/x:1", false, false)],
+                None,
+                ""
+            )
+        )
+        .is_err());
+        // the mirror's HTTP retry proves insecure
+        assert!(compare(
+            &s,
+            &ex(
+                0,
+                &[("m/x:1", false, false), ("s/x:1", false, true)],
+                None,
+                ""
+            )
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn errors_before_any_attempt_compare_texts() {
+        let s = sk(
+            &[],
+            &[],
+            failed("rewriting reference: invalid reference format"),
+        );
+        assert!(compare(
+            &s,
+            &ex(
+                1,
+                &[],
+                Some("rewriting reference: invalid reference format"),
+                ""
+            )
+        )
+        .is_ok());
+        assert!(compare(&s, &ex(1, &[], Some("rewriting reference: other"), "")).is_err());
+        assert!(compare(&s, &ex(0, &[("a/b:1", false, false)], None, "")).is_err());
+
+        let cfg = sk(
+            &[],
+            &[],
+            failed(
+                "loading registries configuration: loading registries configuration \"/c\": bad",
+            ),
+        );
+        assert!(compare(
+            &cfg,
+            &ex(
+                2,
+                &[],
+                None,
+                "x: loading registries configuration \"/c\": bad\n"
+            )
+        )
+        .is_ok());
+        assert!(compare(
+            &cfg,
+            &ex(
+                2,
+                &[],
+                None,
+                "x: loading registries configuration \"/c\": bad entry\n"
+            )
+        )
+        .is_err());
+        assert!(compare(
+            &cfg,
+            &ex(
+                1,
+                &[],
+                None,
+                "x: loading registries configuration \"/c\": bad\n"
+            )
+        )
+        .is_err());
+
+        let toml = sk(
+            &[],
+            &[],
+            failed("loading registries configuration: loading registries configuration \"/c\": toml: line 2: expected x"),
+        );
+        assert!(compare(
+            &toml,
+            &ex(
+                2,
+                &[],
+                None,
+                "loading registries configuration \"/c\": toml: line 2: other words"
+            )
+        )
+        .is_ok());
+        assert!(compare(
+            &toml,
+            &ex(
+                2,
+                &[],
+                None,
+                "loading registries configuration \"/c\": toml: line 21: x"
+            )
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn fixture_parser_reads_all_directives_and_rejects_stray_text() {
+        let text = "# c\n=== X1: note\n--- conf\n[[registry]]\nlocation = \"a\"\n--- dropin 10.conf\nx = 1\n--- image a/b:1\n--- tries a/b:1 -> c/b:1\n--- error e\\nf\n--- known-failing why\n=== X2\n--- noconf\n--- image q\n--- ok\n";
+        let s = parse_fixture("t", text).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            s[0].conf.as_deref(),
+            Some("[[registry]]\nlocation = \"a\"\n")
+        );
+        assert_eq!(
+            s[0].dropins,
+            vec![("10.conf".to_string(), "x = 1\n".to_string())]
+        );
+        assert_eq!(
+            s[0].expect_tries,
+            Some(vec!["a/b:1".to_string(), "c/b:1".to_string()])
+        );
+        assert_eq!(s[0].expect, Some(Expect::Error("e\nf".into())));
+        assert_eq!(s[0].known_failing.as_deref(), Some("why"));
+        assert_eq!(s[1].conf, None);
+        assert_eq!(s[1].expect, Some(Expect::Ok));
+        assert!(parse_fixture("t", "=== X\nstray\n--- image a\n").is_err());
+        assert!(parse_fixture("t", "=== X\n--- conf\n").is_err());
+    }
+}

@@ -20,7 +20,7 @@ use mirrorscope_e2e::skopeo::InspectResult;
 /// The generated scenarios' seed; `MIRRORSCOPE_ORACLE_SEED` explores others (a failure report names
 /// the seed in each scenario id).
 const SEED: u64 = 0x6d69_7272_6f72;
-const GENERATED: usize = 320;
+const GENERATED: usize = 400;
 const THREADS: usize = 3;
 
 fn seed() -> u64 {

@@ -220,6 +220,111 @@ fn gen_image(rng: &mut Rng, entries: &[Entry]) -> String {
     format!("{name}{suffix}")
 }
 
+/// Top-level keys before any table: search registries, short-name mode, credential helpers and one
+/// alias (one at most: several invalid aliases are reported in Go's random map order).
+fn gen_top_level(rng: &mut Rng, out: &mut String) {
+    if rng.chance(12) {
+        let entries = [
+            "\"127.0.0.2\"",
+            "\"localhost:5000\"",
+            "\"example.com/\"",
+            "\"example.com/ns\"",
+            "\"\"",
+            "\"https://example.com\"",
+            "\"Example.COM\"",
+            "\"127.0.0.1:{CLOSEDPORT}\"",
+        ];
+        let n = rng.below(3);
+        let list: Vec<&str> = (0..n).map(|_| rng.pick(&entries)).collect();
+        out.push_str(&format!(
+            "unqualified-search-registries = [{}]\n",
+            list.join(", ")
+        ));
+    }
+    if rng.chance(6) {
+        let mode = rng.pick(&[
+            "enforcing",
+            "permissive",
+            "disabled",
+            "",
+            "prompt",
+            "Enforcing",
+        ]);
+        out.push_str(&format!("short-name-mode = \"{mode}\"\n"));
+    }
+    if rng.chance(5) {
+        // Only the built-in helper: skopeo looks credentials up before the blocked check, so a
+        // missing helper binary would mask the behaviour under test.
+        out.push_str("credential-helpers = [\"containers-auth.json\"]\n");
+    }
+    if rng.chance(8) {
+        let (k, v) = match rng.below(9) {
+            0 => ("app", "docker.io/app"),
+            1 => ("app", "quay.io/ns/app"),
+            2 => ("ns/app", "127.0.0.1:{CLOSEDPORT}/ns/app"),
+            3 => ("app", ""),
+            4 => ("example.com/app", "quay.io/app"),
+            5 => ("app:1", "quay.io/app"),
+            6 => ("app", "ns/app"),
+            7 => ("app", "quay.io/app@{D1}"),
+            _ => ("App", "quay.io/app"),
+        };
+        out.push_str(&format!("[aliases]\n\"{k}\" = \"{v}\"\n"));
+    }
+}
+
+/// A legacy v1 main file (sometimes with empty arrays, which 5.23 does not count as v1).
+fn gen_v1(rng: &mut Rng, out: &mut String, entries: &mut Vec<Entry>) {
+    for table in ["search", "insecure", "block"] {
+        if !rng.chance(60) {
+            continue;
+        }
+        let hosts: Vec<String> = (0..rng.below(3))
+            .map(|_| {
+                let h = gen_endpoint(rng);
+                match rng.below(12) {
+                    0 => format!("{h}/"),
+                    1 if table != "search" => format!("http://{h}"),
+                    _ => h,
+                }
+            })
+            .collect();
+        if table != "search" {
+            for h in &hosts {
+                entries.push(Entry {
+                    prefix: None,
+                    location: Some(h.clone()),
+                });
+            }
+        }
+        let quoted: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
+        out.push_str(&format!(
+            "[registries.{table}]\nregistries = [{}]\n",
+            quoted.join(", ")
+        ));
+    }
+}
+
+/// Odd but plausible reference shapes: uppercase, separators, ports, long tags, other digests.
+fn oddify(rng: &mut Rng, image: &str) -> String {
+    match rng.below(10) {
+        0 => image.to_uppercase(),
+        1 => image.replacen("tiny", "ti_ny", 1),
+        2 => image.replacen("tiny", "ti__ny", 1),
+        3 => image.replacen("tiny", "ti-.ny", 1),
+        4 => format!("{image}{}", "x".repeat(130)),
+        5 => image.replacen("127.0.0.1", "127.0.0.1:0", 1),
+        6 => image.replacen("127.0.0.", "Localhost.", 1),
+        7 => format!(
+            "{}@sha512:{}",
+            image.split(['@']).next().unwrap_or(image),
+            "ab".repeat(64)
+        ),
+        8 => format!("{image}@sha256:{}", "A".repeat(64)),
+        _ => format!("{}/{}", "a".repeat(250), image),
+    }
+}
+
 /// `n` scenarios from `seed`, ids `R<seed>-<i>`.
 pub fn scenarios(seed: u64, n: usize) -> Vec<Scenario> {
     let mut rng = Rng::new(seed);
@@ -227,11 +332,13 @@ pub fn scenarios(seed: u64, n: usize) -> Vec<Scenario> {
         .map(|i| {
             let mut conf = String::new();
             let mut entries = Vec::new();
-            if rng.chance(10) {
-                conf.push_str("unqualified-search-registries = [\"127.0.0.2\"]\n");
-            }
-            for _ in 0..1 + rng.below(3) {
-                gen_entry(&mut rng, &mut conf, &mut entries);
+            gen_top_level(&mut rng, &mut conf);
+            if rng.chance(8) {
+                gen_v1(&mut rng, &mut conf, &mut entries);
+            } else {
+                for _ in 0..1 + rng.below(3) {
+                    gen_entry(&mut rng, &mut conf, &mut entries);
+                }
             }
             let mut dropins = Vec::new();
             if rng.chance(30) {
@@ -247,7 +354,10 @@ pub fn scenarios(seed: u64, n: usize) -> Vec<Scenario> {
                     dropins.push((name.to_string(), text));
                 }
             }
-            let image = gen_image(&mut rng, &entries);
+            let mut image = gen_image(&mut rng, &entries);
+            if rng.chance(6) {
+                image = oddify(&mut rng, &image);
+            }
             Scenario {
                 id: format!("R{seed}-{i}"),
                 note: "generated".to_string(),
