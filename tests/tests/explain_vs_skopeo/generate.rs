@@ -2,8 +2,8 @@
 //! namespaces, `*.`-wildcards that match 127.0.0.x, docker.io), random mirrors and flags, random
 //! references. Every host is a 127.0.0.x loopback name, `localhost`, or docker.io (which skopeo
 //! reaches only through the closed proxy), so nothing leaves the machine; closed ports make attempts
-//! fail fast, so skopeo logs whole source lists, while the live `{SRC}`/`{MIR}`/`{MIR2}` registries
-//! sometimes serve and end a list early.
+//! fail fast, so skopeo logs whole source lists, while the live `{SRC}`/`{MIR}`/`{MIR2}`/`{TLS}`
+//! registries sometimes serve and end a list early (`{AUTH}` answers 401 without credentials).
 
 use mirrorscope_e2e::scenario::Scenario;
 
@@ -50,6 +50,8 @@ const HOSTS: &[&str] = &[
     "{SRC}",
     "{MIR}",
     "{MIR2}",
+    "{AUTH}",
+    "{TLS}",
 ];
 const NAMESPACES: &[&str] = &["", "library", "ns", "ns/sub", "foo", "bar"];
 const REPOS: &[&str] = &["tiny", "app"];
