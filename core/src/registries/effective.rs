@@ -2,6 +2,7 @@
 //! (`updateWithConfigurationFrom`), indexed for fast prefix lookup.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::model::{AliasValue, ConfigFile, Registry, ShortNameMode};
 
@@ -28,13 +29,38 @@ pub struct EffectiveConfig {
     index: PrefixIndex,
 }
 
+/// FNV-1a: prefixes are short and trusted (they come from the node's own files), so a simple
+/// hash beats SipHash on the lookup path that runs for every source of every pull.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
+
 /// Exact prefixes and `*.` wildcard suffixes, so a lookup costs a few hash probes instead of a
 /// scan over every entry.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct PrefixIndex {
-    pub(crate) exact: HashMap<String, usize>,
+    pub(crate) exact: FnvMap<usize>,
     /// Keyed by the prefix without its leading `*` (i.e. `.example.com`).
-    pub(crate) wildcard: HashMap<String, usize>,
+    pub(crate) wildcard: FnvMap<usize>,
 }
 
 impl EffectiveConfig {
