@@ -21,6 +21,7 @@
 //! --- error TEXT            (optional: skopeo's error, wrappers removed, exactly; `\n` = newline)
 //! --- error-starts TEXT     (optional: … starts with TEXT)
 //! --- known-failing REASON  (optional: explain disagrees because of a reported engine bug)
+//! --- layout conf-is-dir | userdir-is-file | symlink NAME TARGET   (optional, repeatable)
 //! ```
 //! Lines starting with `#` outside `conf`/`dropin` bodies are comments.
 
@@ -59,6 +60,20 @@ pub struct Scenario {
     /// integrator); the differential test reports it but does not fail on it. Never used to hide a
     /// harness problem.
     pub known_failing: Option<String>,
+    /// Unusual file-system shapes (`--- layout …`), applied after the files are written.
+    pub layout: Vec<Layout>,
+}
+
+/// A file-system shape a scenario needs beyond plain files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// `--- layout conf-is-dir`: the main registries.conf path is a directory.
+    ConfIsDir,
+    /// `--- layout userdir-is-file`: the user drop-in dir path is a regular file.
+    UserDirIsFile,
+    /// `--- layout symlink NAME TARGET`: a symlink in the user drop-in dir; TARGET is absolute or
+    /// relative to `$HOME`.
+    Symlink { name: String, target: String },
 }
 
 /// Parses a fixture file (format in the module docs). `origin` names the file in error messages.
@@ -92,6 +107,18 @@ pub fn parse_fixture(origin: &str, text: &str) -> Result<Vec<Scenario>, String> 
             match key {
                 "conf" => body = Body::Conf,
                 "noconf" => cur.conf = None,
+                "layout" => {
+                    let words: Vec<&str> = arg.split_whitespace().collect();
+                    cur.layout.push(match words.as_slice() {
+                        ["conf-is-dir"] => Layout::ConfIsDir,
+                        ["userdir-is-file"] => Layout::UserDirIsFile,
+                        ["symlink", name, target] => Layout::Symlink {
+                            name: name.to_string(),
+                            target: target.to_string(),
+                        },
+                        _ => return Err(format!("{}: bad layout {arg:?}", at())),
+                    })
+                }
                 "dropin" => {
                     cur.dropins.push((arg.trim().to_string(), String::new()));
                     body = Body::Dropin;
@@ -241,6 +268,26 @@ impl World {
         }
         for (name, text) in &s.dropins {
             home.write_user_dropin(name, &self.expand(text));
+        }
+        let userdir = home.user_dropin_dir();
+        for l in &s.layout {
+            let done = match l {
+                Layout::ConfIsDir => std::fs::create_dir_all(&conf_path),
+                Layout::UserDirIsFile => {
+                    std::fs::create_dir_all(home.path().join(".config/containers"))
+                        .and_then(|()| std::fs::write(&userdir, "not a directory\n"))
+                }
+                Layout::Symlink { name, target } => {
+                    let target = if target.starts_with('/') {
+                        PathBuf::from(target)
+                    } else {
+                        home.path().join(target)
+                    };
+                    std::fs::create_dir_all(&userdir)
+                        .and_then(|()| std::os::unix::fs::symlink(&target, userdir.join(name)))
+                }
+            };
+            done.unwrap_or_else(|e| panic!("scenario {}: cannot apply {l:?}: {e}", s.id));
         }
         Prepared {
             image: self.expand(&s.image),

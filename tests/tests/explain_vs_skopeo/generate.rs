@@ -369,6 +369,7 @@ pub fn scenarios(seed: u64, n: usize) -> Vec<Scenario> {
                 expect_tries: None,
                 expect: None,
                 known_failing: None,
+                layout: Vec::new(),
             }
         })
         .collect()
