@@ -349,7 +349,8 @@ pub fn run_explain(version: Option<&str>, conf: &Path, dirs: &[PathBuf], image: 
     for d in dirs {
         cmd.arg("--registries-conf-d").arg(d);
     }
-    cmd.arg("-o").arg("json").arg(image);
+    // `--`: an image may start with `-` (a scenario checks such a reference is rejected).
+    cmd.arg("-o").arg("json").arg("--").arg(image);
     let out = skopeo::run_with_timeout(cmd, Duration::from_secs(30));
     Explain::from_output(out)
 }
