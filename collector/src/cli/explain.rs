@@ -1,10 +1,139 @@
-//! `mirrorscope explain`.
+//! `mirrorscope explain`: where containers/image will pull each image from.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use mirrorscope_core::cimage_version::CImageVersion;
+use mirrorscope_core::explain::{explain, Explanation};
+use mirrorscope_core::registries::{load, ConfigLocation};
+
+/// Output formats of `explain`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
 
 /// Arguments of `mirrorscope explain`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Main registries.conf (default: /etc/containers/registries.conf; must exist when given).
+    #[arg(long, value_name = "FILE")]
+    pub registries_conf: Option<PathBuf>,
+    /// Drop-in directory, repeatable, read in the order given (default: what CRI-O reads,
+    /// /etc/containers/registries.conf.d then /root/.config/containers/registries.conf.d).
+    #[arg(long = "registries-conf-d", value_name = "DIR")]
+    pub registries_conf_d: Vec<PathBuf>,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Reproduce the texts and rules of this containers/image release (e.g. 5.23 for Debian's skopeo).
+    #[arg(long, value_name = "VERSION", default_value = "latest")]
+    pub containers_image_version: CImageVersion,
+    /// Images as a pod spec names them (`nginx:1.25.3`, `quay.io/ns/app@sha256:...`).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
 
-/// Runs the subcommand; returns the process exit code.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("explain is not implemented yet")
+impl Args {
+    fn location(&self) -> ConfigLocation {
+        let mut loc = ConfigLocation::system();
+        if let Some(main) = &self.registries_conf {
+            loc.main = main.clone();
+            loc.main_required = true;
+        }
+        if !self.registries_conf_d.is_empty() {
+            loc.dirs = self.registries_conf_d.clone();
+        }
+        loc
+    }
+}
+
+/// Runs the subcommand: 0 when every image resolves, 1 when one fails before any attempt, 2 when
+/// the configuration itself is invalid.
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let config = match load(&args.location(), args.containers_image_version) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mirrorscope: invalid registries configuration: {e}");
+            return Ok(2);
+        }
+    };
+    let explanations: Vec<Explanation> = args.images.iter().map(|i| explain(&config, i)).collect();
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&explanations)?),
+        Output::Text => {
+            for e in &explanations {
+                print!("{}", render_text(e));
+            }
+        }
+    }
+    Ok(if explanations.iter().any(|e| e.error.is_some()) {
+        1
+    } else {
+        0
+    })
+}
+
+/// The human form: one block per image.
+pub fn render_text(e: &Explanation) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", e.image);
+    if let Some(r) = &e.reference {
+        if r != &e.image {
+            let _ = writeln!(s, "  reference  {r}");
+        }
+    }
+    match &e.registry {
+        Some(m) => {
+            let location = if m.location.is_empty() {
+                "(unchanged)"
+            } else {
+                m.location.as_str()
+            };
+            let _ = writeln!(
+                s,
+                "  matched    prefix {} -> location {} ({})",
+                m.prefix, location, m.file
+            );
+        }
+        None if e.error.is_none() => {
+            let _ = writeln!(s, "  matched    no [[registry]] entry");
+        }
+        None => {}
+    }
+    let width = e
+        .sources
+        .iter()
+        .map(|x| x.reference.len())
+        .max()
+        .unwrap_or(0);
+    for (i, src) in e.sources.iter().enumerate() {
+        let role = if src.mirror { "mirror" } else { "source" };
+        let mut flags = Vec::new();
+        if src.insecure {
+            flags.push("insecure".to_string());
+        }
+        if let Some(p) = &src.blocked_by {
+            flags.push(format!("BLOCKED by {p}"));
+        }
+        let line = format!(
+            "  {}. {:<width$}  {role} {}",
+            i + 1,
+            src.reference,
+            flags.join(", ")
+        );
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    if let Some(err) = &e.error {
+        let _ = writeln!(s, "  error      {err}");
+    }
+    if !e.candidates.is_empty() {
+        let _ = writeln!(
+            s,
+            "  short name CRI-O would try: {}",
+            e.candidates.join(", ")
+        );
+    }
+    let _ = writeln!(s, "  => {}", e.summary);
+    s
 }
