@@ -62,7 +62,11 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.insert(format!("/{rel}"), std::fs::read_to_string(&p).unwrap());
             }
         }
@@ -78,20 +82,31 @@ fn check_run(dir: &Path, case: &Case, run: &Run) -> Result<(), String> {
     let version: OcpVersion = run.ocp.parse().map_err(|e| format!("{e}"))?;
     let (text, origin) = input_of(dir);
     let set = parse_str(&text, &origin, &ParseOptions { version });
-    let skipped: Vec<String> = set.skipped.iter().map(|s| format!("{}/{}", s.kind, s.name)).collect();
+    let skipped: Vec<String> = set
+        .skipped
+        .iter()
+        .map(|s| format!("{}/{}", s.kind, s.name))
+        .collect();
     for want in &run.skipped {
         if !skipped.contains(want) {
-            return Err(format!("expected {want} to be skipped, skipped: {skipped:?}"));
+            return Err(format!(
+                "expected {want} to be skipped, skipped: {skipped:?}"
+            ));
         }
     }
     if let Some(invalid) = &run.invalid {
         let errors: Vec<String> = set.errors.iter().map(|e| e.to_string()).collect();
         if errors.len() != invalid.len() {
-            return Err(format!("expected {} input errors, got {errors:#?}", invalid.len()));
+            return Err(format!(
+                "expected {} input errors, got {errors:#?}",
+                invalid.len()
+            ));
         }
         for want in invalid {
             if !errors.iter().any(|e| e.contains(want.as_str())) {
-                return Err(format!("no input error contains {want:?}; errors: {errors:#?}"));
+                return Err(format!(
+                    "no input error contains {want:?}; errors: {errors:#?}"
+                ));
             }
         }
         return Ok(());
@@ -109,7 +124,9 @@ fn check_run(dir: &Path, case: &Case, run: &Run) -> Result<(), String> {
             if &refusal.reason != want {
                 return Err(format!("refusal {:?}, expected {want:?}", refusal.reason));
             }
-            if !refusal.log.starts_with("Error syncing image config openshift-config: ")
+            if !refusal
+                .log
+                .starts_with("Error syncing image config openshift-config: ")
                 || !refusal.log.ends_with(want.as_str())
             {
                 return Err(format!("unexpected log line {:?}", refusal.log));
@@ -118,13 +135,22 @@ fn check_run(dir: &Path, case: &Case, run: &Run) -> Result<(), String> {
         }
         (Err(refusal), None) => return Err(format!("unexpected refusal: {}", refusal.reason)),
         (Ok(r), Some(want)) => {
-            return Err(format!("expected refusal {want:?}, rendered {:#?}", r.files))
+            return Err(format!(
+                "expected refusal {want:?}, rendered {:#?}",
+                r.files
+            ))
         }
         (Ok(r), None) => {
-            let expect = run.expect.as_deref().ok_or("run has neither expect, refusal nor invalid")?;
+            let expect = run
+                .expect
+                .as_deref()
+                .ok_or("run has neither expect, refusal nor invalid")?;
             let want = tree(&dir.join(expect));
-            let got: BTreeMap<String, String> =
-                r.files.iter().map(|f| (f.path.clone(), f.contents.clone())).collect();
+            let got: BTreeMap<String, String> = r
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.contents.clone()))
+                .collect();
             if want.keys().collect::<Vec<_>>() != got.keys().collect::<Vec<_>>() {
                 return Err(format!(
                     "files differ: expected {:?}, rendered {:?}",
@@ -135,13 +161,19 @@ fn check_run(dir: &Path, case: &Case, run: &Run) -> Result<(), String> {
             for (path, want) in &want {
                 let got = &got[path];
                 if got != want {
-                    return Err(format!("{path} differs.\n--- expected\n{want}\n--- rendered\n{got}\n---"));
+                    return Err(format!(
+                        "{path} differs.\n--- expected\n{want}\n--- rendered\n{got}\n---"
+                    ));
                 }
             }
             r.notes.clone()
         }
     };
-    let all: Vec<&str> = notes.iter().chain(set.notes.iter()).map(|n| n.code.as_str()).collect();
+    let all: Vec<&str> = notes
+        .iter()
+        .chain(set.notes.iter())
+        .map(|n| n.code.as_str())
+        .collect();
     for want in &run.notes {
         if !all.contains(&want.as_str()) {
             return Err(format!("note {want} missing; notes: {all:?}"));
@@ -173,7 +205,12 @@ fn render_fixtures() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {runs} runs failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// Each family is covered by rendered (not only refused) fixtures.
@@ -181,7 +218,8 @@ fn render_fixtures() {
 fn every_family_is_covered() {
     let mut families = std::collections::BTreeSet::new();
     for dir in fixture_dirs() {
-        let case: Case = toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap()).unwrap();
+        let case: Case =
+            toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap()).unwrap();
         for run in case.run.iter().filter(|r| r.expect.is_some()) {
             let v: OcpVersion = run.ocp.parse().unwrap();
             families.insert(format!("{:?}", v.family()));

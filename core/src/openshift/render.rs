@@ -10,6 +10,7 @@ use super::traps;
 use super::validate::{validate_registries, validate_scope_lists};
 use super::version::{Family, OcpVersion};
 use crate::reference::ImageReference;
+use crate::registries::{parse_config_str, FileKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -262,6 +263,22 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
             )
             .at(&image_obj, "spec.registrySources.containerRuntimeSearchRegistries"),
         );
+    }
+    for f in &files {
+        let kind = match f.path.as_str() {
+            REGISTRIES_CONF => FileKind::Main,
+            SEARCH_DROP_IN => FileKind::DropIn,
+            _ => continue,
+        };
+        if let Err(e) = parse_config_str(&f.contents, &f.path, kind, version.containers_image()) {
+            notes.push(
+                Note::warning(
+                    "cimage-rejects",
+                    format!("containers/image on the nodes will reject the rendered {}: {e}; CRI-O keeps failing to load its registries configuration", f.path),
+                )
+                .fix("correct the entry named in the error in Image/cluster or the mirror sets"),
+            );
+        }
     }
     if files.is_empty() {
         notes.push(Note::info(
