@@ -203,6 +203,7 @@ mod tests {
             fallback: false,
             digest: None,
             pod: None,
+            error: None,
             cursor: Some(cursor.into()),
         }
     }
