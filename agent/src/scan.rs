@@ -117,7 +117,10 @@ pub fn run(args: ScanArgs) -> Result<()> {
                 .context("invalid registries configuration")?,
         )
     };
-    let selection = Selection::default();
+    let selection = Selection {
+        pull_lines_only: !args.entries,
+        ..Selection::default()
+    };
     let source =
         JournalSource::spawn(move || js::open(&location, &selection, &start), args.follow)?;
     let stdout = io::stdout();

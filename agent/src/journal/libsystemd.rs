@@ -21,8 +21,8 @@ pub struct SdJournal {
     since_release: u32,
 }
 
-/// Entries between two releases of mapped journal pages (about 1 MiB of journal data).
-const RELEASE_EVERY: u32 = 4 * 1024;
+/// Entries between two checks of the resident journal pages.
+const RELEASE_EVERY: u32 = 2 * 1024;
 
 impl SdJournal {
     /// Reads exactly these journal files (no new files are picked up).
@@ -189,7 +189,7 @@ impl JournalReader for SdJournal {
             self.since_release += 1;
             if self.since_release >= RELEASE_EVERY {
                 self.since_release = 0;
-                super::pages::release_journal_pages();
+                super::pages::release_if_large();
             }
             if let Some(cursor) = self.skip_first.take() {
                 if self
@@ -197,6 +197,17 @@ impl JournalReader for SdJournal {
                     .test_cursor(cursor.as_str())
                     .map_err(self.read_err("testing cursor"))?
                 {
+                    continue;
+                }
+            }
+            if self.selection.pull_lines_only {
+                let keep = match self.journal.get_data("MESSAGE") {
+                    Ok(Some(field)) => field.value().is_some_and(super::may_matter_for_pulls),
+                    Ok(None) => false,
+                    // Unreadable here: let the full read below count it as damaged.
+                    Err(_) => true,
+                };
+                if !keep {
                     continue;
                 }
             }

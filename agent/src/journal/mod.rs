@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mirrorscope_core::journal::JournalEntry;
+use mirrorscope_core::journal::{crio, klog, kubelet, JournalEntry};
 
 /// Failures of the journal source. Each names the journal or file involved.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,9 @@ pub trait JournalReader {
 pub struct Selection {
     pub units: Vec<String>,
     pub identifiers: Vec<String>,
+    /// Pass on only entries whose MESSAGE can matter for pull records (see
+    /// [`may_matter_for_pulls`]); the other entries are skipped before their fields are read.
+    pub pull_lines_only: bool,
 }
 
 impl Default for Selection {
@@ -93,6 +96,7 @@ impl Default for Selection {
             identifiers: ["crio", "kubenswrapper", "hyperkube", "kubelet"]
                 .map(String::from)
                 .to_vec(),
+            pull_lines_only: false,
         }
     }
 }
@@ -109,6 +113,28 @@ impl Selection {
             .as_deref()
             .is_some_and(|i| self.identifiers.iter().any(|s| s == i));
         unit_ok || ident_ok
+    }
+}
+
+/// Whether a MESSAGE can change a pull record: the correlator's own cheap pre-checks (CRI-O pull
+/// and registries lines, kubelet pull lines, klog continuation lines), plus every klog line that
+/// opens a multi-line value, so that continuation lines always follow their own header.
+///
+/// The lines dropped are ones the correlator ignores; what changes is only that an unterminated
+/// multi-line kubelet value is closed at the next line that is passed on rather than at the next
+/// line of that process.
+pub fn may_matter_for_pulls(message: &[u8]) -> bool {
+    let Ok(msg) = std::str::from_utf8(message) else {
+        // Let the normal path decode it lossily and decide.
+        return true;
+    };
+    match msg.as_bytes().first() {
+        Some(b'\t' | b' ') => klog::is_continuation(msg),
+        Some(b't' | b'{') => crio::line_may_be_relevant(msg),
+        Some(b'I' | b'W' | b'E' | b'F') => {
+            kubelet::may_be_relevant(msg) || klog::opens_multiline(msg)
+        }
+        _ => false,
     }
 }
 
@@ -146,5 +172,37 @@ pub fn open(
             }
             Ok(Box::new(merge::Merged::new(readers)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_lines_pass_and_other_lines_are_dropped() {
+        let keep = [
+            r#"time="2026-11-21T07:05:00.1Z" level=info msg="Pulling image: quay.io/a/b:1" id=u name=/runtime.v1.ImageService/PullImage"#,
+            r#"time="2026-11-21 07:05:00.100000000Z" level=info msg="Trying to access \"m.example/a/b:1\"""#,
+            r#"{"level":"info","msg":"Pulled image: quay.io/a/b@sha256:00","time":"2026-11-21T07:05:00Z"}"#,
+            r#"E1121 07:05:00.100000    2213 log.go:32] "PullImage from image service failed" err="x" image="quay.io/a/b:1""#,
+            r#"E1121 07:05:00.100000    2213 other.go:1] "Something else" err=<"#,
+            "\trpc error: code = Unknown desc = (Mirrors also failed: [a: b]",
+            " > image=\"quay.io/a/b:1\"",
+        ];
+        for m in keep {
+            assert!(may_matter_for_pulls(m.as_bytes()), "{m}");
+        }
+        let drop = [
+            r#"time="2026-11-21T07:05:00.1Z" level=info msg="Creating container: ns/pod/c" id=u name=/runtime.v1.RuntimeService/CreateContainer"#,
+            r#"I1121 07:05:00.100000    2213 kubelet.go:2470] "SyncLoop (PLEG): event for pod" pod="ns/p""#,
+            "Accepted publickey for core from 192.0.2.10",
+            "",
+        ];
+        for m in drop {
+            assert!(!may_matter_for_pulls(m.as_bytes()), "{m}");
+        }
+        // Undecodable bytes are left to the full read.
+        assert!(may_matter_for_pulls(b"\xff\xfe"));
     }
 }

@@ -6,6 +6,28 @@
 //! read-only shared mappings of `*.journal` files) changes nothing for sd-journal: the mapping
 //! stays, and a later access faults the page in again from the page cache.
 
+/// Resident file-backed memory above which [`release_if_large`] drops journal pages.
+const FILE_RSS_LIMIT: u64 = 12 * 1024 * 1024;
+
+/// Drops the journal pages when the process's resident file-backed memory (`shared` in
+/// /proc/self/statm) exceeds [`FILE_RSS_LIMIT`]: a cheap check, so it can run often while the
+/// (costlier) release, and re-reading released pages, happen only when needed.
+pub fn release_if_large() {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return;
+    };
+    let shared_pages: u64 = statm
+        .split_whitespace()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    if shared_pages.saturating_mul(page) > FILE_RSS_LIMIT {
+        release_journal_pages();
+    }
+}
+
 /// Drops the resident pages of journal-file mappings; returns how many mappings were advised.
 pub fn release_journal_pages() -> usize {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
