@@ -12,3 +12,4 @@ pub mod openshift;
 pub mod reference;
 pub mod registries;
 pub mod report;
+pub mod rollout;
