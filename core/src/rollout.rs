@@ -124,6 +124,10 @@ pub struct McoNodeState {
     pub reason: Option<String>,
     /// The pool's `spec.configuration.name`, when the pool is known.
     pub pool_target: Option<String>,
+    /// Canonical hash of the registries configuration that target MachineConfig carries
+    /// (§3.6 "targeted"), when it could be read.
+    #[serde(default)]
+    pub pool_target_sha256: Option<String>,
 }
 
 /// The outcome of one check.
@@ -258,7 +262,7 @@ pub fn evaluate(input: &NodeInput<'_>, target: &Target, policy: &Policy) -> Node
         ));
     }
     checks.push(valid_check(report));
-    checks.push(desired_check(report, target));
+    checks.push(desired_check(report, target, input.mco));
     checks.push(machine_config_check(report, input.mco));
     checks.push(crio_check(report));
     let sha = report.registries.effective_sha256.clone();
@@ -312,7 +316,7 @@ fn valid_check(report: &NodeReport) -> Check {
     )
 }
 
-fn desired_check(report: &NodeReport, target: &Target) -> Check {
+fn desired_check(report: &NodeReport, target: &Target, mco: Option<&McoNodeState>) -> Check {
     let sha = report.registries.effective_sha256.as_deref();
     match target {
         Target::Agreement => check(
@@ -331,16 +335,26 @@ fn desired_check(report: &NodeReport, target: &Target) -> Check {
                 CheckState::Pass,
                 "matches the desired rendering",
             ),
-            Some(s) => check(
-                CheckName::Desired,
-                CheckState::Pending,
-                format!(
-                    "effective configuration {} differs from the desired rendering {} ({})",
-                    short(s),
-                    short(&d.sha256),
-                    d.origin
-                ),
-            ),
+            Some(s) => {
+                let targeted = match mco.and_then(|m| Some((m.pool_target.as_deref()?, m.pool_target_sha256.as_deref()?))) {
+                    Some((mc, t)) if t == d.sha256 => format!("; the pool's target MachineConfig {mc} carries it: the node has not applied it yet"),
+                    Some((mc, t)) => format!(
+                        "; the pool's target MachineConfig {mc} carries {} instead: MCO has not rendered the desired objects (lag, refusal, or a user MachineConfig overriding registries.conf)",
+                        short(t)
+                    ),
+                    None => String::new(),
+                };
+                check(
+                    CheckName::Desired,
+                    CheckState::Pending,
+                    format!(
+                        "effective configuration {} differs from the desired rendering {} ({}){targeted}",
+                        short(s),
+                        short(&d.sha256),
+                        d.origin
+                    ),
+                )
+            }
             None => check(
                 CheckName::Desired,
                 CheckState::Fail,
@@ -842,14 +856,26 @@ mod tests {
             desired_config: Some("rendered-worker-2".into()),
             state: Some("Working".into()),
             reason: None,
-            pool_target: None,
+            pool_target: Some("rendered-worker-2".into()),
+            pool_target_sha256: Some("sha256:0123456789abcdef".into()),
         };
         let mut i = input(&r);
         i.mco = Some(&mco);
         let n = evaluate(&i, &Target::Desired(d.clone()), &Policy::default());
         assert!(n.reasons[0].contains("Working"), "{:?}", n.reasons);
+        let other = report(Some("sha256:feed".into()));
+        let mut j = input(&other);
+        j.mco = Some(&mco);
+        let n = evaluate(&j, &Target::Desired(d.clone()), &Policy::default());
+        assert!(
+            n.reasons[0]
+                .contains("target MachineConfig rendered-worker-2 carries 0123456789ab instead"),
+            "{:?}",
+            n.reasons
+        );
         mco.desired_config = mco.current_config.clone();
         mco.state = Some("Done".into());
+        mco.pool_target = Some("rendered-worker-1".into());
         let mut i = input(&r);
         i.mco = Some(&mco);
         assert!(evaluate(&i, &Target::Desired(d), &Policy::default()).landed);

@@ -283,16 +283,7 @@ impl FakeNode {
 
     /// Writes the MCD's currentconfig: a rendered MachineConfig carrying `registries_conf`.
     pub fn write_machine_config(&self, name: &str, registries_conf: &str) {
-        let data = format!("data:,{}", percent(registries_conf));
-        let mc = serde_json::json!({
-            "apiVersion": "machineconfiguration.openshift.io/v1",
-            "kind": "MachineConfig",
-            "metadata": {"name": name},
-            "spec": {"config": {"ignition": {"version": "3.4.0"}, "storage": {"files": [
-                {"path": "/etc/containers/registries.conf", "mode": 420, "overwrite": true,
-                 "contents": {"source": data}}
-            ]}}}
-        });
+        let mc = machine_config_object(name, registries_conf);
         write_atomic(
             &self
                 .root
@@ -417,6 +408,20 @@ impl FakeNode {
         assert_eq!(status, 200, "push from {}: {body}", self.name);
         serde_json::from_str(&body).unwrap()
     }
+}
+
+/// A rendered MachineConfig carrying `registries_conf` (as the API serves it and the MCD stores it).
+pub fn machine_config_object(name: &str, registries_conf: &str) -> serde_json::Value {
+    let data = format!("data:,{}", percent(registries_conf));
+    serde_json::json!({
+        "apiVersion": "machineconfiguration.openshift.io/v1",
+        "kind": "MachineConfig",
+        "metadata": {"name": name, "annotations": {"machineconfiguration.openshift.io/generated-by-controller-version": "abc"}},
+        "spec": {"config": {"ignition": {"version": "3.4.0"}, "storage": {"files": [
+            {"path": "/etc/containers/registries.conf", "mode": 420, "overwrite": true,
+             "contents": {"source": data}}
+        ]}}}
+    })
 }
 
 pub fn sha256(b: &[u8]) -> String {

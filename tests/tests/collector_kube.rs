@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mirrorscope_core::openshift::{parse_str, render, ParseOptions, RenderOptions};
+use mirrorscope_core::rollout::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_e2e::collector::*;
 use serde_json::json;
 
@@ -110,6 +111,14 @@ fn cluster() -> MockApi {
         "/apis/config.openshift.io/v1/imagetagmirrorsets",
         list("ImageTagMirrorSet", "config.openshift.io/v1", vec![]),
     );
+    api.set(
+        "/apis/machineconfiguration.openshift.io/v1/machineconfigs/rendered-worker-new",
+        machine_config_object("rendered-worker-new", &rendered()),
+    );
+    api.set(
+        "/apis/machineconfiguration.openshift.io/v1/machineconfigs/rendered-master-1",
+        machine_config_object("rendered-master-1", TEMPLATE_REGISTRIES_CONF),
+    );
     // No ICSP endpoint: a cluster that no longer serves the kind answers 404.
     {
         let mut s = api.state.lock().unwrap();
@@ -150,7 +159,13 @@ fn token_review_pools_annotations_and_desired_from_the_api() {
     });
     let conf = rendered();
     let mut w1 = node_on("w1", &conf, "rendered-worker-new", "tok-w1");
-    let mut w2 = node_on("w2", &conf, "rendered-worker-new", "tok-w2");
+    // w2 is still on the old configuration; its MCD is working on the new one.
+    let mut w2 = node_on(
+        "w2",
+        TEMPLATE_REGISTRIES_CONF,
+        "rendered-worker-old",
+        "tok-w2",
+    );
 
     // Rejected token, another node's token, another ServiceAccount's token, no token.
     let (status, body) = push(&c.url, Some("forged"), &w1.report());
@@ -204,11 +219,21 @@ fn token_review_pools_annotations_and_desired_from_the_api() {
     );
     let w2r = row("w2");
     assert_eq!(w2r["landed"], false);
-    assert!(w2r["reasons"][0].as_str().unwrap().contains("machine-config-daemon Working: currentConfig rendered-worker-old -> desiredConfig rendered-worker-new"), "{w2r}");
+    let reasons = w2r["reasons"].to_string();
+    assert!(reasons.contains("desired: effective configuration") && reasons.contains("the pool's target MachineConfig rendered-worker-new carries it: the node has not applied it yet"), "{w2r}");
+    assert!(reasons.contains("machine-config-daemon Working: currentConfig rendered-worker-old -> desiredConfig rendered-worker-new"), "{w2r}");
 
     let out = cli(&c.url, &["wait", "--pool", "worker", "--timeout", "500ms"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 2 nodes landed"));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("of 2 nodes landed") && s.contains("machine-config-daemon Working"),
+        "{s}"
+    );
+    assert!(
+        !s.contains("  m1\n"),
+        "--pool worker selects workers only: {s}"
+    );
     // The MCD finishes on w2: the next listing shows Done.
     api.set(
         "/api/v1/nodes",
@@ -240,6 +265,9 @@ fn token_review_pools_annotations_and_desired_from_the_api() {
             ],
         ),
     );
+    w2.write_registries(&conf);
+    w2.write_machine_config("rendered-worker-new", &conf);
+    w2.push_to(&c.url);
     let out = cli(&c.url, &["wait", "--pool", "worker", "--timeout", "20s"]);
     assert_eq!(
         out.status.code(),
@@ -333,6 +361,24 @@ fn cli_reaches_the_collector_through_the_service_proxy() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["nodes"][0]["node"], "w1");
+    // Installed as a kubectl/oc plugin, the same binary answers the same way.
+    let plugin = dir.path().join("kubectl-mirrorscope");
+    std::fs::copy(bin("mirrorscope"), &plugin).unwrap();
+    let out = Command::new(&plugin)
+        .args(["nodes"])
+        .env("KUBECONFIG", &kc)
+        .env_remove("MIRRORSCOPE_COLLECTOR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("w1 ")));
     let seen = api.state.lock().unwrap().seen.clone();
     assert!(seen.iter().any(|s| s == "GET /api/v1/namespaces/mirrorscope/services/mirrorscope-collector:http/proxy/v1/nodes"), "{seen:?}");
     // The user's credentials are what the API server sees: a wrong token is refused there.

@@ -6,7 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use mirrorscope_core::openshift::{InputSet, OcpVersion, ParseOptions, RenderOptions};
+use mirrorscope_core::machineconfig::parse_current_config;
+use mirrorscope_core::openshift::{
+    InputSet, OcpVersion, ParseOptions, RenderOptions, REGISTRIES_CONF,
+};
+use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
 use mirrorscope_core::rollout::McoNodeState;
 use serde_json::Value;
 
@@ -28,6 +32,8 @@ struct Pool {
     name: String,
     match_labels: BTreeMap<String, String>,
     target: Option<String>,
+    /// Canonical hash of the registries configuration the target MachineConfig carries.
+    target_sha256: Option<String>,
 }
 
 /// Lists and interprets the cluster's objects; `render_desired` is false when `--desired`
@@ -37,7 +43,7 @@ pub async fn snapshot(
     render_desired: bool,
     fallback_version: OcpVersion,
 ) -> Result<ClusterSnapshot, KubeError> {
-    let pools: Vec<Pool> = client
+    let mut pools: Vec<Pool> = client
         .list("/apis/machineconfiguration.openshift.io/v1/machineconfigpools")
         .await?
         .iter()
@@ -50,8 +56,18 @@ pub async fn snapshot(
             target: p["spec"]["configuration"]["name"]
                 .as_str()
                 .map(str::to_string),
+            target_sha256: None,
         })
         .collect();
+    for p in &mut pools {
+        if let Some(t) = &p.target {
+            let path = format!("/apis/machineconfiguration.openshift.io/v1/machineconfigs/{t}");
+            // Best effort: without read access to MachineConfigs the check is simply skipped.
+            if let Ok(mc) = client.get_json(&path).await {
+                p.target_sha256 = machine_config_sha256(&mc);
+            }
+        }
+    }
     let mut nodes = BTreeMap::new();
     for n in client.list("/api/v1/nodes").await? {
         let Some(name) = n["metadata"]["name"].as_str() else {
@@ -67,6 +83,7 @@ pub async fn snapshot(
             state: get("state"),
             reason: get("reason").filter(|r| !r.is_empty()),
             pool_target: pool.and_then(|p| p.target.clone()),
+            pool_target_sha256: pool.and_then(|p| p.target_sha256.clone()),
         };
         nodes.insert(
             name.to_string(),
@@ -161,6 +178,40 @@ async fn render_cluster(
     d.notes
         .extend(set.errors.iter().map(|e| format!("input error: {e}")));
     Ok(d)
+}
+
+/// The effective registries configuration a rendered MachineConfig carries: its registries.conf
+/// and drop-ins, merged as containers/image does (later files of one path win, as in Ignition).
+fn machine_config_sha256(mc: &Value) -> Option<String> {
+    let bytes = serde_json::to_vec(mc).ok()?;
+    let cc = parse_current_config(&bytes).ok()?;
+    let text = |path: &str| -> Option<String> {
+        match &cc.file(path)?.contents {
+            Some(Ok(b)) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        }
+    };
+    let v = Default::default();
+    let main =
+        parse_config_str(&text(REGISTRIES_CONF)?, REGISTRIES_CONF, FileKind::Main, v).ok()?;
+    let mut drop_in_paths: Vec<&str> = cc
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .filter(|p| p.starts_with("/etc/containers/registries.conf.d/") && p.ends_with(".conf"))
+        .collect();
+    drop_in_paths.sort();
+    drop_in_paths.dedup();
+    let mut drop_ins = Vec::new();
+    for p in drop_in_paths {
+        drop_ins.push(parse_config_str(&text(p)?, p, FileKind::DropIn, v).ok()?);
+    }
+    let cfg = EffectiveConfig::from_files(
+        Some(main),
+        drop_ins,
+        (REGISTRIES_CONF.into(), String::new()),
+    );
+    Some(cfg.canonical_sha256())
 }
 
 /// A kind the cluster does not serve (404) is an empty input, not an error.
