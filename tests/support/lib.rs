@@ -6,8 +6,10 @@
 //! - [`oci`]: deterministic one-layer OCI layouts pushed with `skopeo copy`; digests read back.
 //! - [`skopeo`]: Debian skopeo run sealed (private `$HOME`, closed proxy) and its `--debug` log
 //!   parsed into the sources it tried.
+//! - [`collector`]: the collector binary run on loopback.
 //! - [`scenario`]: the explain-vs-skopeo differential scenarios (fixtures, comparison rules).
 
+pub mod collector;
 pub mod journal;
 pub mod oci;
 pub mod registry;
