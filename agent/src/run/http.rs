@@ -9,7 +9,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use super::metrics::{to_prometheus_text, OPENMETRICS, PROMETHEUS_TEXT};
 use super::state::Shared;
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -28,11 +28,20 @@ fn handle<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
             Ok(body) => reply(StatusCode::OK, "application/json", body),
             Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, text, e.to_string()),
         },
-        (&Method::GET, "/metrics") => reply(
-            StatusCode::OK,
-            METRICS_CONTENT_TYPE,
-            shared.metrics.encode(),
-        ),
+        (&Method::GET, "/metrics") => {
+            let om = shared.metrics.encode();
+            // Prometheus asks for OpenMetrics; curl and promtool get the classic text format.
+            let wants_om = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("application/openmetrics-text"));
+            if wants_om {
+                reply(StatusCode::OK, OPENMETRICS, om)
+            } else {
+                reply(StatusCode::OK, PROMETHEUS_TEXT, to_prometheus_text(&om))
+            }
+        }
         (&Method::GET, "/healthz") => reply(StatusCode::OK, text, "ok\n"),
         (&Method::GET, "/readyz") => {
             if shared.lock().config_read {

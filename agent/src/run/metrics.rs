@@ -40,7 +40,38 @@ pub struct Metrics {
     outbox_dropped: Counter,
 }
 
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The classic Prometheus text format (0.0.4) from OpenMetrics text, for scrapers that do not
+/// ask for OpenMetrics (curl, `promtool check metrics`): counter families are named with their
+/// `_total` suffix there, and there is no `# EOF` or `# UNIT`.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
 
 impl Metrics {
     pub fn new() -> Self {
@@ -161,5 +192,34 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_their_suffix() {
+        let m = Metrics::new();
+        m.pull("quay.io", "mirror", "pulled");
+        m.push_failed();
+        let om = m.encode();
+        assert!(om.contains("# TYPE mirrorscope_pulls counter\n"), "{om}");
+        assert!(om.ends_with("# EOF\n"));
+        let text = to_prometheus_text(&om);
+        assert!(
+            text.contains("# TYPE mirrorscope_pulls_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP mirrorscope_push_failures_total Failed"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "mirrorscope_pulls_total{registry=\"quay.io\",served_by_kind=\"mirror\",outcome=\"pulled\"} 1\n"
+        ), "{text}");
+        assert!(text.contains("# TYPE mirrorscope_journal_following gauge\n"));
+        assert!(!text.contains("# EOF"));
     }
 }

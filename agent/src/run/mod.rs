@@ -164,7 +164,7 @@ async fn agent(args: RunArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     log::info!(
-        "mirrorscope-agent {} on node {node}: host root {}, listening on {}",
+        "mirrorscope-agent {} on node {node}: host root {}, listening on http://{}",
         env!("CARGO_PKG_VERSION"),
         root.path().display(),
         listener
