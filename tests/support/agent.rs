@@ -381,3 +381,96 @@ impl HostRoot {
         ]
     }
 }
+
+/// CRI-O pull lines written live into a standalone journald, as `crio.service` logs them.
+pub struct LivePulls<'a>(pub &'a crate::journal::Journald);
+
+/// The registries.conf [`LivePulls`] pulls resolve with: `quay.io/live` mirrored.
+pub const LIVE_CONF: &str = r#"[[registry]]
+prefix = "quay.io/live"
+location = "quay.io/live"
+
+[[registry.mirror]]
+location = "mirror.live.example.net/live"
+"#;
+
+impl LivePulls<'_> {
+    /// The CRI-O request id of pull `n`: the record's `pull_id`.
+    pub fn id(n: u32) -> String {
+        format!("{n:08}-1111-4222-8333-444455556666")
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+    }
+
+    pub fn crio_line(&self, line: &str) {
+        self.0.send(&[
+            ("SYSLOG_IDENTIFIER", "crio"),
+            ("_SYSTEMD_UNIT", "crio.service"),
+            ("MESSAGE", line),
+        ]);
+    }
+
+    fn crio(&self, msg: &str, id: Option<&str>) {
+        let line = crate::journal::crio_msg(
+            Self::now(),
+            crate::journal::TimeFormat::Rfc3339Nano,
+            msg,
+            id,
+        );
+        self.crio_line(&line);
+    }
+
+    /// A pull served by the mirror.
+    pub fn via_mirror(&self, n: u32) {
+        let id = Self::id(n);
+        self.crio(&format!("Pulling image: quay.io/live/app-{n}:1"), Some(&id));
+        self.crio(
+            &format!("Trying to access \"mirror.live.example.net/live/app-{n}:1\""),
+            None,
+        );
+        self.crio(
+            &format!("Pulled image: quay.io/live/app-{n}@sha256:{n:064x}"),
+            Some(&id),
+        );
+    }
+
+    /// A pull the mirror could not serve: the source did.
+    pub fn fallback(&self, n: u32) {
+        let id = Self::id(n);
+        self.crio(&format!("Pulling image: quay.io/live/app-{n}:1"), Some(&id));
+        self.crio(
+            &format!("Trying to access \"mirror.live.example.net/live/app-{n}:1\""),
+            None,
+        );
+        self.crio(
+            &format!("Trying to access \"quay.io/live/app-{n}:1\""),
+            None,
+        );
+        self.crio(
+            &format!("Pulled image: quay.io/live/app-{n}@sha256:{n:064x}"),
+            Some(&id),
+        );
+    }
+
+    /// CRI-O's line after a successful SIGHUP reload.
+    pub fn registries_applied(&self) {
+        self.crio("Applied new registry configuration: ", None);
+    }
+
+    /// CRI-O's error line when a reload failed (it keeps the previous configuration).
+    pub fn reload_failed(&self, why: &str) {
+        let line = crate::journal::crio_msg(
+            Self::now(),
+            crate::journal::TimeFormat::Rfc3339Nano,
+            &format!("system registries reload failed: {why}"),
+            None,
+        )
+        .replacen("level=info", "level=error", 1);
+        self.crio_line(&line);
+    }
+}
