@@ -14,7 +14,7 @@ use mirrorscope_e2e::journal::{crio_msg, export, klog_entries, Entry, TimeFormat
 
 const T0: u64 = 1_795_246_000_000_000;
 /// Bumped whenever the generated content changes, so a stale cached journal is rebuilt.
-const GENERATION: u32 = 1;
+const GENERATION: u32 = 2;
 
 fn main() {
     let total: usize = std::env::var("MIRRORSCOPE_BENCH_ENTRIES")
@@ -219,14 +219,43 @@ fn build(path: &Path, total: usize) -> usize {
             chunk.extend(pull(t, pulls));
             pull_entries += chunk.len();
         } else if i.is_multiple_of(2) {
-            let msg = crio_msg(
-                t,
-                TimeFormat::Rfc3339Nano,
-                &format!(
-                    "Checking image status: registry.example.com/app/img-{}:v1",
-                    i % 97
+            // CRI-O's other RPCs; one in four is an image status check (an image-related line
+            // the correlator looks at, as on a node where every container start checks its image).
+            let (text, rpc) = match (i / 4) % 4 {
+                0 => (
+                    format!(
+                        "Checking image status: registry.example.com/app/img-{}:v1",
+                        i % 97
+                    ),
+                    "ImageService/ImageStatus",
                 ),
-                Some(&format!("c0ffee00-0000-4000-8000-{i:012}")),
+                1 => (
+                    format!("Creating container: ns-{}/pod-{}/main", i % 13, i % 101),
+                    "RuntimeService/CreateContainer",
+                ),
+                2 => (
+                    format!(
+                        "Started container {:012x}: ns-{}/pod-{}/main",
+                        i,
+                        i % 13,
+                        i % 101
+                    ),
+                    "RuntimeService/StartContainer",
+                ),
+                _ => (
+                    format!("Stopped pod sandbox: {:064x}", i),
+                    "RuntimeService/StopPodSandbox",
+                ),
+            };
+            let msg = format!(
+                "{} name=/runtime.v1.{rpc}",
+                crio_msg(
+                    t,
+                    TimeFormat::Rfc3339Nano,
+                    &text,
+                    Some(&format!("c0ffee00-0000-4000-8000-{i:012}")),
+                )
+                .replacen(" name=/runtime.v1.ImageService/PullImage", "", 1)
             );
             chunk.push(if i.is_multiple_of(4) {
                 Entry::crio(t, &msg)

@@ -286,6 +286,20 @@ impl Records {
     fn flush_fresh(&mut self, out: &mut impl Write) -> Result<bool> {
         let mut ready = Vec::new();
         for r in std::mem::take(&mut self.fresh) {
+            if self.follow {
+                ready.push(r);
+            } else {
+                self.order.place(r, &mut ready);
+            }
+        }
+        self.print(ready, out)
+    }
+
+    /// Outputs records in the order given, skipping those a previous run already reported.
+    /// Records count as reported for the checkpoint only here, when they really are printed.
+    fn print(&mut self, records: Vec<PullRecord>, out: &mut impl Write) -> Result<bool> {
+        let mut printed = false;
+        for r in records {
             // A pull still open at the end is shown, but stays pending for the checkpoint.
             let show = if r.outcome == PullOutcome::InProgress {
                 !self.resume.is_suppressed(&r)
@@ -295,26 +309,14 @@ impl Records {
             if !show {
                 continue;
             }
-            if self.follow {
-                ready.push(r);
+            printed = true;
+            if self.format == Format::Jsonl {
+                output::jsonl(out, &r).context("writing output")?;
             } else {
-                self.order.place(r, &mut ready);
+                self.collected.push(r);
             }
         }
-        let printed = !ready.is_empty();
-        self.print(ready, out)?;
         Ok(printed)
-    }
-
-    fn print(&mut self, records: Vec<PullRecord>, out: &mut impl Write) -> Result<()> {
-        if self.format == Format::Jsonl {
-            for r in &records {
-                output::jsonl(out, r).context("writing output")?;
-            }
-        } else {
-            self.collected.extend(records);
-        }
-        Ok(())
     }
 }
 
