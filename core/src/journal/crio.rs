@@ -78,13 +78,11 @@ pub fn pulled_value(reference: &str) -> PulledValue<'_> {
     PulledValue::Other
 }
 
-/// Cheap pre-check on the raw (escaped) message: false means the line is certainly not one of
-/// ours. No allocation, no unescaping; dispatches on the first byte so most lines cost one or
-/// two comparisons. Reload failures are logged at error level with a caller-specific prefix, so
-/// they are looked for anywhere in the message, but only when `error_level` says so.
-pub fn may_be_relevant_at(raw_message: &str, error_level: bool) -> bool {
+/// Whether the raw (escaped) message starts like one of our lines; dispatches on the first
+/// byte, so most lines cost one or two comparisons.
+fn known_start(raw_message: &str) -> bool {
     let p = |prefix: &str| raw_message.starts_with(prefix);
-    let known = match raw_message.as_bytes().first() {
+    match raw_message.as_bytes().first() {
         Some(b'P') => p("Pulling image: ") || p("Pulled image: ") || p("Pulling OCI artifact "),
         Some(b'T') => p("Trying to access "),
         Some(b'A') => p("Accessing ") || p("Applied new registry configuration"),
@@ -95,8 +93,17 @@ pub fn may_be_relevant_at(raw_message: &str, error_level: bool) -> bool {
         Some(b'F') => p("Falling back to pull "),
         Some(b'S') => p("Starting CRI-O"),
         _ => false,
-    };
-    known || (error_level && raw_message.contains("registries reload failed"))
+    }
+}
+
+const RELOAD_FAILED: &str = "registries reload failed";
+
+/// Cheap pre-check on the raw (escaped) message: false means the line is certainly not one of
+/// ours. No allocation, no unescaping. Reload failures are logged at error level with a
+/// caller-specific prefix, so they are looked for anywhere in the message, but only when
+/// `error_level` says so.
+pub fn may_be_relevant_at(raw_message: &str, error_level: bool) -> bool {
+    known_start(raw_message) || (error_level && raw_message.contains(RELOAD_FAILED))
 }
 
 /// [`may_be_relevant_at`] for a message whose level is unknown.
@@ -104,7 +111,8 @@ pub fn may_be_relevant(raw_message: &str) -> bool {
     may_be_relevant_at(raw_message, true)
 }
 
-/// Whether the part of a logrus line before `msg` says `level=error` (text or JSON form).
+/// Whether the part of a logrus line before `msg` says `level=error` (text or JSON form; JSON
+/// keys are sorted, so `level` comes before `msg` there too).
 fn error_level(before_msg: &str) -> bool {
     before_msg.contains("level=error") || before_msg.contains("\"level\":\"error\"")
 }
@@ -114,9 +122,10 @@ pub fn line_may_be_relevant(line: &str) -> bool {
     let Some(raw) = raw_msg(line) else {
         return false;
     };
-    let before = &line[..line.len() - raw.len()];
-    // JSON puts keys in alphabetical order, so `level` comes before `msg` there too.
-    may_be_relevant_at(raw, error_level(before))
+    known_start(raw) || {
+        let before = &line[..line.len() - raw.len()];
+        error_level(before) && raw.contains(RELOAD_FAILED)
+    }
 }
 
 /// Parses a CRI-O MESSAGE. `Ok(None)` for lines that are not pull-related (the common case,
