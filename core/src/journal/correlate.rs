@@ -234,7 +234,7 @@ impl Correlator {
                 None
             }
             Some(b't' | b'{') => {
-                if !crio::line_may_be_relevant(msg) {
+                if !crio::line_matters_for_pulls(msg) {
                     return None;
                 }
                 self.stats.relevant += 1;
