@@ -1,1 +1,36 @@
-//! OpenShift mirror-set rendering as the Machine Config Operator does it (issue: render).
+//! OpenShift mirror-set rendering as the Machine Config Operator does it.
+//!
+//! [`parse_str`] / [`InputSet`] read `Image`, `ImageDigestMirrorSet`, `ImageTagMirrorSet` and
+//! `ImageContentSourcePolicy` objects from YAML or JSON (with the API server's validation), and
+//! [`render`] predicts, byte for byte, the files of `99-<pool>-generated-registries`
+//! (`/etc/containers/registries.conf`, `policy.json`, the search-registries drop-in) for a given
+//! OCP release, or MCO's refusal. Nothing here does I/O.
+//!
+//! Sources: openshift/machine-config-operator `pkg/controller/container-runtime-config`
+//! (release-4.12 … main), openshift/runtime-utils `pkg/registries` (3beb0b5, 7bdb5b9),
+//! openshift/api CRDs; see `shared/spec/mco-rendering.md`.
+
+mod edit;
+mod encode;
+pub mod model;
+pub mod notes;
+pub mod parse;
+pub mod patterns;
+mod payload;
+mod render;
+mod topo;
+mod traps;
+mod validate;
+pub mod version;
+
+pub use model::{
+    ImageConfig, Kind, MirrorEntry, MirrorSet, MirrorSourcePolicy, ObjectRef, RegistrySources,
+    RenderInput,
+};
+pub use notes::{Note, Severity};
+pub use parse::{parse_str, InputError, InputSet, ParseOptions, Skipped};
+pub use render::{
+    render, Refusal, RenderOptions, RenderedFile, Rendering, DEFAULT_RELEASE_IMAGE, POLICY_JSON,
+    REGISTRIES_CONF, SEARCH_DROP_IN,
+};
+pub use version::{Family, OcpVersion, VersionError};
