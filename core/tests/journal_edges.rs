@@ -357,3 +357,24 @@ fn a_multi_entry_error_cut_short_still_closes_the_pull() {
         .iter()
         .all(|a| a.error_class == Some(ErrorClass::ManifestUnknown)));
 }
+
+#[test]
+fn kubelet_failure_closes_the_pull_crio_reported_failing() {
+    let body = [
+        crio("01:00:00.000001", "Pulling image: quay.io/x/app:1", Some("ok")),
+        crio("01:00:00.000002", "Pulling image: quay.io/x/app:1", Some("bad")),
+        crio(
+            "01:00:00.000003",
+            "Falling back to pull quay.io/x/app:1 as an OCI artifact: reading manifest 1 in quay.io/x/app: unauthorized: authentication required",
+            Some("bad"),
+        ),
+        r#"01:00:00.100000 kubelet[9]: E1121 01:00:00.100000       9 log.go:32] "PullImage from image service failed" err="rpc error: code = Unknown desc = unable to pull image or OCI artifact: pull image err: reading manifest 1 in quay.io/x/app: unauthorized: authentication required; artifact err: x" image="quay.io/x/app:1""#.to_owned(),
+        crio("01:00:02.000000", "Pulled image: quay.io/x/app@sha256:00", Some("ok")),
+    ]
+    .join("\n");
+    let out = run(&body);
+    let ok = journal_support::by_id(&out.records, "ok");
+    let bad = journal_support::by_id(&out.records, "bad");
+    assert_eq!(ok.outcome, PullOutcome::Pulled);
+    assert_eq!(bad.outcome, PullOutcome::Failed);
+}

@@ -25,7 +25,8 @@
 //!   `Accessing "L" failed:` lines). `digest` is the `@sha256:…` part of the logged reference;
 //!   CRI-O ≥1.35.2 logs an image ID there, which is not a digest, so it stays null.
 //! - **Close as failed** on the kubelet's `"PullImage from image service failed" … image="X"`:
-//!   the oldest open pull whose image is exactly X (the kubelet sends CRI-O the same string). The
+//!   the open pull whose image is exactly X (the kubelet sends CRI-O the same string): one that
+//!   CRI-O already reported failing (`Falling back to pull … as an OCI artifact`), else the oldest. The
 //!   error is split per location with [`split_error`], anchored on the pull's source list, then
 //!   on the locations tried. A location named by the error but never seen in a `Trying` line is
 //!   added with `tries: 0`. CRI-O 1.35.1+ `Falling back to pull … as an OCI artifact: E` records
@@ -488,7 +489,14 @@ impl Correlator {
     fn handle_kubelet(&mut self, ev: KubeletEvent, now: u64) {
         match ev {
             KubeletEvent::PullFailed { image, error } => {
-                let Some(i) = self.open.iter().position(|p| p.image == image) else {
+                // A pull CRI-O already reported as failing (1.35.1+ artifact fallback line, which
+                // has the request id) first; otherwise the oldest.
+                let Some(i) = self
+                    .open
+                    .iter()
+                    .position(|p| p.image == image && p.artifact_failed)
+                    .or_else(|| self.open.iter().position(|p| p.image == image))
+                else {
                     return;
                 };
                 let mut p = self.open.remove(i);
