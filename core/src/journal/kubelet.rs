@@ -56,15 +56,26 @@ pub fn may_be_relevant(line: &str) -> bool {
     let Some(which) = MESSAGES.iter().position(|m| body.starts_with(m)) else {
         return false;
     };
-    if which != MESSAGES.len() - 1 {
-        return true;
+    match which {
+        // Sync and start errors have many causes; only pull failures matter. A multi-entry
+        // value only shows its cause in later entries, so those are kept.
+        2 | 3 => {
+            super::klog::opens_multiline(body) || PULL_REASONS.iter().any(|r| body.contains(r))
+        }
+        // Events are frequent at v≥3; only the pull reasons matter.
+        4 => body.find(" reason=\"").is_some_and(|at| {
+            let r = &body[at + 9..];
+            EVENT_REASONS.iter().any(|p| r.starts_with(p))
+        }),
+        _ => true,
     }
-    // Events are frequent at v≥3; only the pull reasons matter.
-    body.find(" reason=\"").is_some_and(|at| {
-        let r = &body[at + 9..];
-        EVENT_REASONS.iter().any(|p| r.starts_with(p))
-    })
 }
+
+const PULL_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "RegistryUnavailable",
+    "SignatureValidationFailed",
+];
 
 /// Parses a (re-assembled) kubelet line. `Ok(None)` for lines that are not pull-related.
 pub fn parse_kubelet_line(line: &str) -> Result<Option<KubeletEvent>, GrammarError> {
@@ -157,10 +168,7 @@ pub fn parse_kubelet_line(line: &str) -> Result<Option<KubeletEvent>, GrammarErr
 }
 
 fn is_pull_reason(reason: &str) -> bool {
-    matches!(
-        reason,
-        "ErrImagePull" | "RegistryUnavailable" | "SignatureValidationFailed"
-    )
+    PULL_REASONS.contains(&reason)
 }
 
 /// The CRI-O error inside a kubelet error text: strips `rpc error: code = X desc = `.
