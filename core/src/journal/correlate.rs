@@ -172,6 +172,17 @@ pub struct Correlator {
     stats: CorrelatorStats,
 }
 
+impl std::fmt::Debug for Correlator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Correlator")
+            .field("config", &self.config)
+            .field("open", &self.open.len())
+            .field("held_back", &self.finished.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Correlator {
     pub fn new(resolver: Box<dyn SourceResolver + Send>, config: CorrelatorConfig) -> Self {
         Self {
