@@ -378,3 +378,45 @@ fn kubelet_failure_closes_the_pull_crio_reported_failing() {
     assert_eq!(ok.outcome, PullOutcome::Pulled);
     assert_eq!(bad.outcome, PullOutcome::Failed);
 }
+
+#[test]
+fn advance_releases_and_expires_without_entries() {
+    use mirrorscope_core::journal::{Correlator, StaticResolver};
+    let f = parse(
+        &[
+            "@node n",
+            &crio(
+                "01:00:00.000001",
+                "Pulling image: quay.io/x/app:1",
+                Some("done"),
+            ),
+            &crio(
+                "01:00:00.000002",
+                "Pulled image: quay.io/x/app@sha256:00",
+                Some("done"),
+            ),
+            &crio(
+                "01:00:00.000003",
+                "Pulling image: quay.io/x/app:1",
+                Some("stuck"),
+            ),
+        ]
+        .join("\n"),
+    );
+    let mut c = Correlator::new(Box::new(StaticResolver::new()), CorrelatorConfig::default());
+    let mut out = Vec::new();
+    for e in &f.entries {
+        c.push(e, &mut out);
+    }
+    assert!(out.is_empty());
+    let t0 = f.entries[0].realtime_usec;
+    c.advance(t0 + 11_000_000, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].pull_id, "done");
+    c.advance(t0 + 31 * 60 * 1_000_000, &mut out);
+    assert_eq!(out.len(), 1, "abandoned pulls are held back too");
+    c.advance(t0 + 32 * 60 * 1_000_000, &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].outcome, PullOutcome::Abandoned);
+    assert_eq!(c.stats().entries, 3);
+}

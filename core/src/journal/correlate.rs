@@ -225,6 +225,15 @@ impl Correlator {
         notice
     }
 
+    /// Moves the correlator's clock to `now_usec` without an entry (an idle followed journal):
+    /// expires pulls and releases held-back records that became due, appending them to `out`.
+    pub fn advance(&mut self, now_usec: u64, out: &mut Vec<PullRecord>) {
+        self.last_usec = self.last_usec.max(now_usec);
+        if now_usec >= self.next_deadline {
+            self.sweep(now_usec, out);
+        }
+    }
+
     /// End of input: every held-back record, then every open pull as `in_progress`, in start
     /// order.
     pub fn finish(&mut self) -> Vec<PullRecord> {
