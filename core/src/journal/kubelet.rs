@@ -171,6 +171,38 @@ fn is_pull_reason(reason: &str) -> bool {
     PULL_REASONS.contains(&reason)
 }
 
+/// What a `Successfully pulled image "X" in D (W including waiting). Image size: N bytes.`
+/// event message (K6) tells; older kubelets omit the waiting time and the size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledEvent {
+    pub image: String,
+    /// Go `time.Duration` text, e.g. `1.841s`, `412ms`, `1m3.25s`.
+    pub duration: String,
+    pub size_bytes: Option<u64>,
+}
+
+/// Parses the message of a kubelet `Pulled` event; `None` for other messages (e.g. `Container
+/// image "X" already present on machine`).
+pub fn parse_pulled_message(message: &str) -> Option<PulledEvent> {
+    let rest = message.strip_prefix("Successfully pulled image ")?;
+    let (image, used) = read_quoted(rest).ok()?;
+    let after = rest.get(used..)?.strip_prefix(" in ")?;
+    // Up to the first space; the oldest form ends the message with the duration and a period.
+    let duration = after.split(' ').next()?.trim_end_matches('.').to_owned();
+    if duration.is_empty() {
+        return None;
+    }
+    let size_bytes = after
+        .split_once("Image size: ")
+        .and_then(|(_, s)| s.split(' ').next())
+        .and_then(|n| n.parse().ok());
+    Some(PulledEvent {
+        image: image.into_owned(),
+        duration,
+        size_bytes,
+    })
+}
+
 /// The CRI-O error inside a kubelet error text: strips `rpc error: code = X desc = `.
 pub fn strip_rpc_prefix(error: &str) -> &str {
     match error.strip_prefix("rpc error: code = ") {
@@ -254,6 +286,33 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn pulled_messages() {
+        assert_eq!(
+            parse_pulled_message(
+                "Successfully pulled image \"q.io/a:1\" in 1.841s (2.5s including waiting). Image size: 12345 bytes."
+            ),
+            Some(PulledEvent {
+                image: "q.io/a:1".into(),
+                duration: "1.841s".into(),
+                size_bytes: Some(12345)
+            })
+        );
+        assert_eq!(
+            parse_pulled_message("Successfully pulled image \"q.io/a:1\" in 412ms"),
+            Some(PulledEvent {
+                image: "q.io/a:1".into(),
+                duration: "412ms".into(),
+                size_bytes: None
+            })
+        );
+        assert_eq!(
+            parse_pulled_message("Container image \"q.io/a:1\" already present on machine"),
+            None
+        );
+        assert_eq!(parse_pulled_message("Successfully pulled image \"x"), None);
     }
 
     #[test]
