@@ -32,6 +32,13 @@ pub(crate) fn traps(
             entry_traps(&mut notes, set, i, e);
         }
     }
+    // A source whose entries disagree on the policy is refused anyway: no trap to report.
+    let conflicting = |sets: &[&MirrorSet], source: &str| {
+        sets.iter()
+            .flat_map(|s| s.entries.iter())
+            .filter(|e| e.source == source)
+            .any(|e| e.policy.effective() != MirrorSourcePolicy::NeverContactSource)
+    };
     // NeverContactSource on only one of the two pools.
     let never = |sets: &[MirrorSet], source: &str| {
         sets.iter().flat_map(|s| s.entries.iter()).any(|e| {
@@ -61,6 +68,7 @@ pub(crate) fn traps(
                 if e.policy != MirrorSourcePolicy::NeverContactSource
                     || !has_real_mirror(e)
                     || never(other, &e.source)
+                    || conflicting(&sets, &e.source)
                 {
                     continue;
                 }
