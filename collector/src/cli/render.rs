@@ -89,11 +89,24 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         for e in &set.errors {
             eprintln!("error: {e}");
         }
-        eprintln!(
-            "mirrorscope: the API server would reject {} (OCP {}); nothing rendered",
-            plural(set.errors.len(), "this field", "these fields"),
-            args.ocp_version
-        );
+        let unreadable = set.errors.iter().filter(|e| e.object.is_none()).count();
+        let rejected = set.errors.len() - unreadable;
+        let mut what = Vec::new();
+        if unreadable > 0 {
+            what.push(plural(
+                unreadable,
+                "a document could not be read",
+                "documents could not be read",
+            ));
+        }
+        if rejected > 0 {
+            what.push(format!(
+                "the API server (OCP {}) would reject {}",
+                args.ocp_version,
+                plural(rejected, "this field", "these fields")
+            ));
+        }
+        eprintln!("mirrorscope: {}; nothing rendered", what.join(", and "));
         return Ok(EXIT_INVALID_INPUT);
     }
     let options = RenderOptions {

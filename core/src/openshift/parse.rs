@@ -151,7 +151,10 @@ impl InputSet {
             Value::Null => return,
             Value::Mapping(m) => m,
             other => {
-                let reason = format!("a {} is not a Kubernetes object", type_name(other));
+                let reason = format!(
+                    "a YAML/JSON {} is not a Kubernetes object",
+                    type_name(other)
+                );
                 self.skip(origin, "", "", "", reason);
                 return;
             }
