@@ -5,7 +5,11 @@
 
 pub mod cimage_version;
 pub mod explain;
+pub mod go;
+pub mod hash;
 pub mod journal;
+pub mod machineconfig;
 pub mod openshift;
 pub mod reference;
 pub mod registries;
+pub mod report;

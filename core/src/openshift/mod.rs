@@ -12,7 +12,6 @@
 
 mod edit;
 mod encode;
-mod go;
 pub mod model;
 pub mod notes;
 pub mod parse;

@@ -4,10 +4,10 @@
 
 use super::edit::{Editor, MirrorSets};
 use super::encode::registries_toml;
-use super::go;
 use super::model::MirrorSourcePolicy;
 use super::patterns::scope_is_nested_inside_scope;
 use super::version::{Family, OcpVersion};
+use crate::go;
 use crate::reference::ImageReference;
 use crate::registries::{parse_config_str, EffectiveConfig, FileKind};
 

@@ -2,7 +2,6 @@
 
 use super::edit::{Editor, MirrorSets};
 use super::encode::{registries_toml, Policy, Requirement, TEMPLATE_SEARCH};
-use super::go::quote;
 use super::model::{MirrorSet, MirrorSourcePolicy, ObjectRef, RegistrySources, RenderInput};
 use super::notes::Note;
 use super::patterns::scope_is_nested_inside_scope;
@@ -10,6 +9,7 @@ use super::payload::{dropped_log, valid_blocked_and_allowed, PayloadEvent, Valid
 use super::traps;
 use super::validate::{validate_registries, validate_scope_lists};
 use super::version::{Family, OcpVersion};
+use crate::go::quote;
 use crate::reference::ImageReference;
 use crate::registries::{parse_config_str, FileKind};
 use serde::{Deserialize, Serialize};

@@ -1,12 +1,12 @@
 //! Configurations MCO renders without complaint but that do not do what they most likely mean.
 //! Each finding names the object and field and carries a short fix.
 
-use super::go::quote;
 use super::model::{Kind, MirrorEntry, MirrorSet, MirrorSourcePolicy, ObjectRef, RenderInput};
 use super::notes::Note;
 use super::patterns::scope_is_nested_inside_scope;
 use super::payload::ValidLists;
 use super::version::OcpVersion;
+use crate::go::quote;
 use crate::reference::ImageReference;
 
 fn has_real_mirror(e: &MirrorEntry) -> bool {

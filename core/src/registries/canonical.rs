@@ -7,7 +7,6 @@
 //! entry order where it matters (mirrors, search registries, credential helpers).
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::effective::EffectiveConfig;
 use super::model::PullFromMirror;
@@ -89,12 +88,6 @@ impl EffectiveConfig {
 
     /// `sha256:<hex>` of [`Self::canonical_json`].
     pub fn canonical_sha256(&self) -> String {
-        let digest = Sha256::digest(self.canonical_json().as_bytes());
-        let mut out = String::with_capacity(7 + 64);
-        out.push_str("sha256:");
-        for b in digest.iter() {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        crate::hash::sha256_hex(self.canonical_json().as_bytes())
     }
 }

@@ -1,0 +1,153 @@
+//! The NodeReport: what an agent knows about its node, served at `GET /v1/report` and pushed to
+//! the collector (`POST /v1/reports`). Versioned JSON; unknown fields are rejected by the
+//! collector, so a field is only ever added together with a version bump.
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::PullRecord;
+use crate::machineconfig::FileMatch;
+
+/// Wire version of [`NodeReport`].
+pub const NODE_REPORT_VERSION: u32 = 1;
+
+/// Everything one agent reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeReport {
+    pub version: u32,
+    pub node: String,
+    pub agent_version: String,
+    /// Random per agent process, so the collector can tell a restart from a replay.
+    pub agent_instance: String,
+    /// Increases with every report an agent instance builds.
+    pub seq: u64,
+    /// RFC 3339 UTC.
+    pub generated_at: String,
+    pub registries: RegistriesState,
+    pub machine_config: MachineConfigState,
+    pub crio: CrioState,
+    pub journal: JournalState,
+    /// Pull records not yet acknowledged by the collector (push), or the recent ones (GET).
+    pub pulls: Vec<PullRecord>,
+    /// Records dropped because the outbox was full (cumulative).
+    pub pulls_dropped: u64,
+    pub counters: PullCounters,
+}
+
+/// The node's registries configuration as CRI-O would load it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistriesState {
+    /// Main file, drop-ins in reading order, then policy.json.
+    pub files: Vec<FileState>,
+    /// Whether the files on disk load without error right now.
+    pub valid: bool,
+    /// containers/image's message for the invalid file (names the file).
+    pub error: Option<String>,
+    /// Canonical hash of the last valid effective configuration (what CRI-O keeps using when a
+    /// file turns invalid).
+    pub effective_sha256: Option<String>,
+    /// Canonical JSON of that configuration (see `EffectiveConfig::canonical_json`).
+    pub effective_canonical: Option<String>,
+    /// When the effective configuration last changed (RFC 3339), as seen by the agent.
+    pub changed_at: Option<String>,
+}
+
+/// Which role a watched file plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    Main,
+    DropIn,
+    Policy,
+}
+
+/// One watched file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileState {
+    /// Path on the node (without the agent's host-root prefix).
+    pub path: String,
+    pub role: FileRole,
+    pub exists: bool,
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+    /// Modification time, RFC 3339.
+    pub mtime: Option<String>,
+    /// Read or parse error for this file alone.
+    pub error: Option<String>,
+    /// The text, for registries files (small; lets the collector explain against this node).
+    pub contents: Option<String>,
+}
+
+/// What the Machine Config Daemon says the node runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfigState {
+    /// `metadata.name` of `/etc/machine-config-daemon/currentconfig`.
+    pub current_config: Option<String>,
+    /// registries.conf on disk versus the bytes the current MachineConfig carries.
+    pub registries_conf: Option<FileMatch>,
+    /// `/run/machine-config-daemon-force` exists.
+    pub force_file: bool,
+    pub error: Option<String>,
+}
+
+/// CRI-O's view, from its journal.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrioState {
+    /// Last `Applied new registry configuration`, RFC 3339.
+    pub last_applied_at: Option<String>,
+    /// Last `system registries reload failed`, RFC 3339, and its message.
+    pub last_reload_failure_at: Option<String>,
+    pub last_reload_failure: Option<String>,
+}
+
+/// The agent's journal reader.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalState {
+    pub following: bool,
+    pub cursor: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Cumulative counters since the agent started (low cardinality: no image or pod).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullCounters {
+    pub pulls: Vec<PullCount>,
+    pub attempts: Vec<AttemptCount>,
+}
+
+/// `mirrorscope_pulls_total{registry, served_by_kind, outcome}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullCount {
+    pub registry: String,
+    /// `mirror`, `source` or `none`.
+    pub served_by_kind: String,
+    pub outcome: String,
+    pub count: u64,
+}
+
+/// `mirrorscope_pull_attempts_total{location, error_class}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptCount {
+    /// Registry host of the location tried.
+    pub location: String,
+    /// Error class, or `none` for a served attempt, `unknown` when the journal gave no reason.
+    pub error_class: String,
+    pub count: u64,
+}
+
+/// The collector's answer to a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushAck {
+    /// Pull records newly stored.
+    pub accepted: u64,
+    /// Pull records already known (same pull id): dropped.
+    pub duplicates: u64,
+}
