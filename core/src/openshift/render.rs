@@ -11,7 +11,7 @@ use super::validate::{validate_registries, validate_scope_lists};
 use super::version::{Family, OcpVersion};
 use crate::go::quote;
 use crate::reference::ImageReference;
-use crate::registries::{parse_config_str, FileKind};
+use crate::registries::{parse_config_str, EffectiveConfig, FileKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -276,14 +276,19 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
             SEARCH_DROP_IN => FileKind::DropIn,
             _ => continue,
         };
-        if let Err(e) = parse_config_str(&f.contents, &f.path, kind, version.containers_image()) {
-            notes.push(
+        match parse_config_str(&f.contents, &f.path, kind, version.containers_image()) {
+            Err(e) => notes.push(
                 Note::warning(
                     "cimage-rejects",
                     format!("containers/image on the nodes will reject the rendered {}: {e}; CRI-O keeps failing to load its registries configuration", f.path),
                 )
                 .fix("correct the entry named in the error in Image/cluster or the mirror sets"),
-            );
+            ),
+            Ok(file) if kind == FileKind::Main => {
+                let config = EffectiveConfig::from_main_file(file);
+                traps::blocked_mirrors(&mut notes, &config, idms.iter().chain(itms.iter()).chain(icsp.iter()));
+            }
+            Ok(_) => {}
         }
     }
     if files.is_empty() {

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 /// An OpenShift `major.minor` version (the z-stream is ignored: the latest one is assumed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct OcpVersion {
     pub major: u32,
     pub minor: u32,
@@ -64,6 +65,20 @@ impl OcpVersion {
 impl Default for OcpVersion {
     fn default() -> Self {
         OcpVersion::DEFAULT
+    }
+}
+
+impl TryFrom<String> for OcpVersion {
+    type Error = VersionError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<OcpVersion> for String {
+    fn from(v: OcpVersion) -> String {
+        v.to_string()
     }
 }
 
