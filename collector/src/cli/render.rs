@@ -29,8 +29,9 @@ pub struct Args {
     /// used to protect the payload from blockedRegistries. Default: an official release by digest.
     #[arg(long, value_name = "REF")]
     pub release_image: Option<String>,
-    /// The OpenShift release whose MCO to predict (byte format, validation and texts differ).
-    #[arg(long, value_name = "X.Y", default_value_t = OcpVersion::DEFAULT)]
+    /// The OpenShift release whose MCO to predict (byte format, validation and texts differ);
+    /// a patch level matters only for 4.13.0-4.13.26, which refused ICSP next to IDMS/ITMS.
+    #[arg(long, value_name = "X.Y[.Z]", default_value_t = OcpVersion::DEFAULT)]
     pub ocp_version: OcpVersion,
     /// Write every file MCO writes at its host path under DIR (DIR/etc/containers/…) instead
     /// of printing registries.conf.

@@ -212,6 +212,19 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
         {
             return Err(refuse(e, "registries config", notes));
         }
+        if version.refuses_icsp_with_mirror_sets() && !icsp.is_empty() {
+            let other = if !idms.is_empty() {
+                Some("imagedigestmirrorset")
+            } else if !itms.is_empty() {
+                Some("imagetagmirrorset")
+            } else {
+                None
+            };
+            if let Some(other) = other {
+                let reason = format!("error: both imagecontentsourcepolicy and {other} exist");
+                return Err(refuse(reason, "registries config", notes));
+            }
+        }
         let mut digest = MirrorSets::default();
         for (source, policy, mirrors) in &digest_entries {
             digest.add(
