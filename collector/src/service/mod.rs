@@ -414,6 +414,14 @@ async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return too_large();
+    }
     let identity = match app.auth.authenticate(authz.as_deref()).await {
         Ok(i) => i,
         Err(e) => return auth_error(&e),
@@ -424,10 +432,7 @@ async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("report larger than {MAX_BODY} bytes"),
-                );
+                return too_large();
             }
             return error(StatusCode::BAD_REQUEST, &format!("reading body: {e}"));
         }
@@ -458,6 +463,13 @@ async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
     }
     let ack = app.store().ingest(report, now_unix());
     json(StatusCode::OK, &ack)
+}
+
+fn too_large() -> Resp {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("report larger than {MAX_BODY} bytes"),
+    )
 }
 
 fn version_error(v: u32) -> Resp {
