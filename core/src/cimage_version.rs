@@ -18,6 +18,8 @@ impl CImageVersion {
     pub const V5_23: Self = Self::new(5, 23);
     /// Strict v1/v2 mixing check and `manifest unknown` simplification.
     pub const V5_24: Self = Self::new(5, 24);
+    /// BurntSushi/toml v1.3: a leading byte-order mark is skipped.
+    pub const V5_26: Self = Self::new(5, 26);
     /// Alias errors joined with newlines.
     pub const V5_31: Self = Self::new(5, 31);
     /// A drop-in that vanished between listing and reading is skipped.

@@ -5,6 +5,7 @@
 
 pub mod cimage_version;
 pub mod explain;
+pub mod go;
 pub mod hash;
 pub mod journal;
 pub mod machineconfig;

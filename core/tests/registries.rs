@@ -495,7 +495,12 @@ fn validation_messages_in_order() {
         ("short-name-mode = \"prompt\"\n", "invalid short-name mode: \"prompt\""),
         ("[[registry]]\nprefix = \"*.a.io/x\"\n", "Wildcarded prefix should be in the format: *.example.com. Current prefix \"*.a.io/x\" is incorrectly formatted"),
         ("[aliases]\n\"a:1\" = \"quay.io/a\"\n", "validating short-name aliases: invalid short name \"a:1\": must not contain tag"),
-        ("[[registry]\nlocation = \"a\"\n", "toml: line 1"),
+        ("[[registry]\nlocation = \"a\"\n", "toml: line 2"),
+        ("[[registry]]\nlocation = \"\\x31\"\n", "toml: line 2"),
+        ("registry = [{location = \"a\", insecure = true,}]\n", "toml: line 1"),
+        ("[[registry]]\nlocation = \"a\"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = \"m/\"\npull-from-mirror = \"x\"\n", "cannot set mirror usage mirror-by-digest-only for the registry (\"a\") and pull-from-mirror for per-mirror (\"m\") at the same time"),
+        ("[[registry]]\nprefix = \"*.a/\\u007f\\u0001\"\n", "Wildcarded prefix should be in the format: *.example.com. Current prefix \"*.a/\\x7f\\x01\" is incorrectly formatted"),
+        ("unqualified-search-registries = [\"a\\u0001\\u2028\"]\n", "Invalid unqualified-search-registries entry \"a\\x01\\u2028\""),
         ("[[registry]]\nlocation = \"a\"\ninsecure = \"yes\"\n", "toml: line 3"),
     ];
     for (text, want) in cases {
@@ -519,6 +524,29 @@ fn first_failing_check_wins() {
         err("unqualified-search-registries = [\"\"]\n[[registry]]\nprefix = \"a.io\"\n"),
         "invalid condition: location is unset and prefix is not in the format: *.example.com"
     );
+}
+
+#[test]
+fn keys_match_case_insensitively_like_burntsushi_toml() {
+    let c = cfg("[[Registry]]\nLocation = \"r:1\"\nBLOCKED = true\n[[Registry.Mirror]]\nlocation = \"m:2\"\nPull-From-Mirror = \"tag-only\"\n[Aliases]\nfoo = \"quay.io/foo\"\n");
+    assert_eq!(sources(&c, "r:1/x:1"), ["m:2/x:1", "!r:1/x:1"]);
+    // Alias names are map keys: never folded (and "Foo" is not a valid short name).
+    assert!(err("[aliases]\nFoo = \"quay.io/foo\"\n")
+        .starts_with("validating short-name aliases: cannot parse short name: \"Foo\""));
+    assert_eq!(
+        err("Unqualified-Search-Registries = [\"a/b\"]\n"),
+        "Invalid unqualified-search-registries entry \"a/b\""
+    );
+    assert_eq!(err("[Registries.Search]\nRegistries = [\"s.io\"]\n"), "OK");
+    // A type error found after folding has no line number but still names the problem.
+    assert!(err("[[Registry]]\nlocation = \"a\"\ninsecure = \"yes\"\n").starts_with("toml: "));
+}
+
+#[test]
+fn byte_order_mark_depends_on_version() {
+    let text = "\u{feff}[[registry]]\nlocation = \"a\"\n";
+    assert_eq!(err_v(text, FileKind::Main, CImageVersion::LATEST), "OK");
+    assert!(err_v(text, FileKind::Main, CImageVersion::V5_23).starts_with("toml: line 1"));
 }
 
 #[test]

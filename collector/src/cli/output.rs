@@ -87,3 +87,9 @@ mod tests {
         assert_eq!(t, "A    BB\nxxx  y\n");
     }
 }
+
+/// Indents the continuation lines of a multi-line message (containers/image's TOML errors span
+/// two lines) so it stays under its list bullet.
+pub fn indent_continuation(s: &str) -> String {
+    s.replace('\n', "\n      ")
+}

@@ -2,9 +2,9 @@
 //! nested-scope propagation. Two generations: the current one (runtime-utils 7bdb5b9, OCP ≥ 4.13)
 //! and the ICSP-only one (runtime-utils 3beb0b5, OCP ≤ 4.12).
 
-use super::go::quote;
 use super::patterns::scope_is_nested_inside_scope;
 use super::topo::TopoGraph;
+use crate::go::quote;
 use std::collections::BTreeMap;
 
 /// `sysregistriesv2.Endpoint` (the fields MCO sets).

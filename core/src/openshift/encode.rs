@@ -33,10 +33,17 @@ fn toml_str(s: &str) -> String {
 
 /// Encodes a `V2RegistriesConf` holding `search` and `regs`. `als_helper` adds the
 /// `additional-layer-store-auth-helper` key of c/image ≥ 5.32 (MCO ≥ 4.19).
-pub(crate) fn registries_toml(search: &[String], regs: &[Registry], als_helper: bool) -> String {
+/// `search == None` is a nil list, which BurntSushi omits.
+pub(crate) fn registries_toml(
+    search: Option<&[String]>,
+    regs: &[Registry],
+    als_helper: bool,
+) -> String {
     let mut out = String::new();
-    let list: Vec<String> = search.iter().map(|s| toml_str(s)).collect();
-    let _ = writeln!(out, "unqualified-search-registries = [{}]", list.join(", "));
+    if let Some(search) = search {
+        let list: Vec<String> = search.iter().map(|s| toml_str(s)).collect();
+        let _ = writeln!(out, "unqualified-search-registries = [{}]", list.join(", "));
+    }
     out.push_str("short-name-mode = \"\"\n");
     if als_helper {
         out.push_str("additional-layer-store-auth-helper = \"\"\n");

@@ -10,10 +10,8 @@
 //! (release-4.12 … main), openshift/runtime-utils `pkg/registries` (3beb0b5, 7bdb5b9),
 //! openshift/api CRDs; see `shared/spec/mco-rendering.md`.
 
-mod dockerref;
 mod edit;
 mod encode;
-mod go;
 pub mod model;
 pub mod notes;
 pub mod parse;

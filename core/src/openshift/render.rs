@@ -1,15 +1,16 @@
 //! The whole image-config sync of MCO's `ContainerRuntimeConfigController` as a pure function.
 
-use super::dockerref::parse_named;
 use super::edit::{Editor, MirrorSets};
 use super::encode::{registries_toml, Policy, Requirement, TEMPLATE_SEARCH};
-use super::go::quote;
 use super::model::{MirrorSet, MirrorSourcePolicy, ObjectRef, RegistrySources, RenderInput};
 use super::notes::Note;
 use super::payload::{dropped_log, valid_blocked_and_allowed, PayloadEvent, ValidLists};
 use super::traps;
 use super::validate::{validate_registries, validate_scope_lists};
 use super::version::{Family, OcpVersion};
+use crate::go::quote;
+use crate::reference::ImageReference;
+use crate::registries::{parse_config_str, FileKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -170,7 +171,7 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
         blocked,
         allowed_spec,
         &digest_entries,
-        legacy,
+        version,
     ) {
         Ok(x) => x,
         Err(e) => {
@@ -182,8 +183,8 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
         }
     };
     payload_notes(&mut notes, &image_obj, blocked, &events);
-    let payload_repo = parse_named(&release_image)
-        .map(|r| r.name)
+    let payload_repo = ImageReference::parse_canonical(&release_image)
+        .map(|r| r.name().to_string())
         .unwrap_or_default();
     traps::policy_traps(&mut notes, &image_obj, &lists, &payload_repo, allowed_spec);
 
@@ -234,7 +235,11 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
         let search: Vec<String> = TEMPLATE_SEARCH.iter().map(|s| s.to_string()).collect();
         files.push(RenderedFile {
             path: REGISTRIES_CONF.into(),
-            contents: registries_toml(&search, &editor.regs, version.family() == Family::Current),
+            contents: registries_toml(
+                Some(&search),
+                &editor.regs,
+                version.family() == Family::Current,
+            ),
         });
     }
     if lists.policy_blocked.is_some() || lists.allowed.is_some() {
@@ -249,7 +254,7 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
     if let Some(search) = &rs.container_runtime_search_registries {
         files.push(RenderedFile {
             path: SEARCH_DROP_IN.into(),
-            contents: registries_toml(search, &[], version.family() == Family::Current),
+            contents: registries_toml(Some(search), &[], version.family() == Family::Current),
         });
         notes.push(
             Note::info(
@@ -258,6 +263,22 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
             )
             .at(&image_obj, "spec.registrySources.containerRuntimeSearchRegistries"),
         );
+    }
+    for f in &files {
+        let kind = match f.path.as_str() {
+            REGISTRIES_CONF => FileKind::Main,
+            SEARCH_DROP_IN => FileKind::DropIn,
+            _ => continue,
+        };
+        if let Err(e) = parse_config_str(&f.contents, &f.path, kind, version.containers_image()) {
+            notes.push(
+                Note::warning(
+                    "cimage-rejects",
+                    format!("containers/image on the nodes will reject the rendered {}: {e}; CRI-O keeps failing to load its registries configuration", f.path),
+                )
+                .fix("correct the entry named in the error in Image/cluster or the mirror sets"),
+            );
+        }
     }
     if files.is_empty() {
         notes.push(Note::info(

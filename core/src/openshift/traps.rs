@@ -1,13 +1,13 @@
 //! Configurations MCO renders without complaint but that do not do what they most likely mean.
 //! Each finding names the object and field and carries a short fix.
 
-use super::dockerref::parse_named;
-use super::go::quote;
 use super::model::{Kind, MirrorEntry, MirrorSet, MirrorSourcePolicy, ObjectRef, RenderInput};
 use super::notes::Note;
 use super::patterns::scope_is_nested_inside_scope;
 use super::payload::ValidLists;
 use super::version::OcpVersion;
+use crate::go::quote;
+use crate::reference::ImageReference;
 
 fn has_real_mirror(e: &MirrorEntry) -> bool {
     e.mirrors.iter().any(|m| *m != e.source)
@@ -116,23 +116,23 @@ pub(crate) fn traps(
     if let Some(img) = &input.image {
         if let (Some(allowed), Ok(payload)) = (
             &img.registry_sources.allowed_registries,
-            parse_named(release_image),
+            ImageReference::parse_canonical(release_image),
         ) {
             if !allowed.is_empty()
                 && !allowed
                     .iter()
-                    .any(|a| scope_is_nested_inside_scope(&payload.name, a))
+                    .any(|a| scope_is_nested_inside_scope(payload.name(), a))
             {
                 notes.push(
                     Note::warning(
                         "allowed-without-payload",
                         format!(
                             "the release payload repository {} is not allowed: policy.json will reject OpenShift's own images (MCO does not add it for you)",
-                            quote(&payload.name)
+                            quote(payload.name())
                         ),
                     )
                     .at(&img.object, "spec.registrySources.allowedRegistries")
-                    .fix(format!("add {} (and the other registries the cluster pulls from) to allowedRegistries", quote(&payload.name))),
+                    .fix(format!("add {} (and the other registries the cluster pulls from) to allowedRegistries", quote(payload.name()))),
                 );
             }
         }

@@ -1,12 +1,12 @@
 //! MCO's render-time validation (`validateRegistriesConfScopes`), per release: any error refuses
 //! the whole sync.
 
-use super::go::quote;
 use super::model::{MirrorSet, MirrorSourcePolicy};
 use super::patterns::{
     is_valid_registries_conf_scope, matches_mirror_pattern, matches_source_pattern,
 };
 use super::version::OcpVersion;
+use crate::go::quote;
 use std::collections::HashMap;
 
 /// Checks the insecure, blocked and allowed scopes (same in every release).

@@ -1,5 +1,6 @@
 //! The OpenShift version whose MCO is predicted, and what changes with it.
 
+use crate::cimage_version::CImageVersion;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +34,20 @@ impl OcpVersion {
     /// True when this version is `4.minor` or later.
     pub fn at_least(self, minor: u32) -> bool {
         self >= OcpVersion::new(4, minor)
+    }
+
+    /// The containers/image release this MCO vendors (for loading its temporary config).
+    pub fn containers_image(self) -> CImageVersion {
+        let minor = match self {
+            v if !v.at_least(13) => 23, // 5.22 in MCO 4.12; 5.23 is the oldest the engine models
+            v if !v.at_least(15) => 24,
+            v if !v.at_least(16) => 27,
+            v if !v.at_least(18) => 29,
+            v if !v.at_least(19) => 29,
+            v if !v.at_least(20) => 34,
+            _ => 35,
+        };
+        CImageVersion::new(5, minor)
     }
 
     pub fn family(self) -> Family {

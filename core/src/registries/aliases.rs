@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::model::AliasValue;
 use crate::cimage_version::CImageVersion;
+use crate::go::quote;
 use crate::reference::ImageReference;
 
 fn looks_like_registry(domain: &str) -> bool {
@@ -12,18 +13,23 @@ fn looks_like_registry(domain: &str) -> bool {
 
 fn validate_short_name(name: &str) -> Result<(), String> {
     let r = ImageReference::parse_unnormalized(name)
-        .map_err(|e| format!("cannot parse short name: {name:?}: {e}"))?;
+        .map_err(|e| format!("cannot parse short name: {}: {e}", quote(name)))?;
     if r.digest().is_some() {
         return Err(format!(
-            "invalid short name {name:?}: must not contain digest"
+            "invalid short name {}: must not contain digest",
+            quote(name)
         ));
     }
     if r.tag().is_some() {
-        return Err(format!("invalid short name {name:?}: must not contain tag"));
+        return Err(format!(
+            "invalid short name {}: must not contain tag",
+            quote(name)
+        ));
     }
     if looks_like_registry(r.domain()) {
         return Err(format!(
-            "invalid short name {name:?}: must not contain registry"
+            "invalid short name {}: must not contain registry",
+            quote(name)
         ));
     }
     Ok(())
@@ -31,16 +37,23 @@ fn validate_short_name(name: &str) -> Result<(), String> {
 
 fn parse_alias_value(alias: &str) -> Result<String, String> {
     let r = ImageReference::parse_unnormalized(alias)
-        .map_err(|e| format!("parsing alias {alias:?}: {e}"))?;
+        .map_err(|e| format!("parsing alias {}: {e}", quote(alias)))?;
     if r.digest().is_some() {
-        return Err(format!("invalid alias {alias:?}: must not contain digest"));
+        return Err(format!(
+            "invalid alias {}: must not contain digest",
+            quote(alias)
+        ));
     }
     if r.tag().is_some() {
-        return Err(format!("invalid alias {alias:?}: must not contain tag"));
+        return Err(format!(
+            "invalid alias {}: must not contain tag",
+            quote(alias)
+        ));
     }
     if !looks_like_registry(r.domain()) {
         return Err(format!(
-            "invalid alias {alias:?}: must contain registry and repository"
+            "invalid alias {}: must contain registry and repository",
+            quote(alias)
         ));
     }
     ImageReference::parse_normalized(alias)

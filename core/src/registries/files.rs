@@ -8,6 +8,7 @@ use super::effective::EffectiveConfig;
 use super::model::ConfigFile;
 use super::parse::{parse_config_str, FileError, FileKind};
 use crate::cimage_version::CImageVersion;
+use crate::go::quote;
 
 /// The files making up one configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +23,9 @@ pub struct ConfigLocation {
 /// Why a configuration could not be loaded; `Display` matches containers/image's wrapping.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("loading registries configuration {path:?}: {error}")]
+    #[error("loading registries configuration {}: {error}", quote(path))]
     Main { path: String, error: FileError },
-    #[error("loading drop-in registries configuration {path:?}: {error}")]
+    #[error("loading drop-in registries configuration {}: {error}", quote(path))]
     DropIn { path: String, error: FileError },
     #[error("reading registries.conf.d: {0}")]
     DropInDir(String),
@@ -116,7 +117,7 @@ pub fn read_config_file(
             .count()
             + 1;
         FileError::Syntax {
-            line,
+            line: Some(line),
             message: "invalid UTF-8".to_string(),
         }
     })?;
@@ -126,6 +127,21 @@ pub fn read_config_file(
 /// `*.conf` entries of one drop-in directory in byte order of their names; sub-directories are
 /// skipped and a missing directory is empty.
 pub fn list_drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    // filepath.WalkDir does not follow a root that is a symlink or a regular file: it visits the
+    // root itself as a single entry, taken only if its name ends in ".conf".
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ConfigError::DropInDir(go_io_error("lstat", dir, &e))),
+        Ok(m) if !m.is_dir() => {
+            let is_conf = dir.as_os_str().as_encoded_bytes().ends_with(b".conf");
+            return Ok(if is_conf {
+                vec![dir.to_path_buf()]
+            } else {
+                Vec::new()
+            });
+        }
+        Ok(_) => {}
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::aliases::validate_aliases;
 use super::model::{ConfigFile, Mirror, PullFromMirror, Registry, ShortNameMode};
 use crate::cimage_version::CImageVersion;
+use crate::go::quote;
 use crate::reference::is_domain;
 
 /// Whether the file is the main registries.conf (v1 allowed) or a drop-in (v2 only).
@@ -23,8 +24,11 @@ pub enum FileKind {
 pub enum FileError {
     /// TOML syntax or type error. containers/image uses BurntSushi/toml, whose wording differs
     /// from ours after the line number.
-    #[error("toml: line {line}: {message}")]
-    Syntax { line: usize, message: String },
+    #[error("toml: {}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Syntax {
+        line: Option<usize>,
+        message: String,
+    },
     /// The file could not be read, in Go's `open PATH: reason` form.
     #[error("{0}")]
     Io(String),
@@ -88,7 +92,7 @@ pub fn parse_config_str(
     kind: FileKind,
     version: CImageVersion,
 ) -> Result<ConfigFile, FileError> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+    let raw = decode(text, version)?;
     let is_v1 = v1_present(&raw, version);
     let (registries, usr) = if is_v1 {
         if kind == FileKind::DropIn {
@@ -116,8 +120,8 @@ pub fn parse_config_str(
         .find(|r| r.prefix.starts_with("*.") && r.prefix.contains(['/', '@', ':']))
     {
         return Err(invalid(format!(
-            "Wildcarded prefix should be in the format: *.example.com. Current prefix {:?} is incorrectly formatted",
-            r.prefix
+            "Wildcarded prefix should be in the format: *.example.com. Current prefix {} is incorrectly formatted",
+            quote(&r.prefix)
         )));
     }
     let aliases = match &raw.aliases {
@@ -142,18 +146,120 @@ fn invalid(msg: impl Into<String>) -> FileError {
     FileError::Invalid(msg.into())
 }
 
-fn syntax_error(text: &str, e: &toml::de::Error) -> FileError {
-    let line = e
-        .span()
-        .map(|s| {
-            text.as_bytes()
-                .iter()
-                .take(s.start)
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
+/// BurntSushi/toml (containers/image's parser, TOML 1.0) matches struct keys exactly first and
+/// then case-insensitively, so `Location` or `[[Registry]]` work there; map keys (aliases) are
+/// never folded. serde matches exactly, so keys are folded onto the schema before decoding.
+const TOP_KEYS: &[&str] = &[
+    "registry",
+    "unqualified-search-registries",
+    "credential-helpers",
+    "short-name-mode",
+    "additional-layer-store-auth-helper",
+    "aliases",
+    "registries",
+];
+const REGISTRY_KEYS: &[&str] = &[
+    "prefix",
+    "location",
+    "insecure",
+    "pull-from-mirror",
+    "mirror",
+    "blocked",
+    "mirror-by-digest-only",
+];
+const MIRROR_KEYS: &[&str] = &["location", "insecure", "pull-from-mirror"];
+const V1_KEYS: &[&str] = &["search", "insecure", "block"];
+const V1_LIST_KEYS: &[&str] = &["registries"];
+
+fn decode(text: &str, version: CImageVersion) -> Result<RawFile, FileError> {
+    // BurntSushi/toml learnt to skip a byte-order mark in v1.3 (containers/image 5.26).
+    if text.starts_with('\u{feff}') && !version.at_least(CImageVersion::V5_26) {
+        return Err(FileError::Syntax {
+            line: Some(1),
+            message: "bare keys cannot contain '\\ufeff'".to_string(),
+        });
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+    if !fold_file_keys(&mut table) {
+        // Decode from the text again so type errors keep their line numbers.
+        return toml::from_str(text).map_err(|e| syntax_error(text, &e));
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| FileError::Syntax {
+            line: None,
+            message: e.message().trim().to_string(),
         })
-        .unwrap_or(1);
+}
+
+/// Renames keys of the known tables to their schema spelling; true when anything changed.
+fn fold_file_keys(top: &mut toml::Table) -> bool {
+    let mut changed = fold_keys(top, TOP_KEYS);
+    if let Some(toml::Value::Array(regs)) = top.get_mut("registry") {
+        for r in regs.iter_mut().filter_map(toml::Value::as_table_mut) {
+            changed |= fold_keys(r, REGISTRY_KEYS);
+            if let Some(toml::Value::Array(ms)) = r.get_mut("mirror") {
+                for m in ms.iter_mut().filter_map(toml::Value::as_table_mut) {
+                    changed |= fold_keys(m, MIRROR_KEYS);
+                }
+            }
+        }
+    }
+    if let Some(toml::Value::Table(v1)) = top.get_mut("registries") {
+        changed |= fold_keys(v1, V1_KEYS);
+        for k in V1_KEYS {
+            if let Some(toml::Value::Table(list)) = v1.get_mut(*k) {
+                changed |= fold_keys(list, V1_LIST_KEYS);
+            }
+        }
+    }
+    changed
+}
+
+fn fold_keys(table: &mut toml::Table, fields: &[&str]) -> bool {
+    let renames: Vec<(String, &str)> = table
+        .keys()
+        .filter(|k| !fields.contains(&k.as_str()))
+        .filter_map(|k| {
+            fields
+                .iter()
+                .find(|f| go_equal_fold(k, f))
+                .map(|f| (k.clone(), *f))
+        })
+        .collect();
+    for (from, to) in &renames {
+        if let Some(v) = table.remove(from) {
+            table.insert((*to).to_string(), v);
+        }
+    }
+    !renames.is_empty()
+}
+
+/// Go's `strings.EqualFold` for our ASCII field names (the Kelvin sign and the long s fold onto
+/// `k` and `s` under Unicode simple folding).
+fn go_equal_fold(key: &str, field: &str) -> bool {
+    let fold = |c: char| match c {
+        '\u{212a}' => 'k',
+        '\u{17f}' => 's',
+        c => c.to_ascii_lowercase(),
+    };
+    key.chars().map(fold).eq(field.chars().map(fold))
+}
+
+fn syntax_error(text: &str, e: &toml::de::Error) -> FileError {
+    let line = e.span().map(|s| {
+        let bytes = text.as_bytes();
+        let before = bytes.iter().take(s.start).filter(|&&b| b == b'\n').count() + 1;
+        // BurntSushi's lexer has already counted a newline when it reports an error found there:
+        // an unterminated string, or a table header whose closing bracket is missing.
+        let header_cut_by_newline =
+            e.message().starts_with("invalid table header") && bytes.get(s.end) == Some(&b'\n');
+        if bytes.get(s.start) == Some(&b'\n') || header_cut_by_newline {
+            before + 1
+        } else {
+            before
+        }
+    });
     FileError::Syntax {
         line,
         message: e.message().trim().to_string(),
@@ -268,7 +374,8 @@ fn post_process(
         };
         if r.pull_from_mirror.as_deref().is_some_and(|p| !p.is_empty()) {
             return Err(invalid(format!(
-                "pull-from-mirror must not be set for a non-mirror registry {prefix:?}"
+                "pull-from-mirror must not be set for a non-mirror registry {}",
+                quote(&prefix)
             )));
         }
         let mirror_by_digest_only = r.mirror_by_digest_only.unwrap_or(false);
@@ -279,22 +386,26 @@ fn post_process(
             if trimmed.is_empty() {
                 return Err(invalid("invalid condition: mirror location is unset"));
             }
-            // Before 5.35 the trimmed value was assigned to a loop copy and lost.
-            let location = if version.at_least(CImageVersion::V5_35) {
-                trimmed
-            } else {
-                raw_location
-            };
             let pfm = m.pull_from_mirror.unwrap_or_default();
             if mirror_by_digest_only && !pfm.is_empty() {
                 return Err(invalid(format!(
-                    "cannot set mirror usage mirror-by-digest-only for the registry ({prefix:?}) and pull-from-mirror for per-mirror ({location:?}) at the same time"
+                    "cannot set mirror usage mirror-by-digest-only for the registry ({}) and pull-from-mirror for per-mirror ({}) at the same time",
+                    quote(&prefix),
+                    quote(&trimmed)
                 )));
             }
             let Some(usage) = parse_pull_from_mirror(&pfm) else {
                 return Err(invalid(format!(
-                    "unsupported pull-from-mirror value {pfm:?} for mirror {location:?}"
+                    "unsupported pull-from-mirror value {} for mirror {}",
+                    quote(&pfm),
+                    quote(&trimmed)
                 )));
+            };
+            // Before 5.35 the trimmed value was checked on a loop copy and then lost.
+            let location = if version.at_least(CImageVersion::V5_35) {
+                trimmed
+            } else {
+                raw_location
             };
             mirrors.push(Mirror {
                 location,
@@ -322,7 +433,8 @@ fn post_process(
                 let reg = parse_location(&entry)?;
                 if !is_domain(&reg) {
                     return Err(invalid(format!(
-                        "Invalid unqualified-search-registries entry {reg:?}"
+                        "Invalid unqualified-search-registries entry {}",
+                        quote(&reg)
                     )));
                 }
                 out.push(reg);
@@ -379,6 +491,6 @@ fn parse_short_name_mode(mode: &str) -> Result<ShortNameMode, FileError> {
         "disabled" => Ok(ShortNameMode::Disabled),
         "enforcing" => Ok(ShortNameMode::Enforcing),
         "permissive" => Ok(ShortNameMode::Permissive),
-        _ => Err(invalid(format!("invalid short-name mode: {mode:?}"))),
+        _ => Err(invalid(format!("invalid short-name mode: {}", quote(mode)))),
     }
 }

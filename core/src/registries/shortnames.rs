@@ -3,6 +3,7 @@
 
 use super::effective::EffectiveConfig;
 use super::model::ShortNameMode;
+use crate::go::quote;
 use crate::reference::{ImageReference, ReferenceError};
 
 /// How a (possibly short) name resolves.
@@ -36,21 +37,24 @@ impl ShortNameResolution {
 /// Why short-name resolution fails; texts as containers/image (and CRI-O) print them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShortNameError {
-    #[error("cannot parse input: {input:?}: {error}")]
+    #[error("cannot parse input: {}: {error}", quote(input))]
     Parse {
         input: String,
         error: ReferenceError,
     },
-    #[error("cannot normalize input: {input:?}: {error}")]
+    #[error("cannot normalize input: {}: {error}", quote(input))]
     Normalize {
         input: String,
         error: ReferenceError,
     },
-    #[error("short-name {name:?} did not resolve to an alias and no unqualified-search registries are defined in {origin:?}")]
+    #[error("short-name {} did not resolve to an alias and no unqualified-search registries are defined in {}", quote(name), quote(origin))]
     NoSearchRegistries { name: String, origin: String },
-    #[error("short-name {0:?} did not resolve to an alias and no containers-registries.conf(5) was found")]
+    #[error("short-name {} did not resolve to an alias and no containers-registries.conf(5) was found", quote(.0))]
     NoConfiguration(String),
-    #[error("creating reference with unqualified-search registry {registry:?}: {error}")]
+    #[error(
+        "creating reference with unqualified-search registry {}: {error}",
+        quote(registry)
+    )]
     SearchRegistry {
         registry: String,
         error: ReferenceError,

@@ -1,7 +1,7 @@
-//! Go formatting helpers, so refusal texts match MCO's `fmt.Errorf("%q", …)` byte for byte.
+//! Go formatting helpers, so messages match containers/image's and MCO's `%q` / `%#v` byte for byte.
 
 /// `strconv.Quote(s)` (also what `%q` and `%#v` print for a Go string).
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -26,7 +26,7 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 /// `fmt.Sprintf("%q", []string{…})`: `["a" "b"]`.
-pub(crate) fn quote_list(items: &[String]) -> String {
+pub fn quote_list(items: &[String]) -> String {
     let inner: Vec<String> = items.iter().map(|s| quote(s)).collect();
     format!("[{}]", inner.join(" "))
 }
