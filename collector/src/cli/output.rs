@@ -79,6 +79,12 @@ pub fn pool_name(p: &str) -> String {
     }
 }
 
+/// Indents the continuation lines of a multi-line message (containers/image's TOML errors span
+/// two lines) so it stays under its list bullet.
+pub fn indent_continuation(s: &str) -> String {
+    s.replace('\n', "\n      ")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -86,10 +92,4 @@ mod tests {
         let t = super::table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "A    BB\nxxx  y\n");
     }
-}
-
-/// Indents the continuation lines of a multi-line message (containers/image's TOML errors span
-/// two lines) so it stays under its list bullet.
-pub fn indent_continuation(s: &str) -> String {
-    s.replace('\n', "\n      ")
 }
