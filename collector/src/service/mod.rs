@@ -272,13 +272,15 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/reports") => ingest(app, req).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        (&Method::GET, "/v1/nodes") => json(
-            StatusCode::OK,
-            &views::nodes(&app.store(), &app.policy, now),
-        ),
+        (&Method::GET, "/v1/nodes") => {
+            // Compute under the lock, serialise after it is released.
+            let v = views::nodes(&app.store(), &app.policy, now);
+            json(StatusCode::OK, &v)
+        }
         (&Method::GET, p) if p.starts_with("/v1/nodes/") => {
             let name = &p["/v1/nodes/".len()..];
-            match views::node(&app.store(), &app.policy, now, name) {
+            let d = views::node(&app.store(), &app.policy, now, name);
+            match d {
                 Some(d) => json(StatusCode::OK, &d),
                 None => error(StatusCode::NOT_FOUND, &format!("no node {name:?}")),
             }
@@ -289,10 +291,8 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
                 Err(e) => return error(StatusCode::BAD_REQUEST, &e),
             };
             let desired = param("desired");
-            json(
-                StatusCode::OK,
-                &views::rollout(&app.store(), &app.policy, now, &sel, desired.as_deref()),
-            )
+            let v = views::rollout(&app.store(), &app.policy, now, &sel, desired.as_deref());
+            json(StatusCode::OK, &v)
         }
         (&Method::GET, "/v1/pulls") => {
             let fallback = match param("fallback").as_deref() {
@@ -329,13 +329,18 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
                 fallback,
                 limit,
             };
-            json(StatusCode::OK, &views::pulls(&app.store(), &f))
+            let v = views::pulls(&app.store(), &f);
+            json(StatusCode::OK, &v)
         }
-        (&Method::GET, "/v1/registries") => json(StatusCode::OK, &views::registries(&app.store())),
+        (&Method::GET, "/v1/registries") => {
+            let v = views::registries(&app.store());
+            json(StatusCode::OK, &v)
+        }
         (&Method::GET, "/v1/explain") => {
             let image = param("image").unwrap_or_default();
             let node = param("node").filter(|n| !n.is_empty());
-            match views::explain_image(&app.store(), &image, node.as_deref()) {
+            let r = views::explain_image(&app.store(), &image, node.as_deref());
+            match r {
                 Ok(e) => json(StatusCode::OK, &e),
                 Err(e) => error(StatusCode::BAD_REQUEST, &e),
             }
@@ -363,18 +368,24 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
             }
         }
         (&Method::GET, "/") => {
-            let s = app.store();
-            let rollout = views::rollout(&s, &app.policy, now, &Selection::default(), None);
-            let nodes = views::nodes(&s, &app.policy, now);
-            let regs = views::registries(&s);
-            let troubled = views::troubled_pulls(&s, 50);
+            let (rollout, nodes, regs, troubled, notes, kube_error) = {
+                let s = app.store();
+                (
+                    views::rollout(&s, &app.policy, now, &Selection::default(), None),
+                    views::nodes(&s, &app.policy, now),
+                    views::registries(&s),
+                    views::troubled_pulls(&s, 50),
+                    s.desired.notes.clone(),
+                    s.kube.error.clone(),
+                )
+            };
             let page = html::page(
                 &rollout,
                 &nodes,
                 &regs,
                 &troubled,
-                &s.desired.notes,
-                s.kube.error.as_deref(),
+                &notes,
+                kube_error.as_deref(),
             );
             text(StatusCode::OK, "text/html; charset=utf-8", page)
         }
