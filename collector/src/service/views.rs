@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use mirrorscope_core::explain::{explain, Explanation};
-use mirrorscope_core::journal::PullOutcome;
+use std::sync::Arc;
+
+use mirrorscope_core::journal::{PullOutcome, PullRecord};
 use mirrorscope_core::reference::ImageReference;
 use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
 use mirrorscope_core::report::FileRole;
@@ -69,7 +71,7 @@ pub fn evaluate_nodes(
         let entry = store.nodes.get(&name);
         let input = NodeInput {
             node: &name,
-            report: entry.map(|e| &e.report),
+            report: entry.map(|e| &*e.report),
             report_age_secs: entry
                 .map(|e| (now_unix - e.received_unix).max(0.0) as u64)
                 .unwrap_or(0),
@@ -117,7 +119,7 @@ pub fn node(store: &Store, policy: &Policy, now: f64, name: &str) -> Option<Node
         .nodes
         .into_iter()
         .find(|n| n.node == name)?;
-    let report = store.nodes.get(name).map(|e| e.report.clone());
+    let report = store.nodes.get(name).map(|e| (*e.report).clone());
     Some(NodeDetail { view, report })
 }
 
@@ -177,10 +179,10 @@ pub struct PullFilter {
     pub limit: usize,
 }
 
-pub fn pulls(store: &Store, f: &PullFilter) -> PullsView {
+pub fn pulls(window: &[Arc<PullRecord>], f: &PullFilter) -> PullsView {
     let mut matching = 0;
     let mut out = Vec::new();
-    for p in store.pulls().rev() {
+    for p in window.iter().rev() {
         if f.node
             .as_deref()
             .is_some_and(|n| p.node.as_deref() != Some(n))
@@ -333,12 +335,9 @@ pub fn explain_image(
 }
 
 /// Pulls that fell back or failed, newest first (status page).
-pub fn troubled_pulls(
-    store: &Store,
-    limit: usize,
-) -> Vec<std::sync::Arc<mirrorscope_core::journal::PullRecord>> {
-    store
-        .pulls()
+pub fn troubled_pulls(window: &[Arc<PullRecord>], limit: usize) -> Vec<Arc<PullRecord>> {
+    window
+        .iter()
         .rev()
         .filter(|p| p.fallback || p.outcome == PullOutcome::Failed || is_blocked(p))
         .take(limit)
