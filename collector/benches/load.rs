@@ -245,6 +245,7 @@ fn main() {
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let peak_rss = Arc::new(Mutex::new(0u64));
     let errors = Arc::new(Mutex::new(0u64));
+    let rollout_lat: Arc<Mutex<Vec<f64>>> = Arc::default();
     rt.block_on(async {
         let start = Instant::now();
         let deadline = start + Duration::from_secs(secs);
@@ -286,6 +287,21 @@ fn main() {
                 }
             }));
         }
+        // A `mirrorscope wait` polling the rollout during the load, as it would in real life.
+        let (addr2, rollout_ms) = (addr.clone(), rollout_lat.clone());
+        let poller = tokio::spawn(async move {
+            loop {
+                let t = Instant::now();
+                let (status, _) = get(&addr2, "/v1/rollout").await;
+                if status == 200 {
+                    rollout_ms
+                        .lock()
+                        .expect("lock")
+                        .push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
         let peak = peak_rss.clone();
         let sampler = tokio::spawn(async move {
             loop {
@@ -301,6 +317,7 @@ fn main() {
             let _ = t.await;
         }
         sampler.abort();
+        poller.abort();
     });
     let mut l = latencies.lock().expect("lock").clone();
     l.sort_by(|a, b| a.total_cmp(b));
@@ -311,6 +328,14 @@ fn main() {
         pct(&l, 0.5),
         pct(&l, 0.99),
         l.last().copied().unwrap_or(0.0)
+    );
+    let mut r = rollout_lat.lock().expect("lock").clone();
+    r.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "GET /v1/rollout during the load (every 250 ms): {} polls, p50 {:.1} ms, p99 {:.1} ms",
+        r.len(),
+        pct(&r, 0.5),
+        pct(&r, 0.99)
     );
     println!(
         "collector RSS: peak {:.1} MiB, now {:.1} MiB",

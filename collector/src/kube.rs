@@ -11,7 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::httpc::{self, HttpError, Url};
+use crate::httpc::{self, HttpError, TlsError, TlsSettings, Url};
+
+/// Where a pod finds its ServiceAccount credentials.
+pub const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// Where the API server is and how to authenticate.
 #[derive(Debug, Clone)]
@@ -19,6 +22,7 @@ pub struct KubeClient {
     pub base: Url,
     token: Option<String>,
     pub timeout: Duration,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// Why an API call failed.
@@ -41,6 +45,10 @@ pub enum KubeError {
     Kubeconfig { path: String, reason: String },
     #[error("reading {path}: {error}")]
     Read { path: String, error: std::io::Error },
+    #[error("TLS settings for {what}: {error}")]
+    Tls { what: String, error: TlsError },
+    #[error("not in a pod (KUBERNETES_SERVICE_HOST is unset): give --kube-api")]
+    NotInCluster,
 }
 
 /// The outcome of a TokenReview.
@@ -59,16 +67,59 @@ impl KubeClient {
             base,
             token,
             timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 
-    /// `--kube-api URL` with an optional token file (the ServiceAccount token in a pod).
-    pub fn from_url(url: &str, token_file: Option<&Path>) -> Result<KubeClient, KubeError> {
+    fn with_tls(mut self, what: &str, settings: &TlsSettings) -> Result<KubeClient, KubeError> {
+        if self.base.https {
+            self.tls = Some(settings.client_config().map_err(|error| KubeError::Tls {
+                what: what.to_string(),
+                error,
+            })?);
+        }
+        Ok(self)
+    }
+
+    /// `--kube-api URL` with an optional token file and CA file.
+    pub fn from_url(
+        url: &str,
+        token_file: Option<&Path>,
+        ca_file: Option<&Path>,
+    ) -> Result<KubeClient, KubeError> {
         let token = match token_file {
             Some(p) => Some(read_token(p)?),
             None => None,
         };
-        Ok(KubeClient::new(Url::parse(url)?, token))
+        let ca_pem = match ca_file {
+            Some(p) => Some(read(p)?),
+            None => None,
+        };
+        KubeClient::new(Url::parse(url)?, token).with_tls(
+            "--kube-api",
+            &TlsSettings {
+                ca_pem,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Inside a pod: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` with the
+    /// ServiceAccount's token and CA.
+    pub fn in_cluster() -> Result<KubeClient, KubeError> {
+        let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| KubeError::NotInCluster)?;
+        let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let dir = Path::new(SA_DIR);
+        KubeClient::from_url(
+            &format!("https://{host}:{port}"),
+            Some(&dir.join("token")),
+            Some(&dir.join("ca.crt")),
+        )
     }
 
     /// The user's kubeconfig (`$KUBECONFIG`'s first file, else `~/.kube/config`): current
@@ -116,7 +167,21 @@ impl KubeClient {
             _ => None,
         };
         let base = Url::parse(&cluster.cluster.server).map_err(|e| bad(e.to_string()))?;
-        Ok(KubeClient::new(base, token))
+        let cl = &cluster.cluster;
+        let u = user.map(|u| &u.user);
+        let settings = TlsSettings {
+            ca_pem: data_or_file(&cl.certificate_authority_data, &cl.certificate_authority)?,
+            insecure: cl.insecure_skip_tls_verify,
+            client_cert_pem: match u {
+                Some(u) => data_or_file(&u.client_certificate_data, &u.client_certificate)?,
+                None => None,
+            },
+            client_key_pem: match u {
+                Some(u) => data_or_file(&u.client_key_data, &u.client_key)?,
+                None => None,
+            },
+        };
+        KubeClient::new(base, token).with_tls(&format!("kubeconfig {shown}"), &settings)
     }
 
     async fn call(
@@ -133,7 +198,15 @@ impl KubeClient {
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        Ok(httpc::request(method, &self.base.join(path), &headers, body, self.timeout).await?)
+        Ok(httpc::request(
+            method,
+            &self.base.join(path),
+            &headers,
+            body,
+            self.timeout,
+            self.tls.as_ref(),
+        )
+        .await?)
     }
 
     /// GET a path under the API server and decode JSON, failing on non-2xx.
@@ -206,6 +279,32 @@ fn decode(path: &str, r: httpc::Response) -> Result<Value, KubeError> {
     })
 }
 
+fn read(p: &Path) -> Result<Vec<u8>, KubeError> {
+    std::fs::read(p).map_err(|error| KubeError::Read {
+        path: p.display().to_string(),
+        error,
+    })
+}
+
+/// A kubeconfig `*-data` field (base64) or its file twin.
+fn data_or_file(
+    data: &Option<String>,
+    file: &Option<String>,
+) -> Result<Option<Vec<u8>>, KubeError> {
+    if let Some(d) = data {
+        let bytes = mirrorscope_core::machineconfig::decode_data_url(&format!("data:;base64,{d}"))
+            .map_err(|e| KubeError::Kubeconfig {
+                path: "kubeconfig".into(),
+                reason: format!("invalid base64 data: {e}"),
+            })?;
+        return Ok(Some(bytes));
+    }
+    match file {
+        Some(f) => Ok(Some(read(Path::new(f))?)),
+        None => Ok(None),
+    }
+}
+
 fn read_token(p: &Path) -> Result<String, KubeError> {
     std::fs::read_to_string(p)
         .map(|t| t.trim().to_string())
@@ -258,6 +357,12 @@ struct NamedCluster {
 #[derive(Deserialize)]
 struct KubeCluster {
     server: String,
+    #[serde(rename = "certificate-authority-data")]
+    certificate_authority_data: Option<String>,
+    #[serde(rename = "certificate-authority")]
+    certificate_authority: Option<String>,
+    #[serde(rename = "insecure-skip-tls-verify", default)]
+    insecure_skip_tls_verify: bool,
 }
 
 #[derive(Deserialize)]
@@ -271,4 +376,12 @@ struct KubeUser {
     token: Option<String>,
     #[serde(rename = "tokenFile")]
     token_file: Option<String>,
+    #[serde(rename = "client-certificate-data")]
+    client_certificate_data: Option<String>,
+    #[serde(rename = "client-certificate")]
+    client_certificate: Option<String>,
+    #[serde(rename = "client-key-data")]
+    client_key_data: Option<String>,
+    #[serde(rename = "client-key")]
+    client_key: Option<String>,
 }

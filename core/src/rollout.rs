@@ -653,9 +653,11 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
         if i == start {
             return None;
         }
-        frac = format!("0.{}", std::str::from_utf8(b.get(start..i)?).ok()?)
-            .parse()
-            .ok()?;
+        let mut scale = 0.1;
+        for d in b.get(start..i)?.iter().take(9) {
+            frac += f64::from(d - b'0') * scale;
+            scale /= 10.0;
+        }
     }
     let offset = match b.get(i) {
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,

@@ -204,6 +204,35 @@ pub fn http(
     (status, body)
 }
 
+/// Sends only the head of a request declaring `content_length` body bytes, then reads the answer.
+pub fn http_head_only(
+    base: &str,
+    method: &str,
+    path: &str,
+    content_length: usize,
+) -> (u16, String) {
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {content_length}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
 fn dechunk(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
@@ -424,6 +453,101 @@ pub fn machine_config_object(name: &str, registries_conf: &str) -> serde_json::V
     })
 }
 
+/// A throw-away CA and a server certificate for 127.0.0.1 signed by it, made with the openssl
+/// CLI: (CA PEM, server chain PEM, server key PEM).
+pub fn test_certificates(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let run = |args: &[&str]| {
+        let out = Command::new("/usr/bin/openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("/usr/bin/openssl is missing: install Debian's openssl (tests/deps.txt)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mirrorscope test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    (read("ca.pem"), read("srv.pem"), read("srv.key"))
+}
+
+/// Standard base64 (kubeconfig `*-data` fields).
+pub fn base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 pub fn sha256(b: &[u8]) -> String {
     let d = Sha256::digest(b);
     let hex: String = d.iter().map(|x| format!("{x:02x}")).collect();
@@ -514,15 +638,48 @@ pub struct MockState {
 
 impl MockApi {
     pub fn start() -> MockApi {
+        Self::start_with(None)
+    }
+
+    /// The mock behind TLS with this server certificate chain and key (PEM).
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> MockApi {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        Self::start_with(Some(Arc::new(config)))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> MockApi {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(MockState::default()));
         let st = state.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
                 let st = st.clone();
-                std::thread::spawn(move || serve_mock(conn, &st));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve_mock(conn, &st),
+                    Some(cfg) => {
+                        let Ok(server) = rustls::ServerConnection::new(cfg) else {
+                            return;
+                        };
+                        serve_mock(rustls::StreamOwned::new(server, conn), &st)
+                    }
+                });
             }
         });
         MockApi { url, state }
@@ -533,9 +690,8 @@ impl MockApi {
     }
 }
 
-fn serve_mock(mut conn: TcpStream, st: &Arc<Mutex<MockState>>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
+fn serve_mock<S: Read + Write>(conn: S, st: &Arc<Mutex<MockState>>) {
+    let mut reader = BufReader::new(conn);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -571,10 +727,11 @@ fn serve_mock(mut conn: TcpStream, st: &Arc<Mutex<MockState>>) {
         let path = target.split('?').next().unwrap_or("").to_string();
         let (status, resp) = answer(st, &method, &path, &target, auth.as_deref(), &body);
         let out = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
             resp.len()
         );
-        if conn.write_all(out.as_bytes()).is_err() || conn.write_all(resp.as_bytes()).is_err() {
+        let w = reader.get_mut();
+        if w.write_all(out.as_bytes()).is_err() || w.flush().is_err() {
             return;
         }
     }

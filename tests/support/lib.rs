@@ -8,7 +8,7 @@
 //!   parsed into the sources it tried.
 //! - [`agent`]: `mirrorscope-agent run` on loopback, a temporary host root, a fake collector
 //!   that goes down and comes back.
-//! - [`collector`]: the collector binary run on loopback.
+//! - [`collector`]: the collector and CLI as processes, fake nodes, a mocked API server.
 //! - [`scenario`]: the explain-vs-skopeo differential scenarios (fixtures, comparison rules).
 
 pub mod agent;

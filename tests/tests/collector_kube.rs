@@ -402,3 +402,162 @@ fn cli_reaches_the_collector_through_the_service_proxy() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn api_server_over_tls_with_the_serviceaccount_ca_and_a_kubeconfig() {
+    let dir = TempDir::new("tls");
+    let (ca, cert, key) = test_certificates(dir.path());
+    let api = MockApi::start_tls(&cert, &key);
+    api.set(
+        "/apis/machineconfiguration.openshift.io/v1/machineconfigpools",
+        list(
+            "MachineConfigPool",
+            "machineconfiguration.openshift.io/v1",
+            vec![pool_object("worker", "rendered-worker-new")],
+        ),
+    );
+    api.set(
+        "/api/v1/nodes",
+        list(
+            "Node",
+            "v1",
+            vec![node_object(
+                "w1",
+                "worker",
+                "rendered-worker-new",
+                "rendered-worker-new",
+                "Done",
+            )],
+        ),
+    );
+    api.set(
+        "/apis/config.openshift.io/v1/imagedigestmirrorsets",
+        list(
+            "ImageDigestMirrorSet",
+            "config.openshift.io/v1",
+            vec![idms_object()],
+        ),
+    );
+    {
+        let mut s = api.state.lock().unwrap();
+        s.require_token = Some("sa-token".into());
+        s.reviews.insert("tok-w1".into(), review("w1", AGENT_SA));
+    }
+    std::fs::write(dir.path().join("token"), "sa-token\n").unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let token_file = dir.path().join("token");
+    let c = Collector::start(&[
+        "--in-cluster",
+        "--kube-api",
+        &api.url,
+        "--kube-ca-file",
+        ca_file.to_str().unwrap(),
+        "--kube-token-file",
+        token_file.to_str().unwrap(),
+        "--kube-poll",
+        "1",
+    ]);
+    wait_for("the desired state over TLS", || {
+        c.get_json("/v1/nodes")["target"]["origin"]
+            .as_str()
+            .is_some_and(|o| o.contains("cluster's"))
+    });
+    let conf = rendered();
+    let mut w1 = node_on("w1", &conf, "rendered-worker-new", "tok-w1");
+    w1.push_to(&c.url);
+    let nodes = c.get_json("/v1/nodes");
+    assert_eq!(nodes["nodes"][0]["pool"], "worker");
+
+    // A collector that trusts another CA cannot talk to this API server.
+    let other = TempDir::new("tls-other");
+    let (other_ca, _, _) = test_certificates(other.path());
+    let other_ca_file = other.path().join("ca.pem");
+    std::fs::write(&other_ca_file, &other_ca).unwrap();
+    let bad = Collector::start(&[
+        "--in-cluster",
+        "--kube-api",
+        &api.url,
+        "--kube-ca-file",
+        other_ca_file.to_str().unwrap(),
+        "--kube-poll",
+        "1",
+    ]);
+    wait_for("the TLS failure in the log", || {
+        bad.log().contains("API server: TLS to 127.0.0.1")
+    });
+
+    // The CLI through the service proxy, with a kubeconfig carrying the CA as data.
+    let coll = Collector::start(&[]);
+    let mut n = FakeNode::new("w9");
+    n.write_registries("unqualified-search-registries = ['docker.io']\n");
+    n.push_to(&coll.url);
+    api.state.lock().unwrap().proxies.insert(
+        "/api/v1/namespaces/mirrorscope/services/mirrorscope-collector:http/proxy".into(),
+        coll.url.clone(),
+    );
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: a\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: sa-token\n",
+            api.url,
+            base64(&ca)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin("mirrorscope"))
+        .args(["nodes"])
+        .env("KUBECONFIG", &kc)
+        .env_remove("MIRRORSCOPE_COLLECTOR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("w9 ")));
+    // Without the CA the certificate is refused; insecure-skip-tls-verify accepts it.
+    let text = std::fs::read_to_string(&kc).unwrap();
+    let no_ca: String = text
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&kc, &no_ca).unwrap();
+    let out = Command::new(bin("mirrorscope"))
+        .args(["nodes"])
+        .env("KUBECONFIG", &kc)
+        .env_remove("MIRRORSCOPE_COLLECTOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no CA certificate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        &kc,
+        no_ca.replace(
+            "    server:",
+            "    insecure-skip-tls-verify: true\n    server:",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin("mirrorscope"))
+        .args(["nodes"])
+        .env("KUBECONFIG", &kc)
+        .env_remove("MIRRORSCOPE_COLLECTOR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -173,7 +173,7 @@ fn laggards_are_reported_with_the_right_reason() {
         let mut lines = stdout.lines().skip_while(|l| *l != head);
         assert!(lines.next().is_some(), "{node} missing: {stdout}");
         lines
-            .take_while(|l| l.starts_with("    - "))
+            .take_while(|l| l.starts_with("    - ") || l.starts_with("      "))
             .collect::<Vec<_>>()
             .join("\n")
     };

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -10,8 +11,6 @@ use mirrorscope_collector::kube::KubeClient;
 use mirrorscope_collector::service::{self, auth};
 use mirrorscope_core::openshift::{OcpVersion, RenderOptions};
 use mirrorscope_core::rollout::Policy;
-
-const SA_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 #[derive(Parser)]
 #[command(
@@ -35,12 +34,16 @@ struct Args {
     /// Authenticate agents with TokenReview and read the cluster's objects from the API server.
     #[arg(long)]
     in_cluster: bool,
-    /// API server URL for --in-cluster (default: a `kubectl proxy` sidecar on 127.0.0.1:8001).
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8001")]
-    kube_api: String,
-    /// Bearer token file for --kube-api (not needed behind `kubectl proxy`).
+    /// API server URL for --in-cluster (default: the pod's in-cluster address, with its
+    /// ServiceAccount token and CA).
+    #[arg(long, value_name = "URL")]
+    kube_api: Option<String>,
+    /// Bearer token file for --kube-api.
     #[arg(long, value_name = "FILE")]
     kube_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) for an https --kube-api.
+    #[arg(long, value_name = "FILE")]
+    kube_ca_file: Option<PathBuf>,
     /// The agents' ServiceAccount, NAMESPACE:NAME.
     #[arg(
         long,
@@ -103,14 +106,17 @@ fn main() {
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
-    let kube = if args.in_cluster {
-        let token_file = args.kube_token_file.clone().or_else(|| {
-            let p = PathBuf::from(SA_TOKEN);
-            (args.kube_api != "http://127.0.0.1:8001" && p.exists()).then_some(p)
-        });
-        Some(KubeClient::from_url(&args.kube_api, token_file.as_deref()).context("--kube-api")?)
-    } else {
-        None
+    let kube = match (args.in_cluster, &args.kube_api) {
+        (false, _) => None,
+        (true, Some(url)) => Some(
+            KubeClient::from_url(
+                url,
+                args.kube_token_file.as_deref(),
+                args.kube_ca_file.as_deref(),
+            )
+            .context("--kube-api")?,
+        ),
+        (true, None) => Some(KubeClient::in_cluster().context("--in-cluster")?),
     };
     let auth = match (&kube, &args.tokens_file) {
         (Some(_), Some(_)) => bail!("--in-cluster and --tokens-file are exclusive"),

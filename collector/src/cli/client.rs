@@ -76,6 +76,7 @@ impl Client {
                     &[("accept", "application/json")],
                     None,
                     *timeout,
+                    None,
                 )
                 .await?;
                 (url.to_string_lossy(), r)

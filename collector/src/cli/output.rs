@@ -79,6 +79,12 @@ pub fn pool_name(p: &str) -> String {
     }
 }
 
+/// Indents the continuation lines of a multi-line message (containers/image's TOML errors span
+/// two lines) so it stays under its list bullet.
+pub fn indent_continuation(s: &str) -> String {
+    s.replace('\n', "\n      ")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -128,7 +128,7 @@ pub fn render_status(r: &RolloutView, g: &RegistriesView, top: usize) -> String 
         for l in &r.overall.laggards {
             let _ = writeln!(s, "  {}", l.node);
             for reason in &l.reasons {
-                let _ = writeln!(s, "    - {reason}");
+                let _ = writeln!(s, "    - {}", super::output::indent_continuation(reason));
             }
         }
     }

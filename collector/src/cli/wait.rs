@@ -156,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     for l in &v.overall.laggards {
         println!("  {}", l.node);
         for r in &l.reasons {
-            println!("    - {r}");
+            println!("    - {}", super::output::indent_continuation(r));
         }
     }
     Ok(1)

@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use mirrorscope_core::journal::PullRecord;
 use mirrorscope_core::openshift::RenderOptions;
 use mirrorscope_core::report::{NodeReport, NODE_REPORT_VERSION};
 use mirrorscope_core::rollout::Policy;
@@ -56,6 +57,12 @@ pub struct App {
 }
 
 impl App {
+    /// A copy of the store without the pull window, taken under the lock in well under a
+    /// millisecond at 5,000 nodes; views are computed on it so ingest never waits for them.
+    fn light(&self) -> Store {
+        self.store().light_copy()
+    }
+
     fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave the store half-updated in a way that
         // matters more than losing the whole collector, so keep serving.
@@ -124,8 +131,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 match kubewatch::snapshot(&client, render_desired, version).await {
                     Ok(snap) => {
                         let mut s = app.store();
-                        s.kube.nodes = snap.nodes;
-                        s.kube.error = None;
+                        s.kube = Arc::new(state::KubeView {
+                            nodes: snap.nodes,
+                            error: None,
+                        });
                         if let Some(d) = snap.desired {
                             if s.desired.target != d.target {
                                 eprintln!("mirrorscope-collector: desired state: {}", describe(&d));
@@ -135,7 +144,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     }
                     Err(e) => {
                         eprintln!("mirrorscope-collector: API server: {e}");
-                        app.store().kube.error = Some(e.to_string());
+                        let mut s = app.store();
+                        let mut k = (*s.kube).clone();
+                        k.error = Some(e.to_string());
+                        s.kube = Arc::new(k);
                     }
                 }
                 tokio::time::sleep(every).await;
@@ -263,27 +275,54 @@ fn text(status: StatusCode, content_type: &str, body: String) -> Resp {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-/// Routes one request.
+/// Routes one request. Views are computed on a copy of the store in the blocking pool, so
+/// ingest (on the runtime thread) never waits for an evaluation of every node.
 pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
+    if path == "/v1/reports" {
+        return if req.method() == Method::POST {
+            ingest(app, req).await
+        } else {
+            error(StatusCode::METHOD_NOT_ALLOWED, "use POST")
+        };
+    }
+    if req.method() != Method::GET {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+    }
     let q = query::parse(req.uri().query().unwrap_or(""));
+    let store = app.light();
+    let pulls: Vec<Arc<PullRecord>> = if path == "/v1/pulls" || path == "/" {
+        app.store().pulls().cloned().collect()
+    } else {
+        Vec::new()
+    };
+    let policy = app.policy;
+    match tokio::task::spawn_blocking(move || get_view(&store, &pulls, &policy, &path, &q)).await {
+        Ok(r) => r,
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn get_view(
+    store: &Store,
+    pulls: &[Arc<PullRecord>],
+    policy: &Policy,
+    path: &str,
+    q: &[(String, String)],
+) -> Resp {
     let param = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let now = now_unix();
-    match (req.method(), path.as_str()) {
-        (&Method::POST, "/v1/reports") => ingest(app, req).await,
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        (&Method::GET, "/v1/nodes") => json(
-            StatusCode::OK,
-            &views::nodes(&app.store(), &app.policy, now),
-        ),
-        (&Method::GET, p) if p.starts_with("/v1/nodes/") => {
+    match path {
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/v1/nodes" => json(StatusCode::OK, &views::nodes(store, policy, now)),
+        p if p.starts_with("/v1/nodes/") => {
             let name = &p["/v1/nodes/".len()..];
-            match views::node(&app.store(), &app.policy, now, name) {
+            match views::node(store, policy, now, name) {
                 Some(d) => json(StatusCode::OK, &d),
                 None => error(StatusCode::NOT_FOUND, &format!("no node {name:?}")),
             }
         }
-        (&Method::GET, "/v1/rollout") => {
+        "/v1/rollout" => {
             let sel = match selection(&param) {
                 Ok(s) => s,
                 Err(e) => return error(StatusCode::BAD_REQUEST, &e),
@@ -291,10 +330,10 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
             let desired = param("desired");
             json(
                 StatusCode::OK,
-                &views::rollout(&app.store(), &app.policy, now, &sel, desired.as_deref()),
+                &views::rollout(store, policy, now, &sel, desired.as_deref()),
             )
         }
-        (&Method::GET, "/v1/pulls") => {
+        "/v1/pulls" => {
             let fallback = match param("fallback").as_deref() {
                 None | Some("") => None,
                 Some("true" | "1") => Some(true),
@@ -329,30 +368,25 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
                 fallback,
                 limit,
             };
-            json(StatusCode::OK, &views::pulls(&app.store(), &f))
+            json(StatusCode::OK, &views::pulls(pulls, &f))
         }
-        (&Method::GET, "/v1/registries") => json(StatusCode::OK, &views::registries(&app.store())),
-        (&Method::GET, "/v1/explain") => {
+        "/v1/registries" => json(StatusCode::OK, &views::registries(store)),
+        "/v1/explain" => {
             let image = param("image").unwrap_or_default();
             let node = param("node").filter(|n| !n.is_empty());
-            match views::explain_image(&app.store(), &image, node.as_deref()) {
+            match views::explain_image(store, &image, node.as_deref()) {
                 Ok(e) => json(StatusCode::OK, &e),
                 Err(e) => error(StatusCode::BAD_REQUEST, &e),
             }
         }
-        (&Method::GET, "/metrics") => {
-            let (rollout, regs, counters) = {
-                let s = app.store();
-                (
-                    views::rollout(&s, &app.policy, now, &Selection::default(), None),
-                    views::registries(&s),
-                    (
-                        s.reports_total,
-                        s.pulls_accepted_total,
-                        s.pulls_duplicate_total,
-                    ),
-                )
-            };
+        "/metrics" => {
+            let rollout = views::rollout(store, policy, now, &Selection::default(), None);
+            let regs = views::registries(store);
+            let counters = (
+                store.reports_total,
+                store.pulls_accepted_total,
+                store.pulls_duplicate_total,
+            );
             match metrics::render(&rollout, &regs, counters) {
                 Ok(body) => text(
                     StatusCode::OK,
@@ -362,23 +396,21 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
         }
-        (&Method::GET, "/") => {
-            let s = app.store();
-            let rollout = views::rollout(&s, &app.policy, now, &Selection::default(), None);
-            let nodes = views::nodes(&s, &app.policy, now);
-            let regs = views::registries(&s);
-            let troubled = views::troubled_pulls(&s, 50);
+        "/" => {
+            let rollout = views::rollout(store, policy, now, &Selection::default(), None);
+            let nodes = views::nodes(store, policy, now);
+            let regs = views::registries(store);
+            let troubled = views::troubled_pulls(pulls, 50);
             let page = html::page(
                 &rollout,
                 &nodes,
                 &regs,
                 &troubled,
-                &s.desired.notes,
-                s.kube.error.as_deref(),
+                &store.desired.notes,
+                store.kube.error.as_deref(),
             );
             text(StatusCode::OK, "text/html; charset=utf-8", page)
         }
-        (_, "/v1/reports") => error(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
         _ => error(StatusCode::NOT_FOUND, &format!("no route {path}")),
     }
 }
@@ -414,6 +446,14 @@ async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return too_large();
+    }
     let identity = match app.auth.authenticate(authz.as_deref()).await {
         Ok(i) => i,
         Err(e) => return auth_error(&e),
@@ -424,10 +464,7 @@ async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("report larger than {MAX_BODY} bytes"),
-                );
+                return too_large();
             }
             return error(StatusCode::BAD_REQUEST, &format!("reading body: {e}"));
         }
@@ -458,6 +495,13 @@ async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
     }
     let ack = app.store().ingest(report, now_unix());
     json(StatusCode::OK, &ack)
+}
+
+fn too_large() -> Resp {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("report larger than {MAX_BODY} bytes"),
+    )
 }
 
 fn version_error(v: u32) -> Resp {

@@ -14,9 +14,17 @@ use serde::{Deserialize, Serialize};
 use crate::api::RegistryStats;
 
 /// A node's latest report and when it arrived (collector clock, seconds since the epoch).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Shared, so views copy the store cheaply and evaluate outside the lock.
+#[derive(Debug, Clone)]
 pub struct NodeEntry {
     /// The report without its pulls (those live in the pull window).
+    pub report: Arc<NodeReport>,
+    pub received_unix: f64,
+}
+
+/// [`NodeEntry`] as the state file stores it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotNode {
     pub report: NodeReport,
     pub received_unix: f64,
 }
@@ -67,7 +75,8 @@ pub struct Store {
     pub reports_total: u64,
     pub pulls_accepted_total: u64,
     pub pulls_duplicate_total: u64,
-    pub kube: KubeView,
+    /// Replaced whole at each listing, so copies of the store share it.
+    pub kube: Arc<KubeView>,
     pub desired: DesiredState,
 }
 
@@ -75,7 +84,7 @@ pub struct Store {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: u32,
-    pub nodes: Vec<NodeEntry>,
+    pub nodes: Vec<SnapshotNode>,
     pub pulls: Vec<PullRecord>,
     pub registries: Vec<RegistryStats>,
 }
@@ -91,7 +100,7 @@ impl Store {
             reports_total: 0,
             pulls_accepted_total: 0,
             pulls_duplicate_total: 0,
-            kube: KubeView::default(),
+            kube: Arc::default(),
             desired: DesiredState::default(),
         }
     }
@@ -127,7 +136,7 @@ impl Store {
         self.nodes.insert(
             report.node.clone(),
             NodeEntry {
-                report,
+                report: Arc::new(report),
                 received_unix: now_unix,
             },
         );
@@ -183,10 +192,34 @@ impl Store {
         names
     }
 
+    /// Everything but the pull window, sharing the reports: cheap enough to take under the lock
+    /// so the rollout is evaluated without holding it.
+    pub fn light_copy(&self) -> Store {
+        Store {
+            nodes: self.nodes.clone(),
+            pulls: VecDeque::new(),
+            pull_ids: HashSet::new(),
+            max_pulls: self.max_pulls,
+            registries: self.registries.clone(),
+            reports_total: self.reports_total,
+            pulls_accepted_total: self.pulls_accepted_total,
+            pulls_duplicate_total: self.pulls_duplicate_total,
+            kube: self.kube.clone(),
+            desired: self.desired.clone(),
+        }
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             version: 1,
-            nodes: self.nodes.values().cloned().collect(),
+            nodes: self
+                .nodes
+                .values()
+                .map(|n| SnapshotNode {
+                    report: (*n.report).clone(),
+                    received_unix: n.received_unix,
+                })
+                .collect(),
             pulls: self.pulls.iter().map(|p| (**p).clone()).collect(),
             registries: self.registries.values().cloned().collect(),
         }
@@ -194,7 +227,13 @@ impl Store {
 
     pub fn restore(&mut self, snap: Snapshot) {
         for n in snap.nodes {
-            self.nodes.insert(n.report.node.clone(), n);
+            self.nodes.insert(
+                n.report.node.clone(),
+                NodeEntry {
+                    report: Arc::new(n.report),
+                    received_unix: n.received_unix,
+                },
+            );
         }
         for p in snap.pulls {
             if self.pull_ids.insert(p.pull_id.clone()) {

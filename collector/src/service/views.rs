@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use mirrorscope_core::explain::{explain, Explanation};
-use mirrorscope_core::journal::PullOutcome;
+use std::sync::Arc;
+
+use mirrorscope_core::journal::{PullOutcome, PullRecord};
 use mirrorscope_core::reference::ImageReference;
 use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
 use mirrorscope_core::report::FileRole;
@@ -51,68 +53,64 @@ impl Selection {
     }
 }
 
-/// Evaluates every selected node against `target`.
+/// Evaluates every selected node against `target`: (pool, rollout) in node-name order.
 pub fn evaluate_nodes(
     store: &Store,
     target: &Target,
     policy: &Policy,
     now_unix: f64,
     sel: &Selection,
-) -> Vec<(NodeRollout, NodeView)> {
-    let mut out = Vec::new();
+) -> Vec<(String, NodeRollout)> {
+    let mut out = Vec::with_capacity(store.nodes.len());
     for name in store.node_names() {
         let kube = store.kube.nodes.get(&name);
-        let pool = kube.map(|k| k.pool.clone()).unwrap_or_default();
-        if !sel.selects(store, &name, &pool) {
+        let pool = kube.map(|k| k.pool.as_str()).unwrap_or_default();
+        if !sel.selects(store, &name, pool) {
             continue;
         }
         let entry = store.nodes.get(&name);
-        let age = entry.map(|e| (now_unix - e.received_unix).max(0.0) as u64);
         let input = NodeInput {
             node: &name,
-            report: entry.map(|e| &e.report),
-            report_age_secs: age.unwrap_or(0),
+            report: entry.map(|e| &*e.report),
+            report_age_secs: entry
+                .map(|e| (now_unix - e.received_unix).max(0.0) as u64)
+                .unwrap_or(0),
             mco: kube.map(|k| &k.mco),
         };
-        let r = evaluate(&input, target, policy);
-        let view = NodeView {
-            node: name.clone(),
-            pool,
-            landed: r.landed,
-            stale: r.stale,
-            effective_sha256: r.effective_sha256.clone(),
-            last_report_at: entry.map(|e| format_rfc3339(e.received_unix)),
-            report_age_secs: age,
-            agent_version: entry.map(|e| e.report.agent_version.clone()),
-            current_config: entry.and_then(|e| e.report.machine_config.current_config.clone()),
-            checks: r.checks.clone(),
-            reasons: r.reasons.clone(),
-        };
-        out.push((r, view));
+        out.push((pool.to_string(), evaluate(&input, target, policy)));
     }
     out
 }
 
-/// Fixes the view rows after [`summarize`] added agreement reasons.
-fn sync_views(pairs: &mut [(NodeRollout, NodeView)]) {
-    for (r, v) in pairs.iter_mut() {
-        v.landed = r.landed;
-        v.reasons = r.reasons.clone();
+fn view(store: &Store, pool: String, r: NodeRollout, now_unix: f64) -> NodeView {
+    let entry = store.nodes.get(&r.node);
+    NodeView {
+        pool,
+        landed: r.landed,
+        stale: r.stale,
+        effective_sha256: r.effective_sha256,
+        last_report_at: entry.map(|e| format_rfc3339(e.received_unix)),
+        report_age_secs: entry.map(|e| (now_unix - e.received_unix).max(0.0) as u64),
+        agent_version: entry.map(|e| e.report.agent_version.clone()),
+        current_config: entry.and_then(|e| e.report.machine_config.current_config.clone()),
+        checks: r.checks,
+        reasons: r.reasons,
+        node: r.node,
     }
 }
 
 pub fn nodes(store: &Store, policy: &Policy, now: f64) -> NodesView {
     let target = &store.desired.target;
-    let mut pairs = evaluate_nodes(store, target, policy, now, &Selection::default());
-    let mut rollouts: Vec<NodeRollout> = pairs.iter().map(|p| p.0.clone()).collect();
+    let pairs = evaluate_nodes(store, target, policy, now, &Selection::default());
+    let (pools, mut rollouts): (Vec<String>, Vec<NodeRollout>) = pairs.into_iter().unzip();
     summarize(&mut rollouts, target);
-    for (p, r) in pairs.iter_mut().zip(rollouts) {
-        p.0 = r;
-    }
-    sync_views(&mut pairs);
     NodesView {
         target: TargetView::from(target),
-        nodes: pairs.into_iter().map(|p| p.1).collect(),
+        nodes: pools
+            .into_iter()
+            .zip(rollouts)
+            .map(|(pool, r)| view(store, pool, r, now))
+            .collect(),
     }
 }
 
@@ -121,7 +119,7 @@ pub fn node(store: &Store, policy: &Policy, now: f64, name: &str) -> Option<Node
         .nodes
         .into_iter()
         .find(|n| n.node == name)?;
-    let report = store.nodes.get(name).map(|e| e.report.clone());
+    let report = store.nodes.get(name).map(|e| (*e.report).clone());
     Some(NodeDetail { view, report })
 }
 
@@ -139,15 +137,15 @@ pub fn rollout(
         Some(sha) => Target::Desired(Desired::from_sha256(sha, "given by the client")),
     };
     let pairs = evaluate_nodes(store, &target, policy, now, sel);
-    let mut all: Vec<NodeRollout> = pairs.iter().map(|p| p.0.clone()).collect();
+    let (pool_names, mut all): (Vec<String>, Vec<NodeRollout>) = pairs.into_iter().unzip();
     let mut overall = summarize(&mut all, &target);
     if overall.total < sel.min_nodes {
         overall.complete = false;
     }
     let mut by_pool: BTreeMap<String, Vec<NodeRollout>> = BTreeMap::new();
     // Pools reuse the overall evaluation so agreement is judged across the whole selection.
-    for ((_, v), r) in pairs.iter().zip(all) {
-        by_pool.entry(v.pool.clone()).or_default().push(r);
+    for (pool, r) in pool_names.into_iter().zip(all) {
+        by_pool.entry(pool).or_default().push(r);
     }
     let pools = by_pool
         .into_iter()
@@ -181,10 +179,10 @@ pub struct PullFilter {
     pub limit: usize,
 }
 
-pub fn pulls(store: &Store, f: &PullFilter) -> PullsView {
+pub fn pulls(window: &[Arc<PullRecord>], f: &PullFilter) -> PullsView {
     let mut matching = 0;
     let mut out = Vec::new();
-    for p in store.pulls().rev() {
+    for p in window.iter().rev() {
         if f.node
             .as_deref()
             .is_some_and(|n| p.node.as_deref() != Some(n))
@@ -337,12 +335,9 @@ pub fn explain_image(
 }
 
 /// Pulls that fell back or failed, newest first (status page).
-pub fn troubled_pulls(
-    store: &Store,
-    limit: usize,
-) -> Vec<std::sync::Arc<mirrorscope_core::journal::PullRecord>> {
-    store
-        .pulls()
+pub fn troubled_pulls(window: &[Arc<PullRecord>], limit: usize) -> Vec<Arc<PullRecord>> {
+    window
+        .iter()
         .rev()
         .filter(|p| p.fallback || p.outcome == PullOutcome::Failed || is_blocked(p))
         .take(limit)
