@@ -333,3 +333,65 @@ fn agent_killed_during_a_journal_flood_loses_no_pull_record() {
         drop(agent);
     });
 }
+
+#[test]
+fn agent_pushes_to_the_real_collector() {
+    let j = Journald::start();
+    let root = HostRoot::new("agent-real-collector");
+    let dir = mirrorscope_e2e::collector::TempDir::new("agent-real-collector-tokens");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "tok-w1 worker-1\n").unwrap();
+    let c =
+        mirrorscope_e2e::collector::Collector::start(&["--tokens-file", tokens.to_str().unwrap()]);
+    let token = root.at("/token");
+    // Wrong first: the collector refuses, the agent counts failures and keeps trying with
+    // whatever the file holds at each attempt.
+    std::fs::write(&token, "tok-wrong\n").unwrap();
+    let agent = start(&node(
+        &root,
+        &j,
+        &[
+            "--collector",
+            &c.url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    ));
+    let deadline = Instant::now() + RECORDS;
+    while metric(&agent.metrics(), "mirrorscope_push_failures_total") < Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "no refused push:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        agent.log().contains("collector answered 401"),
+        "{}",
+        agent.log()
+    );
+    write_atomic(&token, b"tok-w1\n");
+    LivePulls(&j).fallback(7);
+
+    let sha = agent.report()["registries"]["effective_sha256"].clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = c.get("/v1/nodes/worker-1");
+        let detail: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let pulls = c.get_json("/v1/pulls?fallback=true");
+        if status == 200
+            && detail["report"]["registries"]["effective_sha256"] == sha
+            && pulls.to_string().contains(&LivePulls::id(7))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the collector never showed worker-1's report and pull: {status} {body}\n{pulls}\nagent log:\n{}\ncollector log:\n{}",
+            agent.log(),
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
