@@ -116,12 +116,9 @@ fn bench(c: &mut Criterion) {
     let noise: Vec<JournalEntry> = entries
         .iter()
         .filter(|e| {
-            crio::parse_crio_line(&e.message).ok().flatten().is_none()
+            !crio::line_matters_for_pulls(&e.message)
                 && !e.message.starts_with(['\t', ' '])
-                && kubelet::parse_kubelet_line(&e.message)
-                    .ok()
-                    .flatten()
-                    .is_none()
+                && !kubelet::may_be_relevant(&e.message)
         })
         .cloned()
         .collect();

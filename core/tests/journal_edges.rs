@@ -357,3 +357,66 @@ fn a_multi_entry_error_cut_short_still_closes_the_pull() {
         .iter()
         .all(|a| a.error_class == Some(ErrorClass::ManifestUnknown)));
 }
+
+#[test]
+fn kubelet_failure_closes_the_pull_crio_reported_failing() {
+    let body = [
+        crio("01:00:00.000001", "Pulling image: quay.io/x/app:1", Some("ok")),
+        crio("01:00:00.000002", "Pulling image: quay.io/x/app:1", Some("bad")),
+        crio(
+            "01:00:00.000003",
+            "Falling back to pull quay.io/x/app:1 as an OCI artifact: reading manifest 1 in quay.io/x/app: unauthorized: authentication required",
+            Some("bad"),
+        ),
+        r#"01:00:00.100000 kubelet[9]: E1121 01:00:00.100000       9 log.go:32] "PullImage from image service failed" err="rpc error: code = Unknown desc = unable to pull image or OCI artifact: pull image err: reading manifest 1 in quay.io/x/app: unauthorized: authentication required; artifact err: x" image="quay.io/x/app:1""#.to_owned(),
+        crio("01:00:02.000000", "Pulled image: quay.io/x/app@sha256:00", Some("ok")),
+    ]
+    .join("\n");
+    let out = run(&body);
+    let ok = journal_support::by_id(&out.records, "ok");
+    let bad = journal_support::by_id(&out.records, "bad");
+    assert_eq!(ok.outcome, PullOutcome::Pulled);
+    assert_eq!(bad.outcome, PullOutcome::Failed);
+}
+
+#[test]
+fn advance_releases_and_expires_without_entries() {
+    use mirrorscope_core::journal::{Correlator, StaticResolver};
+    let f = parse(
+        &[
+            "@node n",
+            &crio(
+                "01:00:00.000001",
+                "Pulling image: quay.io/x/app:1",
+                Some("done"),
+            ),
+            &crio(
+                "01:00:00.000002",
+                "Pulled image: quay.io/x/app@sha256:00",
+                Some("done"),
+            ),
+            &crio(
+                "01:00:00.000003",
+                "Pulling image: quay.io/x/app:1",
+                Some("stuck"),
+            ),
+        ]
+        .join("\n"),
+    );
+    let mut c = Correlator::new(Box::new(StaticResolver::new()), CorrelatorConfig::default());
+    let mut out = Vec::new();
+    for e in &f.entries {
+        c.push(e, &mut out);
+    }
+    assert!(out.is_empty());
+    let t0 = f.entries[0].realtime_usec;
+    c.advance(t0 + 11_000_000, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].pull_id, "done");
+    c.advance(t0 + 31 * 60 * 1_000_000, &mut out);
+    assert_eq!(out.len(), 1, "abandoned pulls are held back too");
+    c.advance(t0 + 32 * 60 * 1_000_000, &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].outcome, PullOutcome::Abandoned);
+    assert_eq!(c.stats().entries, 3);
+}

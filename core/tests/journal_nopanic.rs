@@ -95,6 +95,7 @@ fn exercise_grammar(line: &str) {
     let _ = klog::parse_klog(line);
     let _ = crio::parse_crio_line(line);
     let _ = kubelet::parse_kubelet_line(line);
+    let _ = kubelet::parse_pulled_message(line);
     let _ = gostr::unquote(line);
     let _ = gostr::read_quoted(line);
     let _ = timefmt::parse_logrus_time(line);

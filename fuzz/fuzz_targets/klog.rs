@@ -7,6 +7,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = klog::parse_klog(&text);
     let _ = kubelet::parse_kubelet_line(&text);
+    let _ = kubelet::parse_pulled_message(&text);
     // Treat each input line as a journal entry of one process, as journald would split it.
     let mut r = klog::KlogReassembler::new();
     for line in text.split('\n') {

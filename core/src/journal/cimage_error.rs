@@ -134,9 +134,17 @@ fn split_anchored(body: &str, anchors: &[&str]) -> Option<Vec<AttemptError>> {
     Some(out)
 }
 
+/// Longer than any reference containers/image accepts (host ≤ 255, name ≤ 255 after the host,
+/// tag ≤ 128, digest ~71); bounding the search keeps adversarial text linear.
+const MAX_REF: usize = 1024;
+
 /// `ref: ` at the start of `s`, where a ref has no whitespace.
 fn leading_ref(s: &str) -> Option<(&str, usize)> {
-    let end = s.find(": ")?;
+    let mut cut = s.len().min(MAX_REF + 2);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let end = s[..cut].find(": ")?;
     let r = &s[..end];
     if r.is_empty() || r.contains(char::is_whitespace) || r.contains(['[', ']', '(', ')']) {
         return None;

@@ -25,21 +25,29 @@
 //!   `Accessing "L" failed:` lines). `digest` is the `@sha256:…` part of the logged reference;
 //!   CRI-O ≥1.35.2 logs an image ID there, which is not a digest, so it stays null.
 //! - **Close as failed** on the kubelet's `"PullImage from image service failed" … image="X"`:
-//!   the oldest open pull whose image is exactly X (the kubelet sends CRI-O the same string). The
-//!   error is split per location with [`split_error`], anchored on the pull's source list, then
-//!   on the locations tried. A location named by the error but never seen in a `Trying` line is
-//!   added with `tries: 0`. CRI-O 1.35.1+ `Falling back to pull … as an OCI artifact: E` records
-//!   E early; the kubelet line still closes the pull.
+//!   the open pull whose image is exactly X (the kubelet sends CRI-O the same string): one that
+//!   CRI-O already reported failing, else the oldest. An aggregated error is split per location
+//!   with [`split_error`], anchored on the pull's source list, then on the locations tried; a
+//!   location it names but no `Trying` line showed is added with `tries: 0`. An unaggregated
+//!   error belongs to the last location tried. The whole text (rpc prefix removed) is the
+//!   record's `error`. CRI-O 1.35.1+ `Falling back to pull … as an OCI artifact: E` (with the
+//!   request id) records E early and marks the pull failing; the kubelet line still closes it.
+//! - **Events** that change nothing: `Checking image status`, `Image … not found`, `Pulling OCI
+//!   artifact` are skipped before parsing.
 //! - **Pods**: v≥3 `Event occurred … reason="Pulling"` for X gives its pod to the oldest open pull
 //!   of X without a pod, or waits (`pod_hint_usec`) for that pull to open; `Pulled`/`Failed`
 //!   events and v=2 failure lines (`Unhandled Error … in pod name_ns(uid)`, `Error syncing pod`
 //!   with `pod=`) give it to a just-finished pull: finished records are held back for
-//!   `linger_usec` of journal time for that reason. Failure lines are matched on their error
-//!   text, which equals the closing line's error once the rpc prefix is removed.
+//!   `linger_usec` of journal time for that reason. Failure lines are matched (oldest record
+//!   first) on their error text, which equals the closing line's once each consumer's wrappers
+//!   (`rpc error: …`, `RegistryUnavailable: `, the kubelet's `image pull failed for … because
+//!   …: `) are removed.
 //! - **Expire**: a pull with no line for `abandon_after_usec` of journal time is emitted as
 //!   `abandoned` (`failed` if CRI-O already logged its artifact fallback). A CRI-O restart
 //!   (`Starting CRI-O`) abandons every open pull. [`Correlator::finish`] returns the held-back
 //!   records and the open pulls as `in_progress`. `finished_at` is null for both.
+//! - **Multi-entry kubelet values** are re-joined per `_PID` ([`KlogReassembler`]); one cut
+//!   short (a new line of that process, or the end of input) is closed and parsed as it is.
 //! - Two identical requests de-duplicated by CRI-O log two `Pulling`/`Pulled` pairs but one round
 //!   of `Trying`: a pull that ends `pulled` without any location seen takes the locations of a
 //!   twin (an open pull of the same image with locations, else the latest such finished pull
@@ -164,6 +172,17 @@ pub struct Correlator {
     stats: CorrelatorStats,
 }
 
+impl std::fmt::Debug for Correlator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Correlator")
+            .field("config", &self.config)
+            .field("open", &self.open.len())
+            .field("held_back", &self.finished.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Correlator {
     pub fn new(resolver: Box<dyn SourceResolver + Send>, config: CorrelatorConfig) -> Self {
         Self {
@@ -206,6 +225,15 @@ impl Correlator {
         notice
     }
 
+    /// Moves the correlator's clock to `now_usec` without an entry (an idle followed journal):
+    /// expires pulls and releases held-back records that became due, appending them to `out`.
+    pub fn advance(&mut self, now_usec: u64, out: &mut Vec<PullRecord>) {
+        self.last_usec = self.last_usec.max(now_usec);
+        if now_usec >= self.next_deadline {
+            self.sweep(now_usec, out);
+        }
+    }
+
     /// End of input: every held-back record, then every open pull as `in_progress`, in start
     /// order.
     pub fn finish(&mut self) -> Vec<PullRecord> {
@@ -234,7 +262,7 @@ impl Correlator {
                 None
             }
             Some(b't' | b'{') => {
-                if !crio::line_may_be_relevant(msg) {
+                if !crio::line_matters_for_pulls(msg) {
                     return None;
                 }
                 self.stats.relevant += 1;
@@ -488,7 +516,14 @@ impl Correlator {
     fn handle_kubelet(&mut self, ev: KubeletEvent, now: u64) {
         match ev {
             KubeletEvent::PullFailed { image, error } => {
-                let Some(i) = self.open.iter().position(|p| p.image == image) else {
+                // A pull CRI-O already reported as failing (1.35.1+ artifact fallback line, which
+                // has the request id) first; otherwise the oldest.
+                let Some(i) = self
+                    .open
+                    .iter()
+                    .position(|p| p.image == image && p.artifact_failed)
+                    .or_else(|| self.open.iter().position(|p| p.image == image))
+                else {
                     return;
                 };
                 let mut p = self.open.remove(i);

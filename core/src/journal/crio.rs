@@ -78,25 +78,38 @@ pub fn pulled_value(reference: &str) -> PulledValue<'_> {
     PulledValue::Other
 }
 
-/// Cheap pre-check on the raw (escaped) message: false means the line is certainly not one of
-/// ours. No allocation, no unescaping; dispatches on the first byte so most lines cost one or
-/// two comparisons. Reload failures are logged at error level with a caller-specific prefix, so
-/// they are looked for anywhere in the message, but only when `error_level` says so.
-pub fn may_be_relevant_at(raw_message: &str, error_level: bool) -> bool {
+/// Whether the raw (escaped) message starts like one of our lines; dispatches on the first
+/// byte, so most lines cost one or two comparisons. `status_lines` includes the image-status
+/// lines (C1–C3) and the artifact line (C10), which the correlator does not need: kubelets
+/// check image status for every container start, so skipping them keeps that path cheap.
+fn known_start(raw_message: &str, status_lines: bool) -> bool {
     let p = |prefix: &str| raw_message.starts_with(prefix);
-    let known = match raw_message.as_bytes().first() {
-        Some(b'P') => p("Pulling image: ") || p("Pulled image: ") || p("Pulling OCI artifact "),
+    match raw_message.as_bytes().first() {
+        Some(b'P') => {
+            p("Pulling image: ")
+                || p("Pulled image: ")
+                || (status_lines && p("Pulling OCI artifact "))
+        }
         Some(b'T') => p("Trying to access "),
         Some(b'A') => p("Accessing ") || p("Applied new registry configuration"),
         Some(b'a') => p("applied new registry configuration"),
-        Some(b'C') => p("Checking image status: "),
-        Some(b'I') => p("Image "),
-        Some(b'N') => p("Neither image nor "),
+        Some(b'C') => status_lines && p("Checking image status: "),
+        Some(b'I') => status_lines && p("Image "),
+        Some(b'N') => status_lines && p("Neither image nor "),
         Some(b'F') => p("Falling back to pull "),
         Some(b'S') => p("Starting CRI-O"),
         _ => false,
-    };
-    known || (error_level && raw_message.contains("registries reload failed"))
+    }
+}
+
+const RELOAD_FAILED: &str = "registries reload failed";
+
+/// Cheap pre-check on the raw (escaped) message: false means the line is certainly not one of
+/// ours. No allocation, no unescaping. Reload failures are logged at error level with a
+/// caller-specific prefix, so they are looked for anywhere in the message, but only when
+/// `error_level` says so.
+pub fn may_be_relevant_at(raw_message: &str, error_level: bool) -> bool {
+    known_start(raw_message, true) || (error_level && raw_message.contains(RELOAD_FAILED))
 }
 
 /// [`may_be_relevant_at`] for a message whose level is unknown.
@@ -104,19 +117,31 @@ pub fn may_be_relevant(raw_message: &str) -> bool {
     may_be_relevant_at(raw_message, true)
 }
 
-/// Whether the part of a logrus line before `msg` says `level=error` (text or JSON form).
+/// Whether the part of a logrus line before `msg` says `level=error` (text or JSON form; JSON
+/// keys are sorted, so `level` comes before `msg` there too).
 fn error_level(before_msg: &str) -> bool {
     before_msg.contains("level=error") || before_msg.contains("\"level\":\"error\"")
 }
 
 /// Pre-check on a whole CRI-O MESSAGE (see [`may_be_relevant_at`]).
 pub fn line_may_be_relevant(line: &str) -> bool {
+    line_check(line, true)
+}
+
+/// Like [`line_may_be_relevant`], but false for the image-status and artifact lines, which
+/// carry nothing the pull correlation uses.
+pub fn line_matters_for_pulls(line: &str) -> bool {
+    line_check(line, false)
+}
+
+fn line_check(line: &str, status_lines: bool) -> bool {
     let Some(raw) = raw_msg(line) else {
         return false;
     };
-    let before = &line[..line.len() - raw.len()];
-    // JSON puts keys in alphabetical order, so `level` comes before `msg` there too.
-    may_be_relevant_at(raw, error_level(before))
+    known_start(raw, status_lines) || {
+        let before = &line[..line.len() - raw.len()];
+        error_level(before) && raw.contains(RELOAD_FAILED)
+    }
 }
 
 /// Parses a CRI-O MESSAGE. `Ok(None)` for lines that are not pull-related (the common case,
@@ -338,6 +363,20 @@ mod tests {
                 version: "1.34.11".into()
             })
         );
+    }
+
+    #[test]
+    fn correlation_pre_check_skips_status_lines() {
+        let status = r#"time="t" level=info msg="Checking image status: q.io/a:1" id=1 name=/runtime.v1.ImageService/ImageStatus"#;
+        assert!(line_may_be_relevant(status));
+        assert!(!line_matters_for_pulls(status));
+        let pulling = r#"time="t" level=info msg="Pulling image: q.io/a:1" id=1"#;
+        assert!(line_matters_for_pulls(pulling));
+        let reload = r#"time="t" level=error msg="Unable to reload configuration: system registries reload failed: x""#;
+        assert!(line_matters_for_pulls(reload));
+        // Mentioning a reload failure at info level is not a reload failure.
+        let info = r#"time="t" level=info msg="note: system registries reload failed earlier""#;
+        assert!(!line_matters_for_pulls(info));
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub fn read_quoted(s: &str) -> Result<(Cow<'_, str>, usize), GrammarError> {
     if i >= bytes.len() {
         return Err(GrammarError::new("unterminated quoted value"));
     }
-    let mut out = String::with_capacity(s.len());
+    // Sized for the text seen so far, not the rest of the line: a line can hold many values.
+    let mut out = String::with_capacity(i + 32);
     out.push_str(&s[1..i]);
     let mut rest = &s[i..];
     loop {

@@ -56,15 +56,26 @@ pub fn may_be_relevant(line: &str) -> bool {
     let Some(which) = MESSAGES.iter().position(|m| body.starts_with(m)) else {
         return false;
     };
-    if which != MESSAGES.len() - 1 {
-        return true;
+    match which {
+        // Sync and start errors have many causes; only pull failures matter. A multi-entry
+        // value only shows its cause in later entries, so those are kept.
+        2 | 3 => {
+            super::klog::opens_multiline(body) || PULL_REASONS.iter().any(|r| body.contains(r))
+        }
+        // Events are frequent at v≥3; only the pull reasons matter.
+        4 => body.find(" reason=\"").is_some_and(|at| {
+            let r = &body[at + 9..];
+            EVENT_REASONS.iter().any(|p| r.starts_with(p))
+        }),
+        _ => true,
     }
-    // Events are frequent at v≥3; only the pull reasons matter.
-    body.find(" reason=\"").is_some_and(|at| {
-        let r = &body[at + 9..];
-        EVENT_REASONS.iter().any(|p| r.starts_with(p))
-    })
 }
+
+const PULL_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "RegistryUnavailable",
+    "SignatureValidationFailed",
+];
 
 /// Parses a (re-assembled) kubelet line. `Ok(None)` for lines that are not pull-related.
 pub fn parse_kubelet_line(line: &str) -> Result<Option<KubeletEvent>, GrammarError> {
@@ -157,10 +168,39 @@ pub fn parse_kubelet_line(line: &str) -> Result<Option<KubeletEvent>, GrammarErr
 }
 
 fn is_pull_reason(reason: &str) -> bool {
-    matches!(
-        reason,
-        "ErrImagePull" | "RegistryUnavailable" | "SignatureValidationFailed"
-    )
+    PULL_REASONS.contains(&reason)
+}
+
+/// What a `Successfully pulled image "X" in D (W including waiting). Image size: N bytes.`
+/// event message (K6) tells; older kubelets omit the waiting time and the size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledEvent {
+    pub image: String,
+    /// Go `time.Duration` text, e.g. `1.841s`, `412ms`, `1m3.25s`.
+    pub duration: String,
+    pub size_bytes: Option<u64>,
+}
+
+/// Parses the message of a kubelet `Pulled` event; `None` for other messages (e.g. `Container
+/// image "X" already present on machine`).
+pub fn parse_pulled_message(message: &str) -> Option<PulledEvent> {
+    let rest = message.strip_prefix("Successfully pulled image ")?;
+    let (image, used) = read_quoted(rest).ok()?;
+    let after = rest.get(used..)?.strip_prefix(" in ")?;
+    // Up to the first space; the oldest form ends the message with the duration and a period.
+    let duration = after.split(' ').next()?.trim_end_matches('.').to_owned();
+    if duration.is_empty() {
+        return None;
+    }
+    let size_bytes = after
+        .split_once("Image size: ")
+        .and_then(|(_, s)| s.split(' ').next())
+        .and_then(|n| n.parse().ok());
+    Some(PulledEvent {
+        image: image.into_owned(),
+        duration,
+        size_bytes,
+    })
 }
 
 /// The CRI-O error inside a kubelet error text: strips `rpc error: code = X desc = `.
@@ -246,6 +286,33 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn pulled_messages() {
+        assert_eq!(
+            parse_pulled_message(
+                "Successfully pulled image \"q.io/a:1\" in 1.841s (2.5s including waiting). Image size: 12345 bytes."
+            ),
+            Some(PulledEvent {
+                image: "q.io/a:1".into(),
+                duration: "1.841s".into(),
+                size_bytes: Some(12345)
+            })
+        );
+        assert_eq!(
+            parse_pulled_message("Successfully pulled image \"q.io/a:1\" in 412ms"),
+            Some(PulledEvent {
+                image: "q.io/a:1".into(),
+                duration: "412ms".into(),
+                size_bytes: None
+            })
+        );
+        assert_eq!(
+            parse_pulled_message("Container image \"q.io/a:1\" already present on machine"),
+            None
+        );
+        assert_eq!(parse_pulled_message("Successfully pulled image \"x"), None);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   `push(&JournalEntry, &mut Vec<PullRecord>) -> Option<Notice>` for every entry in journal
 //!   order (finished records are appended to the vector in the order they become final, i.e.
 //!   once `CorrelatorConfig::linger_usec` of journal time has passed after the pull ended; sort
-//!   by `started_at` for start order), `set_resolver` when a
+//!   by `started_at` for start order), `advance(now_usec, &mut Vec<PullRecord>)` to move the
+//!   clock of an idle followed journal, `set_resolver` when a
 //!   [`Notice::RegistriesApplied`] says CRI-O reloaded its registries configuration, and
 //!   `finish() -> Vec<PullRecord>` at the end of input (held-back and `in_progress` records, in
 //!   start order). The correlation rules are documented in [`correlate`].
