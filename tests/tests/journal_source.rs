@@ -207,6 +207,18 @@ fn unreadable_inputs_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nodir"));
 
+    // Following prints records as pulls finish: only as JSON lines.
+    let f = write_journal(&d, "one", &mixed());
+    let out = scan(&[
+        "--journal-file",
+        f.to_str().unwrap(),
+        "--follow",
+        "-o",
+        "table",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--follow"));
+
     // Neither source given: a usage error.
     let out = scan(&["--entries"]);
     assert!(!out.status.success());
