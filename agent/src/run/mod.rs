@@ -233,7 +233,8 @@ async fn agent(args: RunArgs) -> Result<()> {
     shutdown_signal().await?;
     log::info!("stopping: saving the journal position and pushing a last report");
     stop.store(true, Ordering::Relaxed);
-    if tokio::time::timeout(STOP_JOURNAL, done_rx).await.is_err() {
+    let journal_stopped = tokio::time::timeout(STOP_JOURNAL, done_rx).await.is_ok();
+    if !journal_stopped {
         log::warn!(
             "journal thread did not stop within {}s",
             STOP_JOURNAL.as_secs()
@@ -244,13 +245,29 @@ async fn agent(args: RunArgs) -> Result<()> {
     if let Some((task, last)) = push_task {
         task.abort();
         match tokio::time::timeout(FINAL_PUSH, last.push_once()).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => {
+                if journal_stopped {
+                    forget_acknowledged(&args.state_dir, &shared);
+                }
+            }
             Ok(Err(e)) => log::warn!("last push failed: {e}"),
             Err(_) => log::warn!("last push got no answer in time"),
         }
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// After the last push: the saved checkpoint stays, the saved outbox loses what the collector
+/// just acknowledged (else the next start would send it again).
+fn forget_acknowledged(state_dir: &Path, shared: &Shared) {
+    let file = StateFile::new(state_dir);
+    if let Ok(Some(mut saved)) = file.load() {
+        saved.outbox = shared.lock().outbox.all();
+        if let Err(e) = file.save(&saved) {
+            log::error!("{e}");
+        }
+    }
 }
 
 async fn shutdown_signal() -> Result<()> {
