@@ -44,7 +44,12 @@ impl Agent {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(i) = line.find("listening on http://") {
-                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
+                    // Text or JSON log lines: the URL ends at the first character no URL has here.
+                    let url: String = line[i + "listening on ".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || ":/.[]".contains(*c))
+                        .collect();
+                    let _ = tx.send(url);
                 }
                 let mut l = l2.lock().unwrap();
                 l.push_str(&line);

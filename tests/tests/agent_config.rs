@@ -290,3 +290,44 @@ fn agent_picks_up_directories_created_after_start_and_refuses_huge_files() {
     assert_eq!(agent.get("/healthz").0, 200);
     assert_eq!(agent.get("/readyz").0, 200);
 }
+
+#[test]
+fn agent_logs_json_lines_and_stops_on_sigint() {
+    let root = HostRoot::new("agent-json-log");
+    write_atomic(
+        &root.at("/etc/containers/registries.conf"),
+        b"[[registry]\n",
+    );
+    let args = root.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Agent::start(&[&args[..], &["--log-format", "json"]].concat());
+    agent.wait_report("the invalid file", WITHIN, |r| {
+        r["registries"]["valid"] == false
+    });
+    let pid = agent.child.id();
+    let log = agent.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "warn"
+            && l["msg"]
+                .as_str()
+                .unwrap()
+                .contains("\"/etc/containers/registries.conf\"")),
+        "{log}"
+    );
+    assert!(lines.iter().all(|l| l["time"].is_string()), "{log}");
+    mirrorscope_e2e::journal::signal(pid, "INT");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut agent = agent;
+    loop {
+        if let Some(st) = agent.child.try_wait().unwrap() {
+            assert!(st.success(), "{st}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "SIGINT ignored");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
