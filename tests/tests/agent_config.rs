@@ -198,6 +198,15 @@ fn agent_report_follows_renames_deletes_bad_toml_drop_ins_and_machineconfig() {
             && r["machine_config"]["registries_conf"]["state"] == "matches"
     });
     assert_eq!(r["machine_config"]["force_file"], false);
+    std::fs::create_dir_all(root.at("/run")).unwrap();
+    std::fs::write(root.at("/run/machine-config-daemon-force"), b"").unwrap();
+    agent.wait_report("the force file", WITHIN, |r| {
+        r["machine_config"]["force_file"] == true
+    });
+    std::fs::remove_file(root.at("/run/machine-config-daemon-force")).unwrap();
+    agent.wait_report("the force file removed", WITHIN, |r| {
+        r["machine_config"]["force_file"] == false
+    });
     assert_eq!(
         metric(
             &agent.metrics(),

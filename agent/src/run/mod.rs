@@ -76,7 +76,8 @@ pub struct RunArgs {
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// A steady stream of events still gets a re-read this often.
 const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
-/// Periodic re-read: covers the force file in /run (not watched) and missed events.
+/// Periodic re-read: a safety net for events inotify could not report (e.g. a directory not
+/// readable when its watch was due).
 const RESYNC: Duration = Duration::from_secs(30);
 /// SIGTERM to exit: the journal pipeline saves, then one last push.
 const STOP_JOURNAL: Duration = Duration::from_secs(2);
