@@ -360,6 +360,24 @@ fn main() {
         }
     });
 
+    // `mirrorscope status` as a user runs it: process start, two requests, table output.
+    let mut ts = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_mirrorscope"))
+            .args(["status", "--collector", &url])
+            .output()
+            .expect("status");
+        assert!(out.status.success(), "status failed");
+        ts.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ts.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "`mirrorscope status` (whole command): p50 {:.1} ms, max {:.1} ms",
+        pct(&ts, 0.5),
+        ts.last().copied().unwrap_or(0.0)
+    );
+
     // Time from the last node landing to `mirrorscope wait` returning: one node goes back to the
     // old configuration, wait starts, then the node lands again.
     rt.block_on(async {
