@@ -1,5 +1,14 @@
 //! `mirrorscope-agent`: the per-node agent.
 
+mod journal;
+mod logger;
+mod order;
+mod output;
+mod resume;
+mod run;
+mod scan;
+mod since;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -10,9 +19,18 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Print one record per image pull found in journal files or directories.
+    Scan(scan::ScanArgs),
+    /// Run the node agent: watch the registries configuration, follow the journal, serve
+    /// /v1/report and /metrics, push to the collector.
+    Run(Box<run::RunArgs>),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Scan(args) => scan::run(args),
+        Command::Run(args) => run::run(*args),
+    }
 }

@@ -181,6 +181,33 @@ fn nothing_to_write_prints_nothing() {
 }
 
 #[test]
+fn standard_input() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirrorscope"))
+        .args(["render", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = read(fixture_input("31_json_list_from_oc"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        read(fixture(
+            "31_json_list_from_oc/out-4.19/etc/containers/registries.conf"
+        ))
+    );
+}
+
+#[test]
 fn legacy_family_and_unknown_kinds() {
     let o = mirrorscope(&[
         "-f",
@@ -263,4 +290,61 @@ fn image_explanations_follow_the_file() {
     assert!(comments.contains("BLOCKED"), "{comments}");
     let parsed = parse_config_str(&out, "stdout", FileKind::Main, CImageVersion::LATEST);
     assert!(parsed.is_ok(), "{parsed:?}");
+}
+
+#[test]
+fn json_report() {
+    let o = mirrorscope(&[
+        "-f",
+        fixture_input("10_conflict_idms_idms").to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["ocp_version"], "4.19");
+    assert!(v["refusal"]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("conflicting mirrorSourcePolicy"));
+    assert!(v.get("rendering").is_none());
+
+    let o = mirrorscope(&[
+        "-f",
+        fixture_input("03_never_contact_source_sorted")
+            .to_str()
+            .unwrap(),
+        "-o",
+        "json",
+        "--image",
+        "registry.redhat.io/ubi9/ubi:latest",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let files = v["rendering"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        files[0]["contents"].as_str().unwrap(),
+        read(fixture(
+            "03_never_contact_source_sorted/out-4.19/etc/containers/registries.conf"
+        ))
+    );
+    let codes: Vec<&str> = v["rendering"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"never-contact-idms-only"), "{codes:?}");
+    assert_eq!(v["explanations"][0]["sources"][0]["blocked"], true);
+
+    let o = mirrorscope(&[
+        "-f",
+        fixture_input("29_invalid_fields").to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["input_errors"].as_array().unwrap().len(), 7);
 }

@@ -88,22 +88,29 @@ fn load(rendering: &Rendering, cimage: CImageVersion) -> Result<EffectiveConfig,
 #[test]
 fn every_rendering_loads_in_the_engine() {
     let mut loaded = 0;
+    let mut rejected = 0;
     for (name, _, version, rendering) in fixture_runs() {
+        // Renderings that containers/image refuses are flagged, and only those.
+        let flagged = rendering.notes.iter().any(|n| n.code == "cimage-rejects");
         for cimage in [
             CImageVersion::V5_23,
             version.containers_image(),
             CImageVersion::LATEST,
         ] {
-            if let Err(e) = load(&rendering, cimage) {
-                panic!("{name}: containers/image {cimage} rejects the rendering: {e}");
+            match load(&rendering, cimage) {
+                Err(e) if !flagged => {
+                    panic!("{name}: containers/image {cimage} rejects the rendering: {e}")
+                }
+                Ok(_) if flagged => {
+                    panic!("{name}: flagged cimage-rejects but containers/image {cimage} loads it")
+                }
+                _ => {}
             }
         }
-        assert!(
-            rendering.notes.iter().all(|n| n.code != "cimage-rejects"),
-            "{name}"
-        );
-        loaded += usize::from(rendering.registries_conf().is_some());
+        rejected += usize::from(flagged);
+        loaded += usize::from(rendering.registries_conf().is_some() && !flagged);
     }
+    assert_eq!(rejected, 1, "fixture 40 is the one rendering nodes reject");
     assert!(loaded >= 35, "only {loaded} registries.conf files");
 }
 
@@ -182,7 +189,8 @@ fn check_pool(name: &str, config: &EffectiveConfig, pool: &[&MirrorEntry], diges
 fn explain_gives_the_promised_sources() {
     let mut checked = 0;
     for (name, input, version, rendering) in fixture_runs() {
-        if rendering.registries_conf().is_none() {
+        let flagged = rendering.notes.iter().any(|n| n.code == "cimage-rejects");
+        if rendering.registries_conf().is_none() || flagged {
             continue;
         }
         let config = load(&rendering, version.containers_image()).unwrap();

@@ -1,7 +1,8 @@
 //! Debian's skopeo (containers/image 5.23.1) accepts every registries.conf (and search-registries
 //! drop-in) that `mirrorscope render` produces for the fixture inputs, on every OCP family: a
 //! pull of `127.0.0.1:9/x/y:1` gets as far as the network (connection refused) instead of
-//! failing on the configuration.
+//! failing on the configuration. Conversely, the renderings `render` flags as `cimage-rejects`
+//! (MCO writes a file CRI-O cannot load) must fail in skopeo on the configuration.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ fn fixture_inputs() -> Vec<PathBuf> {
 }
 
 /// The distinct (registries.conf, drop-in) pairs rendered from the fixtures.
-fn renderings() -> BTreeSet<(String, Option<String>)> {
+fn renderings() -> BTreeSet<(String, Option<String>, bool)> {
     let mut out = BTreeSet::new();
     for input in fixture_inputs() {
         let text = std::fs::read_to_string(&input).unwrap();
@@ -43,7 +44,9 @@ fn renderings() -> BTreeSet<(String, Option<String>)> {
             };
             if let Ok(r) = render(&set.input, &options) {
                 if let Some(conf) = r.registries_conf() {
-                    out.insert((conf.to_string(), r.file(SEARCH_DROP_IN).map(str::to_string)));
+                    let flagged = r.notes.iter().any(|n| n.code == "cimage-rejects");
+                    let drop_in = r.file(SEARCH_DROP_IN).map(str::to_string);
+                    out.insert((conf.to_string(), drop_in, flagged));
                 }
             }
         }
@@ -66,7 +69,8 @@ fn skopeo_accepts_every_rendered_registries_conf() {
     let base =
         std::env::temp_dir().join(format!("mirrorscope-render-skopeo-{}", std::process::id()));
     let mut failures = Vec::new();
-    for (i, (conf, drop_in)) in renderings.iter().enumerate() {
+    let mut flagged_seen = 0;
+    for (i, (conf, drop_in, flagged)) in renderings.iter().enumerate() {
         let dir = base.join(i.to_string());
         let home = dir.join("home");
         let drop_dir = home.join(".config/containers/registries.conf.d");
@@ -89,13 +93,24 @@ fn skopeo_accepts_every_rendered_registries_conf() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let reached_network = stderr.contains("pinging container registry 127.0.0.1:9")
             && stderr.contains("connection refused");
-        if out.status.success() || !reached_network || stderr.contains("registries configuration") {
+        let config_error = stderr.contains("loading registries configuration");
+        let ok = if *flagged {
+            flagged_seen += 1;
+            !out.status.success() && config_error && !reached_network
+        } else {
+            !out.status.success() && reached_network && !config_error
+        };
+        if !ok {
             failures.push(format!(
-                "{REGISTRIES_CONF} #{i}:\n{conf}\ndrop-in: {drop_in:?}\nskopeo: {stderr}"
+                "{REGISTRIES_CONF} #{i} (flagged {flagged}):\n{conf}\ndrop-in: {drop_in:?}\nskopeo: {stderr}"
             ));
         }
     }
     let _ = std::fs::remove_dir_all(&base);
+    assert!(
+        flagged_seen >= 1,
+        "no rendering flagged cimage-rejects was checked"
+    );
     assert!(
         failures.is_empty(),
         "{} of {} renderings failed:\n{}",

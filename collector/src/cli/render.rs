@@ -2,13 +2,14 @@
 //! `Image`/IDMS/ITMS/ICSP objects, or why it will refuse them.
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use mirrorscope_core::explain::explain;
+use mirrorscope_core::explain::{explain, Explanation};
 use mirrorscope_core::openshift::{
-    render, InputSet, OcpVersion, ParseOptions, RenderOptions, Rendering, REGISTRIES_CONF,
-    SEARCH_DROP_IN,
+    render, InputError, InputSet, Note, OcpVersion, ParseOptions, Refusal, RenderOptions,
+    Rendering, Skipped, REGISTRIES_CONF, SEARCH_DROP_IN,
 };
 use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
 
@@ -21,15 +22,16 @@ pub const EXIT_REFUSED: i32 = 3;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A YAML/JSON file (one or more documents, or a `kind: List`) or a directory (its
-    /// `*.yaml`, `*.yml` and `*.json` files, in name order). Repeatable.
+    /// `*.yaml`, `*.yml` and `*.json` files, in name order); `-` reads standard input. Repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
     pub files: Vec<PathBuf>,
     /// The cluster's release image (`oc get clusterversion version -o jsonpath='{.status.desired.image}'`),
     /// used to protect the payload from blockedRegistries. Default: an official release by digest.
     #[arg(long, value_name = "REF")]
     pub release_image: Option<String>,
-    /// The OpenShift release whose MCO to predict (byte format, validation and texts differ).
-    #[arg(long, value_name = "X.Y", default_value_t = OcpVersion::DEFAULT)]
+    /// The OpenShift release whose MCO to predict (byte format, validation and texts differ);
+    /// a patch level matters only for 4.13.0-4.13.26, which refused ICSP next to IDMS/ITMS.
+    #[arg(long, value_name = "X.Y[.Z]", default_value_t = OcpVersion::DEFAULT)]
     pub ocp_version: OcpVersion,
     /// Write every file MCO writes at its host path under DIR (DIR/etc/containers/…) instead
     /// of printing registries.conf.
@@ -38,6 +40,8 @@ pub struct Args {
     /// Also explain where each of these images will be pulled from once the rendering lands.
     #[arg(long = "image", value_name = "IMG", num_args = 1..)]
     pub images: Vec<String>,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
 }
 
 /// The input files named by `paths`: files as given, directories expanded to their
@@ -45,6 +49,10 @@ pub struct Args {
 pub fn input_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(p.clone());
+            continue;
+        }
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
         if !meta.is_dir() {
             out.push(p.clone());
@@ -68,6 +76,30 @@ pub fn input_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Output formats of `render`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// registries.conf on stdout, findings on stderr.
+    Text,
+    /// One JSON document on stdout: inputs skipped/rejected, the rendering or the refusal, notes.
+    Json,
+}
+
+/// The `-o json` document.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    ocp_version: String,
+    skipped: &'a [Skipped],
+    input_notes: &'a [Note],
+    input_errors: &'a [InputError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rendering: Option<&'a Rendering>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<&'a Refusal>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    explanations: Vec<Explanation>,
+}
+
 /// Runs the subcommand: 0 rendered, 1 invalid input objects, 3 MCO would refuse.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let opts = ParseOptions {
@@ -75,9 +107,47 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let mut set = InputSet::default();
     for file in input_files(&args.files)? {
+        if file.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read standard input")?;
+            set.add_text(&text, "<stdin>", &opts);
+            continue;
+        }
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         set.add_text(&text, &file.display().to_string(), &opts);
+    }
+    let options = RenderOptions {
+        ocp_version: args.ocp_version,
+        release_image: args.release_image.clone(),
+    };
+    let result = set.errors.is_empty().then(|| render(&set.input, &options));
+    let code = match &result {
+        None => EXIT_INVALID_INPUT,
+        Some(Err(_)) => EXIT_REFUSED,
+        Some(Ok(_)) => 0,
+    };
+    if let (Some(dir), Some(Ok(rendering))) = (&args.output_dir, &result) {
+        write_tree(dir, rendering)?;
+    }
+    if args.output == Output::Json {
+        let rendering = result.as_ref().and_then(|r| r.as_ref().ok());
+        let report = Report {
+            ocp_version: args.ocp_version.to_string(),
+            skipped: &set.skipped,
+            input_notes: &set.notes,
+            input_errors: &set.errors,
+            rendering,
+            refusal: result.as_ref().and_then(|r| r.as_ref().err()),
+            explanations: rendering
+                .and_then(|r| node_config(r).ok())
+                .map(|c| args.images.iter().map(|i| explain(&c, i)).collect())
+                .unwrap_or_default(),
+        };
+        write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        return Ok(code);
     }
     for s in &set.skipped {
         eprintln!("note: {s}");
@@ -85,24 +155,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     for n in &set.notes {
         eprintln!("{n}");
     }
-    if !set.errors.is_empty() {
-        for e in &set.errors {
-            eprintln!("error: {e}");
+    let rendering = match result {
+        None => {
+            report_input_errors(&set, args.ocp_version);
+            return Ok(code);
         }
-        eprintln!(
-            "mirrorscope: the API server would reject {} (OCP {}); nothing rendered",
-            plural(set.errors.len(), "this field", "these fields"),
-            args.ocp_version
-        );
-        return Ok(EXIT_INVALID_INPUT);
-    }
-    let options = RenderOptions {
-        ocp_version: args.ocp_version,
-        release_image: args.release_image.clone(),
-    };
-    let rendering = match render(&set.input, &options) {
-        Ok(r) => r,
-        Err(refusal) => {
+        Some(Err(refusal)) => {
             for n in &refusal.notes {
                 eprintln!("{n}");
             }
@@ -110,41 +168,70 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 "mirrorscope: MCO (OCP {}) will refuse these objects: no MachineConfig changes, every node keeps its current registries files, and no API object reports it.\n  reason: {}\n  machine-config-controller log: {}",
                 args.ocp_version, refusal.reason, refusal.log
             );
-            return Ok(EXIT_REFUSED);
+            return Ok(code);
         }
+        Some(Ok(r)) => r,
     };
     for n in &rendering.notes {
         eprintln!("{n}");
     }
-    match &args.output_dir {
-        Some(dir) => {
-            write_tree(dir, &rendering)?;
-            if !args.images.is_empty() {
-                print!("{}", explanations(&rendering, &args.images, false));
-            }
-        }
-        None => {
-            match rendering.registries_conf() {
-                Some(conf) => print!("{conf}"),
-                None => {
-                    let others: Vec<&str> =
-                        rendering.files.iter().map(|f| f.path.as_str()).collect();
-                    if others.is_empty() {
-                        eprintln!("mirrorscope: MCO writes no {REGISTRIES_CONF} for these inputs; nodes keep the template file");
-                    } else {
-                        eprintln!(
-                            "mirrorscope: MCO writes no {REGISTRIES_CONF} for these inputs (nodes keep the template file); it writes {} (use --output-dir)",
-                            others.join(", ")
-                        );
-                    }
+    if args.output_dir.is_none() {
+        match rendering.registries_conf() {
+            Some(conf) => write_stdout(conf)?,
+            None => {
+                let others: Vec<&str> = rendering.files.iter().map(|f| f.path.as_str()).collect();
+                if others.is_empty() {
+                    eprintln!("mirrorscope: MCO writes no {REGISTRIES_CONF} for these inputs; nodes keep the template file");
+                } else {
+                    eprintln!(
+                        "mirrorscope: MCO writes no {REGISTRIES_CONF} for these inputs (nodes keep the template file); it writes {} (use --output-dir)",
+                        others.join(", ")
+                    );
                 }
-            }
-            if !args.images.is_empty() {
-                print!("{}", explanations(&rendering, &args.images, true));
             }
         }
     }
-    Ok(0)
+    if !args.images.is_empty() {
+        write_stdout(&explanations(
+            &rendering,
+            &args.images,
+            args.output_dir.is_none(),
+        ))?;
+    }
+    Ok(code)
+}
+
+/// Writes to stdout; a closed pipe (`… | head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to standard output"),
+    }
+}
+
+fn report_input_errors(set: &InputSet, version: OcpVersion) {
+    for e in &set.errors {
+        eprintln!("error: {e}");
+    }
+    let unreadable = set.errors.iter().filter(|e| e.object.is_none()).count();
+    let rejected = set.errors.len() - unreadable;
+    let mut what = Vec::new();
+    if unreadable > 0 {
+        what.push(plural(
+            unreadable,
+            "a document could not be read",
+            "documents could not be read",
+        ));
+    }
+    if rejected > 0 {
+        what.push(format!(
+            "the API server (OCP {version}) would reject {}",
+            plural(rejected, "this field", "these fields")
+        ));
+    }
+    eprintln!("mirrorscope: {}; nothing rendered", what.join(", and "));
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -177,42 +264,41 @@ fn write_tree(dir: &Path, rendering: &Rendering) -> anyhow::Result<()> {
 const TEMPLATE_REGISTRIES_CONF: &str =
     "unqualified-search-registries = ['registry.access.redhat.com', 'docker.io']\n";
 
-/// Explains `images` against the node's configuration once `rendering` lands: the rendered
-/// registries.conf (or the template) plus the rendered search drop-in. `commented` prefixes
-/// every line with `# ` so stdout stays a valid registries.conf.
-fn explanations(rendering: &Rendering, images: &[String], commented: bool) -> String {
+/// The node's registries configuration once `rendering` lands: the rendered registries.conf
+/// (or the template MCO's base MachineConfig keeps) plus the rendered search drop-in.
+fn node_config(rendering: &Rendering) -> Result<EffectiveConfig, String> {
     let cimage = rendering.ocp_version.containers_image();
     let main_text = rendering
         .registries_conf()
         .unwrap_or(TEMPLATE_REGISTRIES_CONF);
-    let mut text = String::new();
-    let main = match parse_config_str(main_text, REGISTRIES_CONF, FileKind::Main, cimage) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = writeln!(text, "containers/image would reject {REGISTRIES_CONF}: {e}");
-            return comment(&text, commented);
-        }
-    };
+    let main = parse_config_str(main_text, REGISTRIES_CONF, FileKind::Main, cimage)
+        .map_err(|e| format!("containers/image would reject {REGISTRIES_CONF}: {e}"))?;
     let mut drop_ins = Vec::new();
     if let Some(search) = rendering.file(SEARCH_DROP_IN) {
-        match parse_config_str(search, SEARCH_DROP_IN, FileKind::DropIn, cimage) {
-            Ok(d) => drop_ins.push(d),
-            Err(e) => {
-                let _ = writeln!(text, "containers/image would reject {SEARCH_DROP_IN}: {e}");
-            }
-        }
+        let d = parse_config_str(search, SEARCH_DROP_IN, FileKind::DropIn, cimage)
+            .map_err(|e| format!("containers/image would reject {SEARCH_DROP_IN}: {e}"))?;
+        drop_ins.push(d);
     }
-    let config = EffectiveConfig::from_files(
+    Ok(EffectiveConfig::from_files(
         Some(main),
         drop_ins,
         (
             REGISTRIES_CONF.to_string(),
             "/etc/containers/registries.conf.d".to_string(),
         ),
-    );
-    for image in images {
-        text.push_str(&super::explain::render_text(&explain(&config, image)));
-    }
+    ))
+}
+
+/// Explains `images` against [`node_config`]. `commented` prefixes every line with `# ` so
+/// stdout stays a valid registries.conf.
+fn explanations(rendering: &Rendering, images: &[String], commented: bool) -> String {
+    let text = match node_config(rendering) {
+        Ok(config) => images
+            .iter()
+            .map(|image| super::explain::render_text(&explain(&config, image)))
+            .collect(),
+        Err(e) => format!("{e}\n"),
+    };
     comment(&text, commented)
 }
 

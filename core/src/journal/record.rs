@@ -68,4 +68,8 @@ pub struct PullRecord {
     pub pod: Option<String>,
     /// Journal cursor of the entry that opened the pull: with `pull_id`, makes records idempotent.
     pub cursor: Option<String>,
+    /// Why a failed pull failed, as the journal gave it (the kubelet's error without its
+    /// `rpc error: code = … desc = ` prefix), even when no location can be blamed for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

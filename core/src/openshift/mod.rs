@@ -6,6 +6,12 @@
 //! (`/etc/containers/registries.conf`, `policy.json`, the search-registries drop-in) for a given
 //! OCP release, or MCO's refusal. Nothing here does I/O.
 //!
+//! Not modelled: ClusterImagePolicy/ImagePolicy (sigstore) contributions to policy.json; MCO
+//! before 4.11 (no nested-scope propagation); the early 4.14.z releases that, like 4.13.0 – 4.13.26,
+//! refused ICSP next to IDMS/ITMS (their exact z-stream boundary is not known here); the API
+//! server's refusal to create an IDMS while ICSPs existed in those releases; Unicode symbols in
+//! `format: hostname`.
+//!
 //! Sources: openshift/machine-config-operator `pkg/controller/container-runtime-config`
 //! (release-4.12 … main), openshift/runtime-utils `pkg/registries` (3beb0b5, 7bdb5b9),
 //! openshift/api CRDs; see `shared/spec/mco-rendering.md`.

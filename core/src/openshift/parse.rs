@@ -151,7 +151,10 @@ impl InputSet {
             Value::Null => return,
             Value::Mapping(m) => m,
             other => {
-                let reason = format!("a {} is not a Kubernetes object", type_name(other));
+                let reason = format!(
+                    "a YAML/JSON {} is not a Kubernetes object",
+                    type_name(other)
+                );
                 self.skip(origin, "", "", "", reason);
                 return;
             }
@@ -196,7 +199,11 @@ impl InputSet {
             return;
         }
         let Some(k) = Kind::from_name(kind) else {
-            let reason = "not an input of `render` (only Image, ImageDigestMirrorSet, ImageTagMirrorSet and ImageContentSourcePolicy are)".to_string();
+            let reason = if matches!(kind, "ClusterImagePolicy" | "ImagePolicy") {
+                "sigstore image policies are not modelled: MCO also writes them into policy.json, /etc/containers/registries.d and /etc/crio/policies".to_string()
+            } else {
+                "not an input of `render` (only Image, ImageDigestMirrorSet, ImageTagMirrorSet and ImageContentSourcePolicy are)".to_string()
+            };
             self.skip(origin, api_version, kind, name, reason);
             return;
         };

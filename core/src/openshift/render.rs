@@ -4,13 +4,14 @@ use super::edit::{Editor, MirrorSets};
 use super::encode::{registries_toml, Policy, Requirement, TEMPLATE_SEARCH};
 use super::model::{MirrorSet, MirrorSourcePolicy, ObjectRef, RegistrySources, RenderInput};
 use super::notes::Note;
+use super::patterns::scope_is_nested_inside_scope;
 use super::payload::{dropped_log, valid_blocked_and_allowed, PayloadEvent, ValidLists};
 use super::traps;
 use super::validate::{validate_registries, validate_scope_lists};
 use super::version::{Family, OcpVersion};
 use crate::go::quote;
 use crate::reference::ImageReference;
-use crate::registries::{parse_config_str, FileKind};
+use crate::registries::{parse_config_str, EffectiveConfig, FileKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -188,10 +189,15 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
         .unwrap_or_default();
     traps::policy_traps(&mut notes, &image_obj, &lists, &payload_repo, allowed_spec);
 
-    let refuse = |reason: String, what: &str, notes: Vec<Note>| Refusal {
-        log: format!("{LOG_PREFIX}{MC_PREFIX}could not update {what} with new changes: {reason}"),
-        reason,
-        notes,
+    let refuse = |reason: String, what: &str, mut notes: Vec<Note>| {
+        notes.extend(culprits(&reason, input, &image_obj, rs));
+        Refusal {
+            log: format!(
+                "{LOG_PREFIX}{MC_PREFIX}could not update {what} with new changes: {reason}"
+            ),
+            reason,
+            notes,
+        }
     };
 
     let mut files = Vec::new();
@@ -205,6 +211,19 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
         if let Err(e) = validate_registries(version, insecure, registries_blocked, idms, itms, icsp)
         {
             return Err(refuse(e, "registries config", notes));
+        }
+        if version.refuses_icsp_with_mirror_sets() && !icsp.is_empty() {
+            let other = if !idms.is_empty() {
+                Some("imagedigestmirrorset")
+            } else if !itms.is_empty() {
+                Some("imagetagmirrorset")
+            } else {
+                None
+            };
+            if let Some(other) = other {
+                let reason = format!("error: both imagecontentsourcepolicy and {other} exist");
+                return Err(refuse(reason, "registries config", notes));
+            }
         }
         let mut digest = MirrorSets::default();
         for (source, policy, mirrors) in &digest_entries {
@@ -270,14 +289,19 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
             SEARCH_DROP_IN => FileKind::DropIn,
             _ => continue,
         };
-        if let Err(e) = parse_config_str(&f.contents, &f.path, kind, version.containers_image()) {
-            notes.push(
+        match parse_config_str(&f.contents, &f.path, kind, version.containers_image()) {
+            Err(e) => notes.push(
                 Note::warning(
                     "cimage-rejects",
                     format!("containers/image on the nodes will reject the rendered {}: {e}; CRI-O keeps failing to load its registries configuration", f.path),
                 )
                 .fix("correct the entry named in the error in Image/cluster or the mirror sets"),
-            );
+            ),
+            Ok(file) if kind == FileKind::Main => {
+                let config = EffectiveConfig::from_main_file(file);
+                traps::blocked_mirrors(&mut notes, &config, idms.iter().chain(itms.iter()).chain(icsp.iter()));
+            }
+            Ok(_) => {}
         }
     }
     if files.is_empty() {
@@ -355,7 +379,7 @@ fn policy_json(
 ) -> Result<String, String> {
     let blocked = lists.policy_blocked.as_deref().unwrap_or(&[]);
     let allowed = lists.allowed.as_deref().unwrap_or(&[]);
-    let payload_exception = allowed.len() == 1 && allowed[0] == payload_repo;
+    let payload_exception = matches!(allowed, [only] if only == payload_repo);
     if !allowed.is_empty() && !blocked.is_empty() && !payload_exception {
         return Err("invalid images config: only one of AllowedRegistries or BlockedRegistries may be specified".into());
     }
@@ -387,4 +411,74 @@ fn policy_json(
         policy.transports.insert("docker".into(), scopes);
     }
     Ok(policy.to_json(version.at_least(17)))
+}
+
+/// The fields a refusal is about: every mirror-set source or mirror and every registrySources
+/// scope that MCO's message quotes.
+fn culprits(
+    reason: &str,
+    input: &RenderInput,
+    image: &ObjectRef,
+    rs: &RegistrySources,
+) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let quoted = |s: &str| reason.contains(&quote(s));
+    let wildcard = reason
+        .strip_prefix("internal error: mirrorsAdjustedForNestedScope for a wildcard scope ")
+        .map(|q| q.trim_matches('"'));
+    let nested_below =
+        |s: &str| wildcard.is_some_and(|w| s != w && scope_is_nested_inside_scope(s, w));
+    for set in input.mirror_sets() {
+        for (i, e) in set.entries.iter().enumerate() {
+            let path = set.entry_path(i);
+            if quoted(&e.source) {
+                let policy = match set.object.kind {
+                    super::model::Kind::ImageContentSourcePolicy => {
+                        "an ImageContentSourcePolicy entry (always AllowContactingSource)"
+                            .to_string()
+                    }
+                    _ => format!("mirrorSourcePolicy {}", e.policy.effective().as_str()),
+                };
+                notes.push(
+                    Note::info(
+                        "refusal-culprit",
+                        format!("source {} with {policy}", quote(&e.source)),
+                    )
+                    .at(&set.object, format!("{path}.source")),
+                );
+            }
+            for (j, m) in e.mirrors.iter().enumerate() {
+                if m != &e.source && quoted(m) {
+                    notes.push(
+                        Note::info("refusal-culprit", format!("mirror {}", quote(m)))
+                            .at(&set.object, format!("{path}.mirrors[{j}]")),
+                    );
+                }
+            }
+        }
+    }
+    for (field, list) in [
+        ("insecureRegistries", &rs.insecure_registries),
+        ("blockedRegistries", &rs.blocked_registries),
+        ("allowedRegistries", &rs.allowed_registries),
+    ] {
+        for (i, s) in list.iter().flatten().enumerate() {
+            if quoted(s) {
+                notes.push(
+                    Note::info("refusal-culprit", format!("scope {}", quote(s)))
+                        .at(image, format!("spec.registrySources.{field}[{i}]")),
+                );
+            } else if nested_below(s) {
+                notes.push(
+                    Note::info(
+                        "refusal-culprit",
+                        format!("scope {} is nested below the wildcard mirror source", quote(s)),
+                    )
+                    .at(image, format!("spec.registrySources.{field}[{i}]"))
+                    .fix("give this scope mirrors of its own (a mirror set for it), or drop the wildcard source"),
+                );
+            }
+        }
+    }
+    notes
 }

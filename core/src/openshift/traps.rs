@@ -8,6 +8,7 @@ use super::payload::ValidLists;
 use super::version::OcpVersion;
 use crate::go::quote;
 use crate::reference::ImageReference;
+use crate::registries::EffectiveConfig;
 
 fn has_real_mirror(e: &MirrorEntry) -> bool {
     e.mirrors.iter().any(|m| *m != e.source)
@@ -32,6 +33,13 @@ pub(crate) fn traps(
             entry_traps(&mut notes, set, i, e);
         }
     }
+    // A source whose entries disagree on the policy is refused anyway: no trap to report.
+    let conflicting = |sets: &[&MirrorSet], source: &str| {
+        sets.iter()
+            .flat_map(|s| s.entries.iter())
+            .filter(|e| e.source == source)
+            .any(|e| e.policy.effective() != MirrorSourcePolicy::NeverContactSource)
+    };
     // NeverContactSource on only one of the two pools.
     let never = |sets: &[MirrorSet], source: &str| {
         sets.iter().flat_map(|s| s.entries.iter()).any(|e| {
@@ -61,6 +69,7 @@ pub(crate) fn traps(
                 if e.policy != MirrorSourcePolicy::NeverContactSource
                     || !has_real_mirror(e)
                     || never(other, &e.source)
+                    || conflicting(&sets, &e.source)
                 {
                     continue;
                 }
@@ -254,6 +263,43 @@ pub(crate) fn policy_traps(
                 .at(image, "spec.registrySources.blockedRegistries")
                 .fix("block a wider scope (e.g. the whole registry) instead, or use an ImageDigestMirrorSet with NeverContactSource"),
             );
+        }
+    }
+}
+
+/// Mirrors that land in a blocked `[[registry]]` of the rendered file: containers/image checks
+/// `blocked` for every location it tries, so pulls through such a mirror always fail.
+pub(crate) fn blocked_mirrors<'a>(
+    notes: &mut Vec<Note>,
+    config: &EffectiveConfig,
+    sets: impl Iterator<Item = &'a MirrorSet>,
+) {
+    for set in sets {
+        for (i, e) in set.entries.iter().enumerate() {
+            if !has_real_mirror(e) {
+                continue;
+            }
+            for (j, m) in e.mirrors.iter().enumerate() {
+                if *m == e.source {
+                    continue;
+                }
+                let physical = format!("{m}/mirrorscope-probe");
+                let Some(reg) = config.find_registry(&physical).filter(|r| r.blocked) else {
+                    continue;
+                };
+                notes.push(
+                    Note::warning(
+                        "mirror-blocked",
+                        format!(
+                            "mirror {} lies in the blocked registries.conf entry {}: containers/image refuses every pull through it",
+                            quote(m),
+                            quote(&reg.prefix)
+                        ),
+                    )
+                    .at(&set.object, format!("{}.mirrors[{j}]", set.entry_path(i)))
+                    .fix("use a mirror outside blockedRegistries and outside NeverContactSource sources, or unblock that scope"),
+                );
+            }
         }
     }
 }

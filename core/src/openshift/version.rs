@@ -5,11 +5,15 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// An OpenShift `major.minor` version (the z-stream is ignored: the latest one is assumed).
+/// An OpenShift `major.minor[.patch]` version. Without a patch level the latest z-stream of
+/// that minor is assumed; the patch level only matters where a z-stream changed MCO's behaviour
+/// (4.13.0 – 4.13.26 refused ICSP next to IDMS/ITMS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct OcpVersion {
     pub major: u32,
     pub minor: u32,
+    pub patch: Option<u32>,
 }
 
 /// The three byte-exact encodings of MCO's registries.conf.
@@ -28,7 +32,17 @@ impl OcpVersion {
     pub const DEFAULT: OcpVersion = OcpVersion::new(4, 19);
 
     pub const fn new(major: u32, minor: u32) -> OcpVersion {
-        OcpVersion { major, minor }
+        OcpVersion {
+            major,
+            minor,
+            patch: None,
+        }
+    }
+
+    /// MCO 4.13.0 – 4.13.26 (runtime-utils before the Nov-2023 backport, MCO #4027) refused to
+    /// render an ImageContentSourcePolicy next to an ImageDigestMirrorSet or ImageTagMirrorSet.
+    pub fn refuses_icsp_with_mirror_sets(self) -> bool {
+        self.major == 4 && self.minor == 13 && self.patch.is_some_and(|z| z < 27)
     }
 
     /// True when this version is `4.minor` or later.
@@ -67,21 +81,39 @@ impl Default for OcpVersion {
     }
 }
 
+impl TryFrom<String> for OcpVersion {
+    type Error = VersionError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<OcpVersion> for String {
+    fn from(v: OcpVersion) -> String {
+        v.to_string()
+    }
+}
+
 impl fmt::Display for OcpVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
+        write!(f, "{}.{}", self.major, self.minor)?;
+        if let Some(z) = self.patch {
+            write!(f, ".{z}")?;
+        }
+        Ok(())
     }
 }
 
 /// Why a version string was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid OpenShift version {0:?}: expected X.Y with X >= 4, for example 4.19")]
+#[error("invalid OpenShift version {0:?}: expected X.Y or X.Y.Z with X >= 4, for example 4.19")]
 pub struct VersionError(pub String);
 
 impl FromStr for OcpVersion {
     type Err = VersionError;
 
-    /// Accepts `X.Y` (and `X.Y.Z`, ignoring Z).
+    /// Accepts `X.Y` and `X.Y.Z`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || VersionError(s.to_string());
         let t = s.trim();
@@ -95,13 +127,18 @@ impl FromStr for OcpVersion {
         };
         let major = num(parts.next())?;
         let minor = num(parts.next())?;
-        if let Some(z) = parts.next() {
-            num(Some(z))?;
-        }
+        let patch = match parts.next() {
+            Some(z) => Some(num(Some(z))?),
+            None => None,
+        };
         if parts.next().is_some() || major < 4 {
             return Err(err());
         }
-        Ok(OcpVersion { major, minor })
+        Ok(OcpVersion {
+            major,
+            minor,
+            patch,
+        })
     }
 }
 
@@ -131,6 +168,17 @@ mod tests {
             "5.0".parse::<OcpVersion>().unwrap().family(),
             Family::Current
         );
+        let v: OcpVersion = "4.13.26".parse().unwrap();
+        assert!(v.refuses_icsp_with_mirror_sets() && v.to_string() == "4.13.26");
+        assert!(!"4.13.27"
+            .parse::<OcpVersion>()
+            .unwrap()
+            .refuses_icsp_with_mirror_sets());
+        assert!(!"4.13"
+            .parse::<OcpVersion>()
+            .unwrap()
+            .refuses_icsp_with_mirror_sets());
+        assert!("4.13.5".parse::<OcpVersion>().unwrap().at_least(13));
         for bad in ["", "4", "3.11", "4.x", "4.19.1.2", "-4.1", "4.+1"] {
             assert!(bad.parse::<OcpVersion>().is_err(), "{bad}");
         }
