@@ -574,45 +574,27 @@ pub fn pull_record(
     via_mirror: bool,
     fallback: bool,
 ) -> PullRecord {
-    use mirrorscope_core::journal::{AttemptOutcome, PullAttempt, PullOutcome};
+    // Built from JSON so fields added to the wire type later (all optional) do not break it.
     let mut attempts = Vec::new();
     if fallback {
-        attempts.push(PullAttempt {
-            reference: format!(
-                "mirror.example.com/{}",
-                image.split('/').next_back().unwrap_or(image)
-            ),
-            mirror: true,
-            outcome: AttemptOutcome::Failed,
-            error_class: Some(mirrorscope_core::journal::ErrorClass::ManifestUnknown),
-            error: Some("manifest unknown".into()),
-            tries: 1,
-        });
+        let mirror = format!(
+            "mirror.example.com/{}",
+            image.split('/').next_back().unwrap_or(image)
+        );
+        attempts.push(serde_json::json!({
+            "reference": mirror, "mirror": true, "outcome": "failed",
+            "error_class": "manifest_unknown", "error": "manifest unknown", "tries": 1,
+        }));
     }
-    attempts.push(PullAttempt {
-        reference: served_by.into(),
-        mirror: via_mirror,
-        outcome: AttemptOutcome::Served,
-        error_class: None,
-        error: None,
-        tries: 1,
-    });
-    PullRecord {
-        pull_id: id.into(),
-        image: image.into(),
-        node: None,
-        started_at: now_rfc3339(),
-        finished_at: Some(now_rfc3339()),
-        outcome: PullOutcome::Pulled,
-        attempts,
-        served_by: Some(served_by.into()),
-        via_mirror,
-        fallback,
-        digest: None,
-        pod: Some("default/app".into()),
-        cursor: None,
-        error: None,
-    }
+    attempts.push(serde_json::json!({
+        "reference": served_by, "mirror": via_mirror, "outcome": "served", "tries": 1,
+    }));
+    serde_json::from_value(serde_json::json!({
+        "pull_id": id, "image": image, "started_at": now_rfc3339(), "finished_at": now_rfc3339(),
+        "outcome": "pulled", "attempts": attempts, "served_by": served_by,
+        "via_mirror": via_mirror, "fallback": fallback, "pod": "default/app",
+    }))
+    .unwrap()
 }
 
 /// A mocked Kubernetes API server on loopback: fixed JSON per path, TokenReview answers per

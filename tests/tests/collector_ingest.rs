@@ -200,3 +200,60 @@ fn state_file_restores_the_last_known_state() {
     let (_, body) = push(&c.url, None, &r);
     assert!(body.contains("\"duplicates\":1"), "{body}");
 }
+
+#[test]
+fn bad_queries_and_bad_desired_files_are_clear_errors() {
+    let c = Collector::start(&[]);
+    for (path, want) in [
+        (
+            "/v1/rollout?selector=novalue",
+            "selector \\\"novalue\\\": expected key=value",
+        ),
+        (
+            "/v1/rollout?min_nodes=x",
+            "min_nodes=\\\"x\\\": expected a number",
+        ),
+        (
+            "/v1/pulls?fallback=maybe",
+            "fallback=\\\"maybe\\\": expected true or false",
+        ),
+        (
+            "/v1/pulls?outcome=won",
+            "expected pulled, failed, in_progress or abandoned",
+        ),
+        (
+            "/v1/explain?image=nginx",
+            "the collector has no desired configuration",
+        ),
+    ] {
+        let (status, body) = c.get(path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(want), "{path}: {body}");
+    }
+    let (status, _) = c.get("/nope");
+    assert_eq!(status, 404);
+    let (status, _) = http(&c.url, "DELETE", "/v1/nodes", &[], b"");
+    assert_eq!(status, 405);
+
+    // Objects the API server would reject can never be the cluster's state: refuse to start.
+    let dir = TempDir::new("bad-desired");
+    let p = dir.path().join("idms.yaml");
+    std::fs::write(
+        &p,
+        "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\nmetadata:\n  name: x\nspec:\n  imageDigestMirrors:\n  - source: quay.io/ns/Repo\n    mirrors: [m.example.com/ns]\n",
+    )
+    .unwrap();
+    let log = Collector::try_start(&["--desired", p.to_str().unwrap()])
+        .err()
+        .expect("the collector must not start");
+    assert!(
+        log.contains("the API server would reject the desired objects"),
+        "{log}"
+    );
+    assert!(log.contains("spec.imageDigestMirrors[0].source"), "{log}");
+    let missing = dir.path().join("missing.yaml");
+    let log = Collector::try_start(&["--desired", missing.to_str().unwrap()])
+        .err()
+        .expect("the collector must not start");
+    assert!(log.contains("missing.yaml"), "{log}");
+}

@@ -284,32 +284,15 @@ pub fn class_name(c: ErrorClass) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mirrorscope_core::journal::PullAttempt;
 
+    /// Built from JSON so fields added to the wire type later (all optional) do not break it.
     fn pull(id: &str, image: &str, fallback: bool) -> PullRecord {
-        PullRecord {
-            pull_id: id.into(),
-            image: image.into(),
-            node: None,
-            started_at: "2026-11-21T08:00:00Z".into(),
-            finished_at: None,
-            outcome: PullOutcome::Pulled,
-            attempts: vec![PullAttempt {
-                reference: image.into(),
-                mirror: false,
-                outcome: AttemptOutcome::Served,
-                error_class: None,
-                error: None,
-                tries: 1,
-            }],
-            served_by: None,
-            via_mirror: false,
-            fallback,
-            digest: None,
-            pod: None,
-            cursor: None,
-            error: None,
-        }
+        serde_json::from_value(serde_json::json!({
+            "pull_id": id, "image": image, "started_at": "2026-11-21T08:00:00Z",
+            "outcome": "pulled", "via_mirror": false, "fallback": fallback,
+            "attempts": [{"reference": image, "mirror": false, "outcome": "served", "tries": 1}],
+        }))
+        .unwrap()
     }
 
     #[test]
