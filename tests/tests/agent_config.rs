@@ -340,3 +340,63 @@ fn agent_logs_json_lines_and_stops_on_sigint() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn agent_reports_permission_errors_like_containers_image() {
+    use std::os::unix::fs::PermissionsExt;
+    const NOBODY: u32 = 65534;
+    let root = HostRoot::new("agent-permissions");
+    let main = root.at("/etc/containers/registries.conf");
+    write_atomic(&main, MIRRORED.as_bytes());
+    let set_mode = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_mode(root.path(), 0o755);
+    set_mode(&root.at("/state"), 0o777);
+    set_mode(&main, 0o600);
+    let args = root.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Agent::start_as(Some(NOBODY), &args);
+
+    let r = agent.wait_report("the unreadable file", WITHIN, |r| {
+        r["registries"]["valid"] == false
+    });
+    assert_eq!(
+        r["registries"]["error"],
+        "loading registries configuration \"/etc/containers/registries.conf\": open /etc/containers/registries.conf: permission denied"
+    );
+    assert_eq!(
+        file(&r, "/etc/containers/registries.conf").unwrap()["exists"],
+        true
+    );
+    // chmod is an inotify event too.
+    set_mode(&main, 0o644);
+    let first = effective(Some(MIRRORED), &[]);
+    agent.wait_report("the readable file", WITHIN, |r| {
+        r["registries"]["valid"] == true && effective_is(r, &first)
+    });
+
+    // A drop-in directory the agent cannot list.
+    let dir = root.at("/etc/containers/registries.conf.d");
+    std::fs::write(dir.join("50-block.conf"), DROP_IN).unwrap();
+    set_mode(&dir, 0o700);
+    let r = agent.wait_report("the unlistable directory", WITHIN, |r| {
+        r["registries"]["valid"] == false
+    });
+    assert_eq!(
+        r["registries"]["error"],
+        "reading registries.conf.d: open /etc/containers/registries.conf.d: permission denied"
+    );
+    assert!(
+        effective_is(&r, &first),
+        "the last valid configuration stays"
+    );
+    set_mode(&dir, 0o755);
+    let with_drop_in = effective(Some(MIRRORED), &[DROP_IN]);
+    agent.wait_report("the listable directory", WITHIN, |r| {
+        effective_is(r, &with_drop_in) && r["registries"]["valid"] == true
+    });
+    // Watched again once readable: a new drop-in shows up.
+    std::fs::remove_file(dir.join("50-block.conf")).unwrap();
+    agent.wait_report("the drop-in removed", WITHIN, |r| effective_is(r, &first));
+}
