@@ -400,3 +400,40 @@ fn agent_reports_permission_errors_like_containers_image() {
     std::fs::remove_file(dir.join("50-block.conf")).unwrap();
     agent.wait_report("the drop-in removed", WITHIN, |r| effective_is(r, &first));
 }
+
+#[test]
+fn agent_pushes_heartbeats_while_nothing_changes() {
+    let root = HostRoot::new("agent-heartbeat");
+    write_atomic(
+        &root.at("/etc/containers/registries.conf"),
+        MIRRORED.as_bytes(),
+    );
+    let collector = mirrorscope_e2e::agent::FakeCollector::start(None);
+    let args = root.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let url = collector.url();
+    let _agent = Agent::start(
+        &[
+            &args[..],
+            &["--collector", &url, "--heartbeat-seconds", "1"],
+        ]
+        .concat(),
+    );
+    collector.wait("five heartbeats", Duration::from_secs(20), |r| {
+        r.reports.len() >= 5
+    });
+    let r = collector.received.lock().unwrap();
+    let seqs: Vec<u64> = r.reports.iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let instances: std::collections::HashSet<&str> = r
+        .reports
+        .iter()
+        .map(|r| r.agent_instance.as_str())
+        .collect();
+    assert_eq!(instances.len(), 1);
+    assert!(r
+        .reports
+        .iter()
+        .all(|x| x.registries.effective_sha256.as_deref()
+            == Some(effective(Some(MIRRORED), &[]).as_str())));
+}

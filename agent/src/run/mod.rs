@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Resolve pull sources with the rules of this containers/image release.
     #[arg(long, value_name = "VERSION", default_value = "latest")]
     pub containers_image_version: CImageVersion,
+    /// Seconds between heartbeat pushes when nothing changes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, hide = true)]
+    pub heartbeat_seconds: u64,
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
     #[arg(long, value_enum, default_value = "stderr")]
@@ -132,6 +135,7 @@ async fn agent(args: RunArgs) -> Result<()> {
             url: push::CollectorUrl::parse(url).map_err(anyhow::Error::msg)?,
             token_file: args.token_file.clone(),
             shared: Arc::clone(&shared),
+            heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
         }),
         None => None,
     };
@@ -227,6 +231,7 @@ async fn agent(args: RunArgs) -> Result<()> {
             url: p.url.clone(),
             token_file: p.token_file.clone(),
             shared: Arc::clone(&shared),
+            heartbeat: p.heartbeat,
         };
         (tokio::spawn(p.run(changed)), final_pusher)
     });
