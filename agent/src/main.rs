@@ -1,5 +1,12 @@
 //! `mirrorscope-agent`: the per-node agent.
 
+mod journal;
+mod order;
+mod output;
+mod resume;
+mod scan;
+mod since;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -10,9 +17,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Print one record per image pull found in journal files or directories.
+    Scan(scan::ScanArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Scan(args) => scan::run(args),
+    }
 }

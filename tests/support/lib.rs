@@ -8,6 +8,7 @@
 //!   parsed into the sources it tried.
 //! - [`scenario`]: the explain-vs-skopeo differential scenarios (fixtures, comparison rules).
 
+pub mod journal;
 pub mod oci;
 pub mod registry;
 pub mod scenario;

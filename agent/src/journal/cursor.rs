@@ -1,0 +1,123 @@
+//! Checkpoints: where to resume reading, saved atomically so a crash never leaves a torn file.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::JournalError;
+
+/// A resume point: reading restarts after `cursor`; records in `emitted` were already reported
+/// although entries they came from lie after `cursor` (pulls still open at the checkpoint are
+/// re-read from their start, and the ones that closed meanwhile must not be reported twice).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub emitted: Vec<String>,
+}
+
+/// The checkpoint file.
+#[derive(Debug, Clone)]
+pub struct CheckpointFile {
+    path: PathBuf,
+}
+
+impl CheckpointFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        CheckpointFile { path: path.into() }
+    }
+
+    /// The saved checkpoint, or `None` when none was saved yet.
+    pub fn load(&self) -> Result<Option<Checkpoint>, JournalError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err(format!("reading: {e}"))),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| self.err(format!("not a mirrorscope checkpoint: {e}")))
+    }
+
+    /// Replaces the checkpoint: temp file, fsync, rename, fsync of the directory.
+    pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), JournalError> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = self
+            .path
+            .file_name()
+            .ok_or_else(|| self.err("path has no file name".into()))?;
+        let mut tmp_name = name.to_os_string();
+        tmp_name.push(format!(".tmp{}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let body = serde_json::to_vec(checkpoint).map_err(|e| self.err(e.to_string()))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            File::open(&dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.err(format!("saving: {e}"))
+        })
+    }
+
+    fn err(&self, message: String) -> JournalError {
+        JournalError::Checkpoint {
+            path: self.path.clone(),
+            message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ms-ckpt-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn missing_file_is_no_checkpoint_and_save_round_trips() {
+        let d = scratch("rt");
+        let f = CheckpointFile::new(d.join("cursor.json"));
+        assert_eq!(f.load().unwrap(), None);
+        let c = Checkpoint {
+            cursor: Some("s=1;i=2".into()),
+            emitted: vec!["a".into()],
+        };
+        f.save(&c).unwrap();
+        assert_eq!(f.load().unwrap(), Some(c.clone()));
+        let c2 = Checkpoint {
+            cursor: Some("s=1;i=3".into()),
+            emitted: vec![],
+        };
+        f.save(&c2).unwrap();
+        assert_eq!(f.load().unwrap(), Some(c2));
+        // No temp file is left behind.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error_naming_the_file() {
+        let d = scratch("bad");
+        let p = d.join("cursor.json");
+        fs::write(&p, "not json").unwrap();
+        let e = CheckpointFile::new(&p).load().unwrap_err().to_string();
+        assert!(
+            e.contains("cursor.json") && e.contains("not a mirrorscope checkpoint"),
+            "{e}"
+        );
+    }
+}

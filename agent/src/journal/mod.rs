@@ -1,0 +1,208 @@
+//! The journal source: CRI-O and kubelet entries read through libsystemd.
+//!
+//! Everything that talks to sd-journal sits behind [`JournalReader`] so the follower thread, the
+//! merge of several directories and the scan command do not depend on libsystemd directly.
+
+pub mod cursor;
+pub mod libsystemd;
+pub mod merge;
+pub mod pages;
+pub mod source;
+
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mirrorscope_core::journal::{crio, klog, kubelet, JournalEntry};
+
+/// Failures of the journal source. Each names the journal or file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("opening journal {what}")]
+    Open {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading journal {what}: {op}")]
+    Read {
+        what: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error("the journal reader thread could not start")]
+    ThreadGone,
+}
+
+/// What a wait on the journal saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Nothing changed before the timeout.
+    Timeout,
+    /// Entries were appended.
+    Appended,
+    /// Files were added or removed (rotation, vacuum); reading goes on from the current position.
+    Invalidated,
+}
+
+/// Where reading starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StartAt {
+    /// The oldest entry still in the journal.
+    #[default]
+    Head,
+    /// The first entry received at or after this time (µs since the epoch).
+    Realtime(u64),
+    /// The entry after this cursor (the cursor's own entry was already processed).
+    AfterCursor(String),
+}
+
+/// A sequential reader of selected journal entries.
+pub trait JournalReader {
+    /// The next selected entry, or `None` at the current end of the journal.
+    fn next_entry(&mut self) -> Result<Option<JournalEntry>, JournalError>;
+    /// Blocks until the journal changes or `timeout` passes.
+    fn wait(&mut self, timeout: Duration) -> Result<WaitOutcome, JournalError>;
+    /// The file descriptor that becomes readable when the journal changes, for waiting on several
+    /// readers at once; call [`JournalReader::process`] after it fires.
+    fn wait_fd(&mut self) -> Result<RawFd, JournalError>;
+    /// Acknowledges a change signalled on [`JournalReader::wait_fd`].
+    fn process(&mut self) -> Result<WaitOutcome, JournalError>;
+    /// Entries (or fields) skipped because the journal data was unreadable.
+    fn damaged(&self) -> u64 {
+        0
+    }
+}
+
+/// The units and syslog identifiers whose entries mirrorscope reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub units: Vec<String>,
+    pub identifiers: Vec<String>,
+    /// Pass on only entries whose MESSAGE can matter for pull records (see
+    /// [`may_matter_for_pulls`]); the other entries are skipped before their fields are read.
+    pub pull_lines_only: bool,
+}
+
+impl Default for Selection {
+    /// CRI-O and the kubelet: by unit on a real node; by identifier where journald recorded no
+    /// unit (a container without systemd as PID 1, `systemd-cat`, imported logs).
+    fn default() -> Self {
+        Selection {
+            units: vec!["crio.service".into(), "kubelet.service".into()],
+            identifiers: ["crio", "kubenswrapper", "hyperkube", "kubelet"]
+                .map(String::from)
+                .to_vec(),
+            pull_lines_only: false,
+        }
+    }
+}
+
+impl Selection {
+    /// Same test as the journal matches, for entries from readers that cannot filter.
+    pub fn accepts(&self, entry: &JournalEntry) -> bool {
+        let unit_ok = entry
+            .systemd_unit
+            .as_deref()
+            .is_some_and(|u| self.units.iter().any(|s| s == u));
+        let ident_ok = entry
+            .syslog_identifier
+            .as_deref()
+            .is_some_and(|i| self.identifiers.iter().any(|s| s == i));
+        unit_ok || ident_ok
+    }
+}
+
+/// Whether a MESSAGE can change a pull record: the correlator's own cheap pre-checks (CRI-O pull
+/// and registries lines, kubelet pull lines, klog continuation lines), plus every klog line that
+/// opens a multi-line value, so that continuation lines always follow their own header.
+///
+/// The lines dropped are ones the correlator ignores; what changes is only that an unterminated
+/// multi-line kubelet value is closed at the next line that is passed on rather than at the next
+/// line of that process.
+pub fn may_matter_for_pulls(message: &[u8]) -> bool {
+    let Ok(msg) = std::str::from_utf8(message) else {
+        // Let the normal path decode it lossily and decide.
+        return true;
+    };
+    match msg.as_bytes().first() {
+        Some(b'\t' | b' ') => klog::is_continuation(msg),
+        Some(b't' | b'{') => crio::line_may_be_relevant(msg),
+        Some(b'I' | b'W' | b'E' | b'F') => {
+            kubelet::may_be_relevant(msg) || klog::opens_multiline(msg)
+        }
+        _ => false,
+    }
+}
+
+/// Where the journal lives: explicit files, or directories (followed across rotation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalLocation {
+    Files(Vec<PathBuf>),
+    Directories(Vec<PathBuf>),
+}
+
+/// Opens the reader for `location`, selecting `selection` and positioned at `start`.
+///
+/// Several directories are opened as separate sd-journal handles and merged by time, since
+/// sd-journal opens only one directory per handle.
+pub fn open(
+    location: &JournalLocation,
+    selection: &Selection,
+    start: &StartAt,
+) -> Result<Box<dyn JournalReader>, JournalError> {
+    match location {
+        JournalLocation::Files(files) => Ok(Box::new(libsystemd::SdJournal::open_files(
+            files, selection, start,
+        )?)),
+        JournalLocation::Directories(dirs) => {
+            let mut readers = Vec::with_capacity(dirs.len());
+            for dir in dirs {
+                readers.push(libsystemd::SdJournal::open_directory(
+                    dir, selection, start,
+                )?);
+            }
+            if readers.len() == 1 {
+                if let Some(only) = readers.pop() {
+                    return Ok(Box::new(only));
+                }
+            }
+            Ok(Box::new(merge::Merged::new(readers)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_lines_pass_and_other_lines_are_dropped() {
+        let keep = [
+            r#"time="2026-11-21T07:05:00.1Z" level=info msg="Pulling image: quay.io/a/b:1" id=u name=/runtime.v1.ImageService/PullImage"#,
+            r#"time="2026-11-21 07:05:00.100000000Z" level=info msg="Trying to access \"m.example/a/b:1\"""#,
+            r#"{"level":"info","msg":"Pulled image: quay.io/a/b@sha256:00","time":"2026-11-21T07:05:00Z"}"#,
+            r#"E1121 07:05:00.100000    2213 log.go:32] "PullImage from image service failed" err="x" image="quay.io/a/b:1""#,
+            r#"E1121 07:05:00.100000    2213 other.go:1] "Something else" err=<"#,
+            "\trpc error: code = Unknown desc = (Mirrors also failed: [a: b]",
+            " > image=\"quay.io/a/b:1\"",
+        ];
+        for m in keep {
+            assert!(may_matter_for_pulls(m.as_bytes()), "{m}");
+        }
+        let drop = [
+            r#"time="2026-11-21T07:05:00.1Z" level=info msg="Creating container: ns/pod/c" id=u name=/runtime.v1.RuntimeService/CreateContainer"#,
+            r#"I1121 07:05:00.100000    2213 kubelet.go:2470] "SyncLoop (PLEG): event for pod" pod="ns/p""#,
+            "Accepted publickey for core from 192.0.2.10",
+            "",
+        ];
+        for m in drop {
+            assert!(!may_matter_for_pulls(m.as_bytes()), "{m}");
+        }
+        // Undecodable bytes are left to the full read.
+        assert!(may_matter_for_pulls(b"\xff\xfe"));
+    }
+}
