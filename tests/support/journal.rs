@@ -411,6 +411,11 @@ impl Journald {
         }
     }
 
+    /// The native-protocol socket of this namespace (`/run/systemd/journal.<ns>/socket`).
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
     /// The directory journald writes this namespace's files to.
     pub fn dir(&self) -> &Path {
         &self.dir
