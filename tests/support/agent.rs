@@ -446,7 +446,8 @@ impl LivePulls<'_> {
         ]);
     }
 
-    fn crio(&self, msg: &str, id: Option<&str>) {
+    /// A CRI-O info line (`id` for the lines of a pull request), logged now.
+    pub fn crio(&self, msg: &str, id: Option<&str>) {
         let line = crate::journal::crio_msg(
             Self::now(),
             crate::journal::TimeFormat::Rfc3339Nano,

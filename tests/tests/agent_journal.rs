@@ -483,3 +483,54 @@ fn agent_logs_to_journald_as_a_host_service() {
     let st = child.wait().unwrap();
     assert!(st.success(), "{st}");
 }
+
+/// After CRI-O's `Applied new registry configuration`, pulls are matched with the configuration
+/// then on disk: a mirror that renames the repository (no path element in common with the image)
+/// is only known from the new file.
+#[test]
+fn agent_resolves_pulls_with_the_configuration_crio_applied() {
+    let j = Journald::start();
+    let root = HostRoot::new("agent-applied");
+    let agent = start(&node(&root, &j, &[]));
+    let before = agent.report()["registries"]["effective_sha256"].clone();
+    let renamed = format!(
+        "{LIVE_CONF}\n[[registry]]\nprefix = \"quay.io/other/app\"\nlocation = \"quay.io/other/app\"\n\n[[registry.mirror]]\nlocation = \"mirror.example.net/app-mirror\"\n"
+    );
+    write_atomic(
+        &root.at("/etc/containers/registries.conf"),
+        renamed.as_bytes(),
+    );
+    agent.wait_report("the new file", Duration::from_secs(2), |r| {
+        r["registries"]["effective_sha256"] != before
+    });
+    let p = LivePulls(&j);
+    p.registries_applied();
+    agent.wait_report("CRI-O's reload", RECORDS, |r| {
+        r["crio"]["last_applied_at"].is_string()
+    });
+    let id = "abcdef01-1111-4222-8333-444455556666";
+    p.crio("Pulling image: quay.io/other/app:1", Some(id));
+    p.crio("Trying to access \"mirror.example.net/app-mirror:1\"", None);
+    p.crio(
+        &format!("Pulled image: quay.io/other/app@sha256:{:064x}", 7),
+        Some(id),
+    );
+    let r = agent.wait_report("the pull", RECORDS, |r| {
+        r["pulls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pull_id"] == id)
+    });
+    let rec = r["pulls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pull_id"] == id)
+        .unwrap();
+    assert_eq!(
+        rec["served_by"], "mirror.example.net/app-mirror:1",
+        "{rec:#}"
+    );
+    assert_eq!(rec["via_mirror"], true, "{rec:#}");
+}
