@@ -1,9 +1,11 @@
 //! `mirrorscope-agent`: the per-node agent.
 
 mod journal;
+mod logger;
 mod order;
 mod output;
 mod resume;
+mod run;
 mod scan;
 mod since;
 
@@ -20,11 +22,15 @@ struct Cli {
 enum Command {
     /// Print one record per image pull found in journal files or directories.
     Scan(scan::ScanArgs),
+    /// Run the node agent: watch the registries configuration, follow the journal, serve
+    /// /v1/report and /metrics, push to the collector.
+    Run(Box<run::RunArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Run(args) => run::run(*args),
     }
 }

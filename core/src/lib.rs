@@ -13,3 +13,4 @@ pub mod openshift;
 pub mod reference;
 pub mod registries;
 pub mod report;
+pub mod rollout;

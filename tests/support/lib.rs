@@ -6,8 +6,13 @@
 //! - [`oci`]: deterministic one-layer OCI layouts pushed with `skopeo copy`; digests read back.
 //! - [`skopeo`]: Debian skopeo run sealed (private `$HOME`, closed proxy) and its `--debug` log
 //!   parsed into the sources it tried.
+//! - [`agent`]: `mirrorscope-agent run` on loopback, a temporary host root, a fake collector
+//!   that goes down and comes back.
+//! - [`collector`]: the collector and CLI as processes, fake nodes, a mocked API server.
 //! - [`scenario`]: the explain-vs-skopeo differential scenarios (fixtures, comparison rules).
 
+pub mod agent;
+pub mod collector;
 pub mod journal;
 pub mod oci;
 pub mod registry;

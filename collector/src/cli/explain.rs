@@ -29,6 +29,11 @@ pub struct Args {
     /// Reproduce the texts and rules of this containers/image release (e.g. 5.23 for Debian's skopeo).
     #[arg(long, value_name = "VERSION", default_value = "latest")]
     pub containers_image_version: CImageVersion,
+    /// Explain against this node's configuration as its agent reported it to the collector.
+    #[arg(long, value_name = "N", conflicts_with_all = ["registries_conf", "registries_conf_d"])]
+    pub node: Option<String>,
+    #[command(flatten)]
+    pub conn: super::client::ConnArgs,
     /// Images as a pod spec names them (`nginx:1.25.3`, `quay.io/ns/app@sha256:...`).
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
@@ -51,6 +56,9 @@ impl Args {
 /// Runs the subcommand: 0 when every image resolves, 1 when one fails before any attempt, 2 when
 /// the configuration itself is invalid.
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(node) = &args.node {
+        return run_on_node(&args, node);
+    }
     let config = match load(&args.location(), args.containers_image_version) {
         Ok(c) => c,
         Err(e) => {
@@ -59,10 +67,29 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     };
     let explanations: Vec<Explanation> = args.images.iter().map(|i| explain(&config, i)).collect();
+    print_all(&args, &explanations)
+}
+
+/// `--node`: the collector explains against the files that node reported.
+fn run_on_node(args: &Args, node: &str) -> anyhow::Result<i32> {
+    let client = super::client::Client::new(&args.conn)?;
+    let rt = super::client::runtime()?;
+    let mut explanations = Vec::new();
+    for image in &args.images {
+        let q = crate::query::build(&[
+            ("image", Some(image.clone())),
+            ("node", Some(node.to_string())),
+        ]);
+        explanations.push(rt.block_on(client.get::<Explanation>(&format!("/v1/explain{q}")))?);
+    }
+    print_all(args, &explanations)
+}
+
+fn print_all(args: &Args, explanations: &[Explanation]) -> anyhow::Result<i32> {
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&explanations)?),
         Output::Text => {
-            for e in &explanations {
+            for e in explanations {
                 print!("{}", render_text(e));
             }
         }

@@ -1,0 +1,315 @@
+//! Reads the node's registries files (main, drop-ins, policy.json) below the host root and
+//! merges them with the core engine, the way CRI-O would load them.
+//!
+//! Paths in the report and in every message are the node's paths (host root removed), so a
+//! message reads exactly as containers/image would print it on the node.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use mirrorscope_core::cimage_version::CImageVersion;
+use mirrorscope_core::hash::sha256_hex;
+use mirrorscope_core::journal::timefmt::format_rfc3339_usec;
+use mirrorscope_core::registries::{
+    list_drop_ins, parse_config_str, ConfigError, ConfigFile, EffectiveConfig, FileError, FileKind,
+};
+use mirrorscope_core::report::{FileRole, FileState};
+
+/// Files above this size are not read: a registries.conf is a few KiB, and a runaway file must
+/// not blow the agent's memory budget.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Contents are embedded in the report only below this size.
+const MAX_CONTENTS_BYTES: usize = 256 * 1024;
+
+pub const MAIN: &str = "/etc/containers/registries.conf";
+pub const DROP_IN_DIRS: [&str; 2] = [
+    "/etc/containers/registries.conf.d",
+    "/root/.config/containers/registries.conf.d",
+];
+pub const POLICY: &str = "/etc/containers/policy.json";
+
+/// The host root the agent sees the node's files under (`/host` in the DaemonSet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoot(PathBuf);
+
+impl HostRoot {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        HostRoot(root.into())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Where node path `node` (absolute) is seen by the agent.
+    pub fn host(&self, node: &str) -> PathBuf {
+        self.0.join(node.trim_start_matches('/'))
+    }
+
+    /// The node path of `host`, a path below the root.
+    pub fn node(&self, host: &Path) -> String {
+        match host.strip_prefix(&self.0) {
+            Ok(rel) => format!("/{}", rel.display()),
+            Err(_) => host.display().to_string(),
+        }
+    }
+}
+
+/// One read of the registries files.
+#[derive(Debug, Clone)]
+pub struct RegistriesRead {
+    pub files: Vec<FileState>,
+    /// The merged configuration, or containers/image's message for the first bad file.
+    pub effective: Result<EffectiveConfig, String>,
+}
+
+/// A file's bytes, or why they could not be had.
+enum Bytes {
+    Missing,
+    Read(Vec<u8>),
+    Failed(FileError),
+}
+
+/// Reads at most [`MAX_FILE_BYTES`]; Go-like `open PATH: reason` errors with the node path.
+fn read_capped(host: &Path, node: &str) -> (Bytes, Option<std::fs::Metadata>) {
+    let meta = std::fs::metadata(host).ok();
+    let file = match std::fs::File::open(host) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return (Bytes::Missing, meta),
+        Err(e) => return (Bytes::Failed(FileError::Io(go_io("open", node, &e))), meta),
+    };
+    let mut buf = Vec::new();
+    match file.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf) {
+        Ok(_) if buf.len() as u64 > MAX_FILE_BYTES => (
+            Bytes::Failed(FileError::Io(format!(
+                "read {node}: file is larger than {MAX_FILE_BYTES} bytes; not read"
+            ))),
+            meta,
+        ),
+        Ok(_) => (Bytes::Read(buf), meta),
+        Err(e) => (Bytes::Failed(FileError::Io(go_io("read", node, &e))), meta),
+    }
+}
+
+fn go_io(op: &str, node: &str, e: &io::Error) -> String {
+    let reason = match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        io::ErrorKind::IsADirectory => "is a directory".to_owned(),
+        _ => {
+            let s = e.to_string();
+            s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+        }
+    };
+    format!("{op} {node}: {reason}")
+}
+
+fn mtime(meta: Option<&std::fs::Metadata>) -> Option<String> {
+    let t = meta?.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    Some(format_rfc3339_usec(u64::try_from(t.as_micros()).ok()?))
+}
+
+fn parse(
+    bytes: &[u8],
+    node: &str,
+    kind: FileKind,
+    version: CImageVersion,
+) -> Result<ConfigFile, FileError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| FileError::Syntax {
+        line: Some(
+            bytes
+                .get(..e.valid_up_to())
+                .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+                + 1,
+        ),
+        message: "invalid UTF-8".into(),
+    })?;
+    parse_config_str(text, node, kind, version)
+}
+
+/// Builds the file state and, for registries files, the parsed file.
+fn state_of(
+    host: &Path,
+    node: &str,
+    role: FileRole,
+    version: CImageVersion,
+) -> (FileState, Option<Result<ConfigFile, FileError>>) {
+    let (bytes, meta) = read_capped(host, node);
+    let mut st = FileState {
+        path: node.to_owned(),
+        role,
+        exists: !matches!(bytes, Bytes::Missing),
+        sha256: None,
+        size: meta.as_ref().map(|m| m.len()),
+        mtime: mtime(meta.as_ref()),
+        error: None,
+        contents: None,
+    };
+    let kind = match role {
+        FileRole::Main => Some(FileKind::Main),
+        FileRole::DropIn => Some(FileKind::DropIn),
+        FileRole::Policy => None,
+    };
+    let parsed = match bytes {
+        Bytes::Missing => {
+            st.size = None;
+            st.mtime = None;
+            None
+        }
+        Bytes::Failed(e) => {
+            st.error = Some(e.to_string());
+            kind.map(|_| Err(e))
+        }
+        Bytes::Read(b) => {
+            st.sha256 = Some(sha256_hex(&b));
+            st.size = Some(b.len() as u64);
+            if kind.is_some() && b.len() <= MAX_CONTENTS_BYTES {
+                st.contents = std::str::from_utf8(&b).ok().map(str::to_owned);
+            }
+            kind.map(|k| {
+                let r = parse(&b, node, k, version);
+                if let Err(e) = &r {
+                    st.error = Some(e.to_string());
+                }
+                r
+            })
+        }
+    };
+    (st, parsed)
+}
+
+/// Reads and merges everything; never fails as a whole: problems land in the result.
+pub fn read_registries(root: &HostRoot, version: CImageVersion) -> RegistriesRead {
+    let mut files = Vec::new();
+    let mut first_error: Option<String> = None;
+    let (main_state, main) = state_of(&root.host(MAIN), MAIN, FileRole::Main, version);
+    files.push(main_state);
+    let main = match main {
+        Some(Ok(f)) => Some(f),
+        Some(Err(error)) => {
+            first_error = Some(
+                ConfigError::Main {
+                    path: MAIN.to_owned(),
+                    error,
+                }
+                .to_string(),
+            );
+            None
+        }
+        None => None,
+    };
+    let mut drop_ins = Vec::new();
+    for dir in DROP_IN_DIRS {
+        let listed = match list_drop_ins(&root.host(dir)) {
+            Ok(l) => l,
+            Err(e) => {
+                let msg = e
+                    .to_string()
+                    .replace(&root.path().display().to_string(), "");
+                first_error.get_or_insert(msg);
+                continue;
+            }
+        };
+        for host in listed {
+            let node = root.node(&host);
+            let (st, parsed) = state_of(&host, &node, FileRole::DropIn, version);
+            // A drop-in removed between listing and reading is skipped, as CRI-O does.
+            if !st.exists {
+                continue;
+            }
+            files.push(st);
+            match parsed {
+                Some(Ok(f)) => drop_ins.push(f),
+                Some(Err(error)) => {
+                    first_error
+                        .get_or_insert(ConfigError::DropIn { path: node, error }.to_string());
+                }
+                None => {}
+            }
+        }
+    }
+    let (policy, _) = state_of(&root.host(POLICY), POLICY, FileRole::Policy, version);
+    files.push(policy);
+    let effective = match first_error {
+        Some(e) => Err(e),
+        None => Ok(EffectiveConfig::from_files(
+            main,
+            drop_ins,
+            (MAIN.to_owned(), DROP_IN_DIRS[1].to_owned()),
+        )),
+    };
+    RegistriesRead { files, effective }
+}
+
+/// The bytes of the main registries.conf on disk (for the MachineConfig comparison).
+pub fn main_bytes(root: &HostRoot) -> Result<Option<Vec<u8>>, String> {
+    match read_capped(&root.host(MAIN), MAIN).0 {
+        Bytes::Missing => Ok(None),
+        Bytes::Read(b) => Ok(Some(b)),
+        Bytes::Failed(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(name: &str) -> HostRoot {
+        let d = std::env::temp_dir().join(format!("ms-hostfiles-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("etc/containers/registries.conf.d")).unwrap();
+        HostRoot::new(d)
+    }
+
+    #[test]
+    fn paths_lose_the_host_root_and_errors_name_the_node_file() {
+        let r = root("errors");
+        std::fs::write(
+            r.host(MAIN),
+            "[[registry]]\nprefix = \"quay.io\"\nlocation = \"quay.io\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.host("/etc/containers/registries.conf.d/50-bad.conf"),
+            "[[registry]\n",
+        )
+        .unwrap();
+        let read = read_registries(&r, CImageVersion::default());
+        let paths: Vec<_> = read.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                MAIN,
+                "/etc/containers/registries.conf.d/50-bad.conf",
+                POLICY
+            ]
+        );
+        let err = read.effective.unwrap_err();
+        assert!(
+            err.starts_with(
+                "loading drop-in registries configuration \"/etc/containers/registries.conf.d/50-bad.conf\": toml: line "
+            ),
+            "{err}"
+        );
+        assert!(read.files[1].error.is_some());
+        assert!(!read.files[2].exists);
+        let _ = std::fs::remove_dir_all(r.path());
+    }
+
+    #[test]
+    fn huge_files_are_not_read() {
+        let r = root("huge");
+        let f = std::fs::File::create(r.host(MAIN)).unwrap();
+        f.set_len(MAX_FILE_BYTES + 10).unwrap();
+        let read = read_registries(&r, CImageVersion::default());
+        let err = read.effective.unwrap_err();
+        assert!(
+            err.contains("\"/etc/containers/registries.conf\"") && err.contains("larger than"),
+            "{err}"
+        );
+        assert_eq!(read.files[0].size, Some(MAX_FILE_BYTES + 10));
+        assert_eq!(read.files[0].sha256, None);
+        let _ = std::fs::remove_dir_all(r.path());
+    }
+}

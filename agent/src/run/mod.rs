@@ -1,0 +1,332 @@
+//! `mirrorscope-agent run`: the node agent (DaemonSet pod or host service).
+//!
+//! Small tasks on a current-thread runtime, plus two blocking threads:
+//! - config watcher thread (inotify) → config task: re-reads the host files, updates the state;
+//! - journal pipeline thread: follower → correlator → state (records, CRI-O reloads);
+//! - HTTP server task: reads the state;
+//! - push task: state changes and heartbeats → collector.
+
+mod hostfiles;
+mod http;
+mod machine;
+mod metrics;
+mod persist;
+mod pipeline;
+mod push;
+mod state;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use mirrorscope_core::cimage_version::CImageVersion;
+use mirrorscope_core::hash::sha256_hex;
+use tokio::sync::mpsc;
+
+use crate::logger::{self, LogFormat, LogTarget};
+use crate::since::parse_since;
+use hostfiles::HostRoot;
+use persist::StateFile;
+use state::Shared;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Where the node's file system is mounted (default: /host when it exists, else /).
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
+    /// Node name in reports (default: $NODE_NAME, else the host name).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Address of the HTTP server (/v1/report, /metrics, /healthz, /readyz).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9401")]
+    pub listen: String,
+    /// Collector base URL (http://HOST:PORT); reports are POSTed to URL/v1/reports.
+    #[arg(long, value_name = "URL")]
+    pub collector: Option<String>,
+    /// Bearer token for the collector, re-read before every push (token rotation).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Where the journal checkpoint and unacknowledged pull records are kept across restarts.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/mirrorscope-agent")]
+    pub state_dir: PathBuf,
+    /// Journal directories, repeatable (default: var/log/journal and run/log/journal under the
+    /// host root, those that exist).
+    #[arg(long = "journal-dir", value_name = "DIR")]
+    pub journal_dir: Vec<PathBuf>,
+    /// Where to start reading the journal when there is no checkpoint yet (RFC 3339,
+    /// `YYYY-MM-DD HH:MM:SS` UTC or @SECONDS; default: one hour ago).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Pull records kept for the collector until acknowledged; older ones are dropped past it.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub outbox_size: usize,
+    /// Resolve pull sources with the rules of this containers/image release.
+    #[arg(long, value_name = "VERSION", default_value = "latest")]
+    pub containers_image_version: CImageVersion,
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[arg(long, value_enum, default_value = "stderr")]
+    pub log_target: LogTarget,
+}
+
+/// Quiet time after the last inotify event before re-reading (editors write in several steps).
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// A steady stream of events still gets a re-read this often.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
+/// Periodic re-read: covers the force file in /run (not watched) and missed events.
+const RESYNC: Duration = Duration::from_secs(30);
+/// SIGTERM to exit: the journal pipeline saves, then one last push.
+const STOP_JOURNAL: Duration = Duration::from_secs(2);
+const FINAL_PUSH: Duration = Duration::from_millis(2500);
+
+pub fn run(args: RunArgs) -> Result<()> {
+    logger::init(args.log_format, args.log_target)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(agent(args))
+}
+
+fn default_host_root() -> PathBuf {
+    let host = Path::new("/host");
+    if host.is_dir() {
+        host.to_path_buf()
+    } else {
+        PathBuf::from("/")
+    }
+}
+
+fn node_name(args: &RunArgs) -> String {
+    args.node_name
+        .clone()
+        .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn instance_id(node: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let h = sha256_hex(format!("{node}/{}/{nanos}", std::process::id()).as_bytes());
+    h.trim_start_matches("sha256:").chars().take(16).collect()
+}
+
+async fn agent(args: RunArgs) -> Result<()> {
+    let root = HostRoot::new(args.host_root.clone().unwrap_or_else(default_host_root));
+    let node = node_name(&args);
+    let shared = Shared::new(node.clone(), instance_id(&node), args.outbox_size);
+    let version = args.containers_image_version;
+    let pusher = match &args.collector {
+        Some(url) => Some(push::Pusher {
+            url: push::CollectorUrl::parse(url).map_err(anyhow::Error::msg)?,
+            token_file: args.token_file.clone(),
+            shared: Arc::clone(&shared),
+        }),
+        None => None,
+    };
+
+    // Restore what the last run left: its checkpoint and unacknowledged records.
+    let state_file = match std::fs::create_dir_all(&args.state_dir) {
+        Ok(()) => Some(StateFile::new(&args.state_dir)),
+        Err(e) => {
+            log::error!(
+                "state dir {}: {e}; the journal position and unsent records will not survive a restart",
+                args.state_dir.display()
+            );
+            None
+        }
+    };
+    let saved = match state_file.as_ref().map(StateFile::load).transpose() {
+        Ok(s) => s.flatten(),
+        Err(e) => {
+            log::error!("{e}; starting without it");
+            None
+        }
+    };
+    let checkpoint = saved.map(|s| {
+        shared.restore_outbox(s.outbox);
+        s.checkpoint
+    });
+
+    refresh(&root, version, &shared).await;
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    log::info!(
+        "mirrorscope-agent {} on node {node}: host root {}, listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        root.path().display(),
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    let server = tokio::spawn(http::serve(listener, Arc::clone(&shared)));
+
+    let (tx, rx) = mpsc::channel(1);
+    if let Err(e) = watch::spawn(root.clone(), tx) {
+        log::error!(
+            "inotify: {e}; re-reading the node files every {}s only",
+            RESYNC.as_secs()
+        );
+    }
+    let config = tokio::spawn(config_loop(root.clone(), version, Arc::clone(&shared), rx));
+
+    let since_usec = match &args.since {
+        Some(s) => parse_since(s)?,
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(0))
+            .unwrap_or(0)
+            .saturating_sub(3600 * 1_000_000),
+    };
+    let dirs = if args.journal_dir.is_empty() {
+        ["/var/log/journal", "/run/log/journal"]
+            .iter()
+            .map(|d| root.host(d))
+            .filter(|d| d.is_dir())
+            .collect()
+    } else {
+        args.journal_dir.clone()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    {
+        let p = pipeline::Pipeline {
+            dirs,
+            since_usec,
+            state_file,
+            saved: checkpoint,
+        };
+        let shared = Arc::clone(&shared);
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || {
+                pipeline::run(p, shared, stop);
+                let _ = done_tx.send(());
+            })
+            .context("starting the journal thread")?;
+    }
+
+    let push_task = pusher.map(|p| {
+        let changed = shared.subscribe();
+        let final_pusher = push::Pusher {
+            url: p.url.clone(),
+            token_file: p.token_file.clone(),
+            shared: Arc::clone(&shared),
+        };
+        (tokio::spawn(p.run(changed)), final_pusher)
+    });
+
+    shutdown_signal().await?;
+    log::info!("stopping: saving the journal position and pushing a last report");
+    stop.store(true, Ordering::Relaxed);
+    if tokio::time::timeout(STOP_JOURNAL, done_rx).await.is_err() {
+        log::warn!(
+            "journal thread did not stop within {}s",
+            STOP_JOURNAL.as_secs()
+        );
+    }
+    config.abort();
+    server.abort();
+    if let Some((task, last)) = push_task {
+        task.abort();
+        match tokio::time::timeout(FINAL_PUSH, last.push_once()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::warn!("last push failed: {e}"),
+            Err(_) => log::warn!("last push got no answer in time"),
+        }
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Re-reads the host files off the runtime thread and publishes them.
+async fn refresh(root: &HostRoot, version: CImageVersion, shared: &Arc<Shared>) {
+    let root = root.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        (
+            hostfiles::read_registries(&root, version),
+            machine::read_machine_config(&root),
+        )
+    })
+    .await;
+    match read {
+        Ok((reg, mc)) => {
+            let error = reg.effective.as_ref().err().cloned();
+            if shared.set_host_files(reg, mc) {
+                match error {
+                    Some(e) => log::warn!(
+                        "registries configuration invalid (CRI-O keeps the last valid one): {e}"
+                    ),
+                    None => log::info!(
+                        "registries configuration: {}",
+                        shared
+                            .lock()
+                            .registries
+                            .effective_sha256
+                            .clone()
+                            .unwrap_or_default()
+                    ),
+                }
+            }
+        }
+        Err(e) => log::error!("reading node files: {e}"),
+    }
+}
+
+async fn config_loop(
+    root: HostRoot,
+    version: CImageVersion,
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            ping = rx.recv() => {
+                if ping.is_none() {
+                    // The watcher is gone: periodic re-reads only.
+                    tokio::time::sleep(RESYNC).await;
+                } else {
+                    debounce(&mut rx).await;
+                }
+            }
+            _ = tokio::time::sleep(RESYNC) => {}
+        }
+        refresh(&root, version, &shared).await;
+    }
+}
+
+async fn debounce(rx: &mut mpsc::Receiver<()>) {
+    let limit = tokio::time::Instant::now() + DEBOUNCE_MAX;
+    loop {
+        tokio::select! {
+            more = rx.recv() => if more.is_none() { return },
+            _ = tokio::time::sleep(DEBOUNCE) => return,
+            _ = tokio::time::sleep_until(limit) => return,
+        }
+    }
+}

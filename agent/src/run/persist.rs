@@ -1,0 +1,102 @@
+//! The agent's state file: the journal checkpoint and the unacknowledged pull records, written
+//! together atomically. Taken at the same moment, they stay consistent across a kill -9: every
+//! record reported before the checkpoint is in the outbox (or was acknowledged), and every later
+//! one is read again from the journal after a restart.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mirrorscope_core::journal::PullRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::cursor::Checkpoint;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    pub checkpoint: Checkpoint,
+    #[serde(default)]
+    pub outbox: Vec<PullRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("state file {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn new(dir: &Path) -> Self {
+        StateFile {
+            path: dir.join("agent-state.json"),
+        }
+    }
+
+    fn err(&self, message: String) -> PersistError {
+        PersistError::File {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    pub fn load(&self) -> Result<Option<Saved>, PersistError> {
+        let text = match fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err(format!("reading: {e}"))),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| self.err(format!("not a mirrorscope agent state file: {e}")))
+    }
+
+    /// Temp file, fsync, rename, fsync of the directory: a crash leaves the old or the new file.
+    pub fn save(&self, saved: &Saved) -> Result<(), PersistError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = self
+            .path
+            .with_extension(format!("json.tmp{}", std::process::id()));
+        let body = serde_json::to_vec(saved).map_err(|e| self.err(e.to_string()))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.err(format!("saving: {e}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage_is_an_error_naming_the_file() {
+        let d = std::env::temp_dir().join(format!("ms-persist-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let f = StateFile::new(&d);
+        assert_eq!(f.load().unwrap(), None);
+        let s = Saved {
+            checkpoint: Checkpoint {
+                cursor: Some("s=1".into()),
+                emitted: vec!["c".into()],
+            },
+            outbox: Vec::new(),
+        };
+        f.save(&s).unwrap();
+        assert_eq!(f.load().unwrap(), Some(s));
+        fs::write(d.join("agent-state.json"), "{").unwrap();
+        let e = f.load().unwrap_err().to_string();
+        assert!(e.contains("agent-state.json"), "{e}");
+        let _ = fs::remove_dir_all(&d);
+    }
+}

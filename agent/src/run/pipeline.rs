@@ -1,0 +1,240 @@
+//! The journal pipeline, on its own thread: journal follower → correlator → resume bookkeeping
+//! → shared state (ring, counters, outbox), with the checkpoint and outbox saved together.
+//!
+//! A thread rather than a task: the follower hands batches over a blocking channel and the
+//! correlator is CPU work per entry; neither belongs on the single-threaded runtime.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mirrorscope_core::journal::{
+    Correlator, CorrelatorConfig, JournalEntry, Notice, PullOutcome, PullRecord, SourceResolver,
+    StaticResolver,
+};
+use mirrorscope_core::registries::EffectiveConfig;
+
+use crate::journal::cursor::Checkpoint;
+use crate::journal::source::{JournalSource, SourceEvent};
+use crate::journal::{self as js, JournalLocation, Selection, StartAt};
+use crate::resume::ResumeTracker;
+
+use super::persist::{Saved, StateFile};
+use super::state::Shared;
+
+/// How often an idle journal moves the correlator's clock, and the longest a stop waits.
+const IDLE_TICK: Duration = Duration::from_millis(250);
+/// The state file is written at most this often while entries flow (and on stop).
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+const REOPEN_AFTER: Duration = Duration::from_secs(5);
+
+/// Pull sources from the configuration CRI-O is believed to use.
+struct ConfigResolver(Arc<EffectiveConfig>);
+
+impl SourceResolver for ConfigResolver {
+    fn pull_sources(&self, image: &str) -> Option<Vec<String>> {
+        SourceResolver::pull_sources(self.0.as_ref(), image)
+    }
+}
+
+fn resolver(shared: &Shared) -> Box<dyn SourceResolver + Send> {
+    match shared.last_valid() {
+        Some(c) => Box::new(ConfigResolver(c)),
+        None => Box::new(StaticResolver::new()),
+    }
+}
+
+pub struct Pipeline {
+    pub dirs: Vec<PathBuf>,
+    /// Where to start without a checkpoint (µs since the epoch).
+    pub since_usec: u64,
+    pub state_file: Option<StateFile>,
+    pub saved: Option<Checkpoint>,
+}
+
+/// Runs until `stop`; the state file is saved before returning.
+pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    if p.dirs.is_empty() {
+        shared.set_journal(false, None, Some("no journal directory to read".into()));
+        return;
+    }
+    let mut saved = p.saved.clone();
+    while !stop.load(Ordering::Relaxed) {
+        let start = match saved.as_ref().and_then(|c| c.cursor.clone()) {
+            Some(c) => StartAt::AfterCursor(c),
+            None => StartAt::Realtime(p.since_usec),
+        };
+        let mut run = Run {
+            correlator: Correlator::new(resolver(&shared), CorrelatorConfig::default()),
+            resume: ResumeTracker::new(saved.as_ref()),
+            shared: Arc::clone(&shared),
+            state_file: p.state_file.as_ref(),
+            fresh: Vec::new(),
+            last_usec: 0,
+            last_cursor: None,
+            dirty: false,
+            last_save: Instant::now(),
+        };
+        let outcome = run.follow(&p.dirs, start, &stop);
+        saved = Some(run.resume.checkpoint());
+        match outcome {
+            Ok(()) => return,
+            Err(e) => {
+                log::error!("journal: {e}; reopening in {}s", REOPEN_AFTER.as_secs());
+                shared.set_journal(false, None, Some(e));
+                let until = Instant::now() + REOPEN_AFTER;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(IDLE_TICK);
+                }
+            }
+        }
+    }
+}
+
+struct Run<'a> {
+    correlator: Correlator,
+    resume: ResumeTracker,
+    shared: Arc<Shared>,
+    state_file: Option<&'a StateFile>,
+    fresh: Vec<PullRecord>,
+    last_usec: u64,
+    last_cursor: Option<String>,
+    dirty: bool,
+    last_save: Instant,
+}
+
+impl Run<'_> {
+    /// Follows until `stop` (Ok, after a final save) or a journal error (Err).
+    fn follow(
+        &mut self,
+        dirs: &[PathBuf],
+        start: StartAt,
+        stop: &AtomicBool,
+    ) -> Result<(), String> {
+        let location = JournalLocation::Directories(dirs.to_vec());
+        let selection = Selection {
+            pull_lines_only: true,
+            ..Selection::default()
+        };
+        let source = JournalSource::spawn(move || js::open(&location, &selection, &start), true)
+            .map_err(|e| chain(&e))?;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                self.save();
+                return Ok(());
+            }
+            match source.recv_timeout(IDLE_TICK) {
+                Ok(Some(SourceEvent::Entries(batch))) => {
+                    for entry in &batch {
+                        self.push(entry);
+                    }
+                    if let Some(last) = batch.last() {
+                        self.last_cursor = Some(last.cursor.clone());
+                    }
+                    self.deliver();
+                    self.dirty = true;
+                }
+                Ok(Some(SourceEvent::CaughtUp)) => {
+                    self.shared
+                        .set_journal(true, self.last_cursor.clone(), None);
+                }
+                Ok(Some(SourceEvent::Failed(e))) => {
+                    self.save();
+                    return Err(chain(&e));
+                }
+                Ok(None) => {
+                    self.tick();
+                    self.deliver();
+                }
+                Err(()) => {
+                    self.save();
+                    return Err("journal reader stopped".into());
+                }
+            }
+            if self.dirty && self.last_save.elapsed() >= SAVE_EVERY {
+                self.save();
+            }
+        }
+    }
+
+    fn push(&mut self, entry: &JournalEntry) {
+        self.last_usec = self.last_usec.max(entry.realtime_usec);
+        self.resume.observe(entry);
+        match self.correlator.push(entry, &mut self.fresh) {
+            Some(Notice::RegistriesApplied { at_usec }) => {
+                // CRI-O re-read its configuration: pulls from now on resolve with what the agent
+                // last read as valid (CRI-O refuses an invalid file the same way).
+                self.correlator.set_resolver(resolver(&self.shared));
+                self.shared.crio_applied(at_usec);
+            }
+            Some(Notice::RegistriesReloadFailed { at_usec, error }) => {
+                self.shared.crio_reload_failed(at_usec, error);
+            }
+            Some(Notice::CrioStarted { .. }) | None => {}
+        }
+    }
+
+    /// An idle journal does not move journal time: move the correlator's clock to now so that
+    /// finished pulls come out (an empty entry: no line, no cursor, unseen by the resume
+    /// bookkeeping).
+    fn tick(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        if now <= self.last_usec {
+            return;
+        }
+        self.last_usec = now;
+        let tick = JournalEntry {
+            realtime_usec: now,
+            ..JournalEntry::default()
+        };
+        let _ = self.correlator.push(&tick, &mut self.fresh);
+    }
+
+    fn deliver(&mut self) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(self.fresh.len());
+        for r in std::mem::take(&mut self.fresh) {
+            if r.outcome != PullOutcome::InProgress && self.resume.report(&r) {
+                out.push(r);
+            }
+        }
+        if !out.is_empty() {
+            self.dirty = true;
+            self.shared.add_records(out);
+        }
+    }
+
+    fn save(&mut self) {
+        self.last_save = Instant::now();
+        let following = self.shared.lock().journal.following;
+        self.shared
+            .set_journal(following, self.last_cursor.clone(), None);
+        let Some(file) = self.state_file else {
+            return;
+        };
+        let checkpoint = self.resume.checkpoint();
+        let outbox = self.shared.lock().outbox.all();
+        match file.save(&Saved { checkpoint, outbox }) {
+            Ok(()) => self.dirty = false,
+            Err(e) => log::error!("{e}"),
+        }
+    }
+}
+
+/// An error with its causes, `outer: inner: …`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}

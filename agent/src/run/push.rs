@@ -1,0 +1,258 @@
+//! Pushes the node report to the collector: within a second of a change, as a heartbeat, and
+//! with exponential backoff and jitter while the collector is unreachable. Pull records leave
+//! the outbox only when the collector acknowledged the report carrying them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use mirrorscope_core::report::PushAck;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+use super::state::Shared;
+
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+/// Changes arriving together (a burst of pulls) go out in one report.
+const COALESCE: Duration = Duration::from_millis(50);
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Pull records per report; a larger outbox drains over several pushes.
+pub const MAX_RECORDS: usize = 1000;
+
+/// `http://host:port[/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorUrl {
+    pub authority: String,
+    pub path: String,
+}
+
+impl CollectorUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = if let Some(r) = url.strip_prefix("http://") {
+            r
+        } else if url.starts_with("https://") {
+            return Err(format!(
+                "--collector {url}: TLS to the collector is not supported yet; use http:// (e.g. through a sidecar or a Service mesh)"
+            ));
+        } else {
+            return Err(format!("--collector {url}: must start with http://"));
+        };
+        let (authority, prefix) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(format!("--collector {url}: no host"));
+        }
+        let authority = if authority.contains(':') && !authority.ends_with(']') {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(CollectorUrl {
+            authority,
+            path: format!("{}/v1/reports", prefix.trim_end_matches('/')),
+        })
+    }
+}
+
+pub struct Pusher {
+    pub url: CollectorUrl,
+    pub token_file: Option<PathBuf>,
+    pub shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub enum PushError {
+    Transport(String),
+    Status(u16, String),
+}
+
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushError::Transport(e) => f.write_str(e),
+            PushError::Status(s, body) => write!(f, "collector answered {s}: {}", body.trim()),
+        }
+    }
+}
+
+/// A small xorshift for jitter; quality does not matter, only that agents spread out.
+fn jitter(d: Duration, seed: &mut u64) -> Duration {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    // 50% to 100% of the nominal delay ("equal jitter").
+    let frac = 0.5 + (*seed % 1000) as f64 / 2000.0;
+    d.mul_f64(frac)
+}
+
+impl Pusher {
+    /// Runs until dropped.
+    pub async fn run(self, mut changed: watch::Receiver<u64>) {
+        let mut seed = u64::from(std::process::id())
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos().into())
+                .unwrap_or(7)
+            | 1;
+        let mut backoff = BACKOFF_MIN;
+        let mut failures: u64 = 0;
+        // Push at once on start: the collector learns about this instance.
+        let mut next = Instant::now();
+        loop {
+            tokio::select! {
+                _ = sleep_until(next) => {}
+                r = changed.changed(), if failures == 0 => {
+                    if r.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(COALESCE).await;
+                }
+            }
+            changed.borrow_and_update();
+            match self.push_once().await {
+                Ok(more) => {
+                    if failures > 0 {
+                        log::info!("collector reachable again after {failures} failed pushes");
+                    }
+                    failures = 0;
+                    backoff = BACKOFF_MIN;
+                    next = if more {
+                        Instant::now()
+                    } else {
+                        Instant::now() + HEARTBEAT
+                    };
+                }
+                Err(e) => {
+                    self.shared.metrics.push_failed();
+                    failures += 1;
+                    // The first failure and then every tenth: a down collector must not flood logs.
+                    if failures == 1 || failures.is_multiple_of(10) {
+                        log::warn!(
+                            "push to {}{} failed ({failures} in a row; {} records waiting): {e}",
+                            self.url.authority,
+                            self.url.path,
+                            self.shared.outbox_len()
+                        );
+                    }
+                    next = Instant::now() + jitter(backoff, &mut seed);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// One push; `Ok(true)` when the outbox still holds records to send.
+    pub async fn push_once(&self) -> Result<bool, PushError> {
+        let report = self.shared.report(Some(MAX_RECORDS));
+        let ids: Vec<String> = report.pulls.iter().map(|r| r.pull_id.clone()).collect();
+        let body = serde_json::to_vec(&report).map_err(|e| PushError::Transport(e.to_string()))?;
+        let token = match &self.token_file {
+            // Re-read on every attempt: projected ServiceAccount tokens rotate.
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map(|t| t.trim().to_owned())
+                    .map_err(|e| {
+                        PushError::Transport(format!("reading token {}: {e}", p.display()))
+                    })?,
+            ),
+            None => None,
+        };
+        let (status, text) = tokio::time::timeout(TIMEOUT, self.post(body, token))
+            .await
+            .map_err(|_| {
+                PushError::Transport(format!("no answer within {}s", TIMEOUT.as_secs()))
+            })??;
+        if status != 200 {
+            return Err(PushError::Status(status, text));
+        }
+        match serde_json::from_str::<PushAck>(&text) {
+            Ok(ack) => log::debug!(
+                "pushed report: {} records ({} new, {} duplicates)",
+                ids.len(),
+                ack.accepted,
+                ack.duplicates
+            ),
+            Err(e) => log::debug!("collector answer is not a PushAck ({e}); records acknowledged"),
+        }
+        self.shared.ack(&ids);
+        Ok(ids.len() >= MAX_RECORDS && self.shared.outbox_len() > 0)
+    }
+
+    async fn post(&self, body: Vec<u8>, token: Option<String>) -> Result<(u16, String), PushError> {
+        let t = |e: &dyn std::fmt::Display| PushError::Transport(e.to_string());
+        let stream = TcpStream::connect(&self.url.authority)
+            .await
+            .map_err(|e| PushError::Transport(format!("connect {}: {e}", self.url.authority)))?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| t(&e))?;
+        let conn = tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri(&self.url.path)
+            .header(hyper::header::HOST, &self.url.authority)
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(tok) = token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {tok}"));
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| t(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| t(&e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| t(&e))?
+            .to_bytes();
+        conn.abort();
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collector_urls() {
+        assert_eq!(
+            CollectorUrl::parse("http://127.0.0.1:9402").unwrap(),
+            CollectorUrl {
+                authority: "127.0.0.1:9402".into(),
+                path: "/v1/reports".into()
+            }
+        );
+        assert_eq!(
+            CollectorUrl::parse("http://collector.ns.svc/base/").unwrap(),
+            CollectorUrl {
+                authority: "collector.ns.svc:80".into(),
+                path: "/base/v1/reports".into()
+            }
+        );
+        assert!(CollectorUrl::parse("https://c:1")
+            .unwrap_err()
+            .contains("TLS"));
+        assert!(CollectorUrl::parse("c:1").is_err());
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_full() {
+        let mut seed = 12345;
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(10), &mut seed);
+            assert!(
+                d >= Duration::from_secs(5) && d <= Duration::from_secs(10),
+                "{d:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The collector's JSON views: served by `mirrorscope-collector`, read by the `mirrorscope` CLI.
+
+use std::collections::BTreeMap;
+
+use mirrorscope_core::journal::PullRecord;
+use mirrorscope_core::report::NodeReport;
+use mirrorscope_core::rollout::{Check, Summary, Target};
+use serde::{Deserialize, Serialize};
+
+/// What nodes are measured against, in a form a table can print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetView {
+    /// `desired`, `agreement` or `refused`.
+    pub kind: String,
+    pub sha256: Option<String>,
+    pub origin: Option<String>,
+    /// MCO's refusal, when it would refuse.
+    pub reason: Option<String>,
+}
+
+impl From<&Target> for TargetView {
+    fn from(t: &Target) -> Self {
+        match t {
+            Target::Agreement => TargetView {
+                kind: "agreement".into(),
+                sha256: None,
+                origin: None,
+                reason: None,
+            },
+            Target::Desired(d) => TargetView {
+                kind: "desired".into(),
+                sha256: Some(d.sha256.clone()),
+                origin: Some(d.origin.clone()),
+                reason: None,
+            },
+            Target::Refused { reason, .. } => TargetView {
+                kind: "refused".into(),
+                sha256: None,
+                origin: None,
+                reason: Some(format!(
+                    "MCO will not render this; nodes keep the old config: {reason}"
+                )),
+            },
+        }
+    }
+}
+
+/// One node's row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub node: String,
+    /// MachineConfigPool, when the API is watched; empty otherwise.
+    pub pool: String,
+    pub landed: bool,
+    pub stale: bool,
+    pub effective_sha256: Option<String>,
+    /// When the collector received the latest report (RFC 3339).
+    pub last_report_at: Option<String>,
+    pub report_age_secs: Option<u64>,
+    pub agent_version: Option<String>,
+    pub current_config: Option<String>,
+    pub checks: Vec<Check>,
+    pub reasons: Vec<String>,
+}
+
+/// `GET /v1/nodes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodesView {
+    pub target: TargetView,
+    pub nodes: Vec<NodeView>,
+}
+
+/// `GET /v1/nodes/{name}`: the row plus the node's latest report (without its pulls).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDetail {
+    #[serde(flatten)]
+    pub view: NodeView,
+    pub report: Option<NodeReport>,
+}
+
+/// One pool's rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolRollout {
+    pub pool: String,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// `GET /v1/rollout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutView {
+    pub target: TargetView,
+    /// Every selected node landed (and at least `min_nodes` were selected).
+    pub complete: bool,
+    /// The whole selection.
+    pub overall: Summary,
+    pub pools: Vec<PoolRollout>,
+}
+
+/// `GET /v1/pulls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullsView {
+    /// Records matching the filter among those kept (the newest are returned first).
+    pub matching: usize,
+    pub pulls: Vec<PullRecord>,
+}
+
+/// Pulls of one source registry, as seen by the collector since it started (plus its snapshot).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryStats {
+    pub registry: String,
+    pub pulls: u64,
+    pub by_mirror: u64,
+    pub by_source: u64,
+    /// Served by the source after a mirror was tried.
+    pub fallbacks: u64,
+    /// Failed because the source is blocked and no mirror served it.
+    pub blocked: u64,
+    pub failed: u64,
+    /// Failed attempts by error class (mirrors and source alike).
+    pub failures_by_class: BTreeMap<String, u64>,
+    /// Whether the desired configuration (or, without one, any node's) has a mirror rule for
+    /// this registry; `None` when no configuration is known.
+    pub mirror_rule: Option<bool>,
+}
+
+/// `GET /v1/registries`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistriesView {
+    pub registries: Vec<RegistryStats>,
+    /// Registries pulled from with no mirror rule at all.
+    pub without_mirror_rule: Vec<String>,
+}
+
+/// Error body of every 4xx/5xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

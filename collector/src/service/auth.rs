@@ -1,0 +1,258 @@
+//! Who may push a report for which node: a TokenReview against the API server (in a cluster),
+//! a tokens file (outside), or nobody checked at all (loopback only).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::kube::KubeClient;
+
+/// Why a push is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 401.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 503: the API server could not be asked.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Why the tokens file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensFileError {
+    #[error("reading tokens file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path}:{line}: expected \"TOKEN NODE\"")]
+    Syntax { path: String, line: usize },
+}
+
+/// The identity a push was authenticated as: the only node it may report for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// Open mode: any node.
+    Anyone,
+    Node(String),
+}
+
+impl Identity {
+    /// Checks that this identity may report for `node`.
+    pub fn may_report(&self, node: &str) -> Result<(), AuthError> {
+        match self {
+            Identity::Anyone => Ok(()),
+            Identity::Node(n) if n == node => Ok(()),
+            Identity::Node(n) => Err(AuthError::Forbidden(format!(
+                "this token may only report for node {n:?}, not {node:?}"
+            ))),
+        }
+    }
+}
+
+/// How pushes are authenticated.
+pub enum Auth {
+    Open,
+    Tokens(TokensFile),
+    Review(TokenReviewer),
+}
+
+impl Auth {
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, AuthError> {
+        if let Auth::Open = self {
+            return Ok(Identity::Anyone);
+        }
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AuthError::Unauthenticated("missing \"Authorization: Bearer <token>\"".into())
+            })?;
+        match self {
+            Auth::Open => Ok(Identity::Anyone),
+            Auth::Tokens(f) => f.lookup(token),
+            Auth::Review(r) => r.review(token).await,
+        }
+    }
+}
+
+/// `TOKEN NODE` lines, re-read when the file changes (checked at most once a second).
+pub struct TokensFile {
+    path: PathBuf,
+    inner: Mutex<TokensInner>,
+}
+
+struct TokensInner {
+    tokens: HashMap<String, String>,
+    stamp: Option<(SystemTime, u64)>,
+    checked: Instant,
+}
+
+impl TokensFile {
+    pub fn open(path: &Path) -> Result<TokensFile, TokensFileError> {
+        let (tokens, stamp) = read_tokens(path)?;
+        Ok(TokensFile {
+            path: path.to_path_buf(),
+            inner: Mutex::new(TokensInner {
+                tokens,
+                stamp,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    fn lookup(&self, token: &str) -> Result<Identity, AuthError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| AuthError::Unavailable("tokens lock poisoned".into()))?;
+        if inner.checked.elapsed() >= Duration::from_secs(1) {
+            inner.checked = Instant::now();
+            let now = stamp_of(&self.path);
+            if now != inner.stamp {
+                match read_tokens(&self.path) {
+                    Ok((tokens, stamp)) => {
+                        eprintln!(
+                            "mirrorscope-collector: tokens file {} re-read ({} tokens)",
+                            self.path.display(),
+                            tokens.len()
+                        );
+                        inner.tokens = tokens;
+                        inner.stamp = stamp;
+                    }
+                    // Keep the previous tokens: a half-written file must not lock every agent out.
+                    Err(e) => eprintln!("mirrorscope-collector: {e}; keeping the previous tokens"),
+                }
+            }
+        }
+        inner
+            .tokens
+            .get(token)
+            .map(|n| Identity::Node(n.clone()))
+            .ok_or_else(|| AuthError::Unauthenticated("unknown token".into()))
+    }
+}
+
+fn stamp_of(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+type Stamp = Option<(SystemTime, u64)>;
+type ReviewCache = HashMap<String, (Instant, Result<Identity, AuthError>)>;
+
+fn read_tokens(path: &Path) -> Result<(HashMap<String, String>, Stamp), TokensFileError> {
+    let stamp = stamp_of(path);
+    let text = std::fs::read_to_string(path).map_err(|error| TokensFileError::Read {
+        path: path.display().to_string(),
+        error,
+    })?;
+    let mut tokens = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(t), Some(n), None) => {
+                tokens.insert(t.to_string(), n.to_string());
+            }
+            _ => {
+                return Err(TokensFileError::Syntax {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                })
+            }
+        }
+    }
+    Ok((tokens, stamp))
+}
+
+/// TokenReview: the token must be valid, belong to the agent's ServiceAccount, and carry a node
+/// claim. Answers are cached briefly so 5,000 agents do not turn into 5,000 reviews a heartbeat.
+pub struct TokenReviewer {
+    client: KubeClient,
+    /// `system:serviceaccount:<namespace>:<name>`.
+    username: String,
+    cache: Mutex<ReviewCache>,
+    ttl: Duration,
+}
+
+impl TokenReviewer {
+    pub fn new(client: KubeClient, namespace: &str, service_account: &str) -> TokenReviewer {
+        TokenReviewer {
+            client,
+            username: format!("system:serviceaccount:{namespace}:{service_account}"),
+            cache: Mutex::new(HashMap::new()),
+            ttl: Duration::from_secs(60),
+        }
+    }
+
+    async fn review(&self, token: &str) -> Result<Identity, AuthError> {
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((at, r)) = cache.get(token) {
+                if at.elapsed() < self.ttl {
+                    return r.clone();
+                }
+            }
+        }
+        let reviewed = self
+            .client
+            .token_review(token)
+            .await
+            .map_err(|e| AuthError::Unavailable(format!("TokenReview failed: {e}")))?;
+        let result = if !reviewed.authenticated {
+            Err(AuthError::Unauthenticated(format!(
+                "token rejected by the API server{}",
+                reviewed.error.map(|e| format!(": {e}")).unwrap_or_default()
+            )))
+        } else if reviewed.username != self.username {
+            Err(AuthError::Forbidden(format!(
+                "token belongs to {:?}, not the agent's ServiceAccount {:?}",
+                reviewed.username, self.username
+            )))
+        } else {
+            match reviewed.node_name {
+                Some(n) => Ok(Identity::Node(n)),
+                None => Err(AuthError::Forbidden(
+                    "token carries no node claim (authentication.kubernetes.io/node-name): use a projected ServiceAccount token"
+                        .into(),
+                )),
+            }
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 20_000 {
+                cache.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            }
+            cache.insert(token.to_string(), (Instant::now(), result.clone()));
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_file_lines() {
+        let dir = std::env::temp_dir().join(format!("ms-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("tokens");
+        std::fs::write(&p, "# comment\n\nt1 node-a\nt2 node-b\n").unwrap();
+        let f = TokensFile::open(&p).unwrap();
+        assert_eq!(f.lookup("t1").unwrap(), Identity::Node("node-a".into()));
+        assert!(matches!(
+            f.lookup("nope"),
+            Err(AuthError::Unauthenticated(_))
+        ));
+        std::fs::write(&p, "t1 node-a extra\n").unwrap();
+        let e = TokensFile::open(&p).err().unwrap().to_string();
+        assert!(e.ends_with("tokens:1: expected \"TOKEN NODE\""), "{e}");
+        assert!(Identity::Node("a".into()).may_report("b").is_err());
+    }
+}

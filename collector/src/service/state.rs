@@ -1,0 +1,314 @@
+//! The collector's memory: the latest report per node, a bounded window of pull records
+//! (deduplicated by pull id), cumulative per-registry counters, and what the API server says.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use mirrorscope_core::journal::{AttemptOutcome, ErrorClass, PullOutcome, PullRecord};
+use mirrorscope_core::reference::ImageReference;
+use mirrorscope_core::registries::EffectiveConfig;
+use mirrorscope_core::report::{NodeReport, PushAck};
+use mirrorscope_core::rollout::{McoNodeState, Target};
+use serde::{Deserialize, Serialize};
+
+use crate::api::RegistryStats;
+
+/// A node's latest report and when it arrived (collector clock, seconds since the epoch).
+/// Shared, so views copy the store cheaply and evaluate outside the lock.
+#[derive(Debug, Clone)]
+pub struct NodeEntry {
+    /// The report without its pulls (those live in the pull window).
+    pub report: Arc<NodeReport>,
+    pub received_unix: f64,
+}
+
+/// [`NodeEntry`] as the state file stores it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotNode {
+    pub report: NodeReport,
+    pub received_unix: f64,
+}
+
+/// A node as the API server describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeNode {
+    pub labels: BTreeMap<String, String>,
+    pub pool: String,
+    pub mco: McoNodeState,
+}
+
+/// What the API server says (empty without `--in-cluster`).
+#[derive(Debug, Clone, Default)]
+pub struct KubeView {
+    pub nodes: BTreeMap<String, KubeNode>,
+    /// The last error talking to the API server.
+    pub error: Option<String>,
+}
+
+/// The desired state and the effective configuration it stands for (for "mirror rule?" and explain).
+#[derive(Debug, Clone)]
+pub struct DesiredState {
+    pub target: Target,
+    pub config: Option<Arc<EffectiveConfig>>,
+    /// Render notes and input errors, shown on the status page.
+    pub notes: Vec<String>,
+}
+
+impl Default for DesiredState {
+    fn default() -> Self {
+        DesiredState {
+            target: Target::Agreement,
+            config: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Everything the collector knows.
+#[derive(Debug)]
+pub struct Store {
+    pub nodes: BTreeMap<String, NodeEntry>,
+    pulls: VecDeque<Arc<PullRecord>>,
+    pull_ids: HashSet<String>,
+    max_pulls: usize,
+    pub registries: BTreeMap<String, RegistryStats>,
+    pub reports_total: u64,
+    pub pulls_accepted_total: u64,
+    pub pulls_duplicate_total: u64,
+    /// Replaced whole at each listing, so copies of the store share it.
+    pub kube: Arc<KubeView>,
+    pub desired: DesiredState,
+}
+
+/// The on-disk snapshot (`--state-file`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    pub nodes: Vec<SnapshotNode>,
+    pub pulls: Vec<PullRecord>,
+    pub registries: Vec<RegistryStats>,
+}
+
+impl Store {
+    pub fn new(max_pulls: usize) -> Store {
+        Store {
+            nodes: BTreeMap::new(),
+            pulls: VecDeque::new(),
+            pull_ids: HashSet::new(),
+            max_pulls: max_pulls.max(1),
+            registries: BTreeMap::new(),
+            reports_total: 0,
+            pulls_accepted_total: 0,
+            pulls_duplicate_total: 0,
+            kube: Arc::default(),
+            desired: DesiredState::default(),
+        }
+    }
+
+    /// Stores a report: replaces the node's previous one, keeps its new pulls.
+    pub fn ingest(&mut self, mut report: NodeReport, now_unix: f64) -> PushAck {
+        let pulls = std::mem::take(&mut report.pulls);
+        let mut ack = PushAck {
+            accepted: 0,
+            duplicates: 0,
+        };
+        for mut p in pulls {
+            if self.pull_ids.contains(&p.pull_id) {
+                ack.duplicates += 1;
+                continue;
+            }
+            if p.node.is_none() {
+                p.node = Some(report.node.clone());
+            }
+            self.count(&p);
+            self.pull_ids.insert(p.pull_id.clone());
+            self.pulls.push_back(Arc::new(p));
+            ack.accepted += 1;
+            while self.pulls.len() > self.max_pulls {
+                if let Some(old) = self.pulls.pop_front() {
+                    self.pull_ids.remove(&old.pull_id);
+                }
+            }
+        }
+        self.reports_total += 1;
+        self.pulls_accepted_total += ack.accepted;
+        self.pulls_duplicate_total += ack.duplicates;
+        self.nodes.insert(
+            report.node.clone(),
+            NodeEntry {
+                report: Arc::new(report),
+                received_unix: now_unix,
+            },
+        );
+        ack
+    }
+
+    fn count(&mut self, p: &PullRecord) {
+        let registry = registry_of(&p.image);
+        let s = self
+            .registries
+            .entry(registry.clone())
+            .or_insert_with(|| RegistryStats {
+                registry,
+                ..Default::default()
+            });
+        s.pulls += 1;
+        match p.outcome {
+            PullOutcome::Pulled if p.via_mirror => s.by_mirror += 1,
+            PullOutcome::Pulled => s.by_source += 1,
+            PullOutcome::Failed => s.failed += 1,
+            PullOutcome::InProgress | PullOutcome::Abandoned => {}
+        }
+        if p.fallback {
+            s.fallbacks += 1;
+        }
+        if p.outcome == PullOutcome::Failed && is_blocked(p) {
+            s.blocked += 1;
+        }
+        for a in &p.attempts {
+            if a.outcome == AttemptOutcome::Failed {
+                let class = a.error_class.map(class_name).unwrap_or("unknown");
+                *s.failures_by_class.entry(class.to_string()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Pull records kept, oldest first.
+    pub fn pulls(&self) -> impl DoubleEndedIterator<Item = &Arc<PullRecord>> {
+        self.pulls.iter()
+    }
+
+    /// Node names: reporting nodes and nodes the API server knows.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.nodes.keys().cloned().collect();
+        names.extend(
+            self.kube
+                .nodes
+                .keys()
+                .filter(|n| !self.nodes.contains_key(*n))
+                .cloned(),
+        );
+        names.sort();
+        names
+    }
+
+    /// Everything but the pull window, sharing the reports: cheap enough to take under the lock
+    /// so the rollout is evaluated without holding it.
+    pub fn light_copy(&self) -> Store {
+        Store {
+            nodes: self.nodes.clone(),
+            pulls: VecDeque::new(),
+            pull_ids: HashSet::new(),
+            max_pulls: self.max_pulls,
+            registries: self.registries.clone(),
+            reports_total: self.reports_total,
+            pulls_accepted_total: self.pulls_accepted_total,
+            pulls_duplicate_total: self.pulls_duplicate_total,
+            kube: self.kube.clone(),
+            desired: self.desired.clone(),
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            version: 1,
+            nodes: self
+                .nodes
+                .values()
+                .map(|n| SnapshotNode {
+                    report: (*n.report).clone(),
+                    received_unix: n.received_unix,
+                })
+                .collect(),
+            pulls: self.pulls.iter().map(|p| (**p).clone()).collect(),
+            registries: self.registries.values().cloned().collect(),
+        }
+    }
+
+    pub fn restore(&mut self, snap: Snapshot) {
+        for n in snap.nodes {
+            self.nodes.insert(
+                n.report.node.clone(),
+                NodeEntry {
+                    report: Arc::new(n.report),
+                    received_unix: n.received_unix,
+                },
+            );
+        }
+        for p in snap.pulls {
+            if self.pull_ids.insert(p.pull_id.clone()) {
+                self.pulls.push_back(Arc::new(p));
+            }
+        }
+        while self.pulls.len() > self.max_pulls {
+            if let Some(old) = self.pulls.pop_front() {
+                self.pull_ids.remove(&old.pull_id);
+            }
+        }
+        for r in snap.registries {
+            self.registries.insert(r.registry.clone(), r);
+        }
+    }
+}
+
+/// A pull that failed because its source is blocked (and no mirror served it).
+pub fn is_blocked(p: &PullRecord) -> bool {
+    p.attempts
+        .iter()
+        .any(|a| !a.mirror && a.error_class == Some(ErrorClass::Blocked))
+}
+
+/// The source registry of an image as a pod names it (`nginx` → `docker.io`).
+pub fn registry_of(image: &str) -> String {
+    match ImageReference::parse_docker(image) {
+        Ok(r) => r.domain().to_string(),
+        Err(_) => image.split('/').next().unwrap_or(image).to_string(),
+    }
+}
+
+pub fn class_name(c: ErrorClass) -> &'static str {
+    match c {
+        ErrorClass::ManifestUnknown => "manifest_unknown",
+        ErrorClass::Blocked => "blocked",
+        ErrorClass::Unauthorized => "unauthorized",
+        ErrorClass::Denied => "denied",
+        ErrorClass::Tls => "tls",
+        ErrorClass::ConnectionRefused => "connection_refused",
+        ErrorClass::Timeout => "timeout",
+        ErrorClass::Dns => "dns",
+        ErrorClass::Http => "http",
+        ErrorClass::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Built from JSON so fields added to the wire type later (all optional) do not break it.
+    fn pull(id: &str, image: &str, fallback: bool) -> PullRecord {
+        serde_json::from_value(serde_json::json!({
+            "pull_id": id, "image": image, "started_at": "2026-11-21T08:00:00Z",
+            "outcome": "pulled", "via_mirror": false, "fallback": fallback,
+            "attempts": [{"reference": image, "mirror": false, "outcome": "served", "tries": 1}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn window_is_bounded_and_dedupes() {
+        let mut s = Store::new(2);
+        let mut r: NodeReport = serde_json::from_str(include_str!("testdata/report.json")).unwrap();
+        r.pulls = vec![pull("a", "nginx", false), pull("b", "quay.io/x/y", true)];
+        let ack = s.ingest(r.clone(), 1.0);
+        assert_eq!((ack.accepted, ack.duplicates), (2, 0));
+        r.pulls = vec![pull("b", "quay.io/x/y", true), pull("c", "nginx", false)];
+        let ack = s.ingest(r, 2.0);
+        assert_eq!((ack.accepted, ack.duplicates), (1, 1));
+        let ids: Vec<&str> = s.pulls().map(|p| p.pull_id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(s.registries["docker.io"].pulls, 2);
+        assert_eq!(s.registries["quay.io"].fallbacks, 1);
+        assert!(s.nodes["node-a"].report.pulls.is_empty());
+    }
+}

@@ -1,0 +1,397 @@
+//! `mirrorscope-agent run` following a live journal (a standalone systemd-journald): pull
+//! records, CRI-O reloads, metrics checked by promtool, pushes to a collector that goes down,
+//! token rotation, SIGTERM, and a kill -9 in the middle of a flood.
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mirrorscope_e2e::agent::{metric, Agent, FakeCollector, HostRoot, LivePulls, LIVE_CONF};
+use mirrorscope_e2e::collector::write_atomic;
+use mirrorscope_e2e::journal::{require, Journald};
+use serde_json::Value;
+
+/// Records are final once the correlator's 10 s linger passed after the pull: allow for it.
+const RECORDS: Duration = Duration::from_secs(40);
+const PROMTOOL: &str = "/usr/bin/promtool";
+
+fn node(root: &HostRoot, journal: &Journald, extra: &[&str]) -> Vec<String> {
+    write_atomic(
+        &root.at("/etc/containers/registries.conf"),
+        LIVE_CONF.as_bytes(),
+    );
+    let mut args = vec![
+        "--host-root".to_owned(),
+        root.path().display().to_string(),
+        "--state-dir".to_owned(),
+        root.at("/state").display().to_string(),
+        "--journal-dir".to_owned(),
+        journal.dir().display().to_string(),
+        "--node-name".to_owned(),
+        "worker-1".to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn start(args: &[String]) -> Agent {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    Agent::start(&a)
+}
+
+fn pull_ids(r: &Value) -> HashSet<String> {
+    r["pulls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pull_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn promtool_check(metrics: &str) {
+    require(PROMTOOL);
+    let mut child = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- metrics ---\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn agent_reports_pulls_crio_reloads_and_metrics_that_pass_promtool() {
+    let j = Journald::start();
+    let root = HostRoot::new("agent-journal");
+    let agent = start(&node(&root, &j, &[]));
+    let p = LivePulls(&j);
+    p.via_mirror(1);
+    p.fallback(2);
+    p.registries_applied();
+    p.reload_failed("/etc/containers/registries.conf: toml: line 3: expected '='");
+
+    let r = agent.wait_report("CRI-O's reload lines", RECORDS, |r| {
+        r["crio"]["last_applied_at"].is_string() && r["crio"]["last_reload_failure"].is_string()
+    });
+    assert!(r["crio"]["last_reload_failure"]
+        .as_str()
+        .unwrap()
+        .contains("expected '='"));
+    let r = agent.wait_report("both pulls", RECORDS, |r| {
+        pull_ids(r) == HashSet::from([LivePulls::id(1), LivePulls::id(2)])
+    });
+    assert_eq!(r["journal"]["following"], true);
+    assert!(r["journal"]["cursor"].is_string());
+    let pulls = r["pulls"].as_array().unwrap();
+    let by_id = |n: u32| {
+        pulls
+            .iter()
+            .find(|p| p["pull_id"] == LivePulls::id(n))
+            .unwrap()
+    };
+    assert_eq!(by_id(1)["via_mirror"], true);
+    assert_eq!(
+        by_id(1)["served_by"],
+        "mirror.live.example.net/live/app-1:1"
+    );
+    assert_eq!(by_id(2)["fallback"], true);
+    assert_eq!(by_id(2)["served_by"], "quay.io/live/app-2:1");
+    let counters = r["counters"]["pulls"].as_array().unwrap();
+    assert!(
+        counters.iter().any(|c| c["registry"] == "quay.io"
+            && c["served_by_kind"] == "mirror"
+            && c["outcome"] == "pulled"
+            && c["count"] == 1),
+        "{counters:?}"
+    );
+
+    let m = agent.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "mirrorscope_pulls_total{registry=\"quay.io\",served_by_kind=\"mirror\",outcome=\"pulled\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "mirrorscope_pulls_total{registry=\"quay.io\",served_by_kind=\"source\",outcome=\"pulled\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "mirrorscope_pull_attempts_total{location=\"mirror.live.example.net\",error_class=\"unknown\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "mirrorscope_journal_following"), Some(1.0));
+    assert!(metric(&m, "mirrorscope_crio_registries_applied_timestamp_seconds").unwrap() > 1.7e9);
+    assert!(!m.contains("app-1"), "no image labels: {m}");
+    promtool_check(&m);
+
+    // Prometheus itself asks for OpenMetrics.
+    let (status, om) = mirrorscope_e2e::collector::http(
+        &agent.url,
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        om.contains("# TYPE mirrorscope_pulls counter") && om.ends_with("# EOF\n"),
+        "{om}"
+    );
+}
+
+#[test]
+fn agent_outbox_survives_a_collector_outage_and_token_rotation() {
+    let j = Journald::start();
+    let root = HostRoot::new("agent-outage");
+    let collector = FakeCollector::start(Some("token-1"));
+    let token = root.at("/token");
+    std::fs::write(&token, "token-1\n").unwrap();
+    let args = node(
+        &root,
+        &j,
+        &[
+            "--collector",
+            &collector.url(),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--outbox-size",
+            "20",
+        ],
+    );
+    let agent = start(&args);
+    let p = LivePulls(&j);
+    for n in 0..5 {
+        p.via_mirror(n);
+    }
+    collector.wait("the first five pulls", RECORDS, |r| r.ids.len() == 5);
+    let seen = collector.report_count();
+    assert!(seen >= 1);
+    let last = collector.last_report().unwrap();
+    assert_eq!(last.node, "worker-1");
+    assert!(last.registries.valid);
+
+    collector.set_up(false);
+    for n in 100..130 {
+        p.via_mirror(n);
+    }
+    // 30 records for an outbox of 20: the 10 oldest go.
+    agent.wait_report("the outbox overflow", RECORDS, |r| r["pulls_dropped"] == 10);
+    // …and the agent tried to deliver them while the collector was away.
+    let deadline = Instant::now() + RECORDS;
+    while metric(&agent.metrics(), "mirrorscope_push_failures_total") < Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "no failed push:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The token rotates while the collector is away.
+    collector.set_token("token-2");
+    write_atomic(&token, b"token-2\n");
+    collector.set_up(true);
+
+    let want: HashSet<String> = (0..5).chain(110..130).map(LivePulls::id).collect();
+    // Backoff is capped at 30 s.
+    collector.wait(
+        "the records that fit the outbox",
+        Duration::from_secs(60),
+        |r| want.is_subset(&r.ids),
+    );
+    let ids = collector.ids();
+    assert_eq!(ids, want, "dropped records must not arrive");
+    let last = collector.last_report().unwrap();
+    assert_eq!(last.pulls_dropped, 10);
+    let m = agent.metrics();
+    assert_eq!(metric(&m, "mirrorscope_outbox_dropped_total"), Some(10.0));
+    assert!(
+        agent
+            .log()
+            .contains("failed (1 in a row; 20 records waiting)"),
+        "{}",
+        agent.log()
+    );
+
+    // Heartbeats and changes keep flowing; SIGTERM: saved cursor, a last push, exit within 5 s.
+    let before = collector.report_count();
+    let (status, took) = agent.terminate();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(collector.report_count() > before, "no final push");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.at("/state/agent-state.json")).unwrap())
+            .unwrap();
+    assert!(saved["checkpoint"]["cursor"].is_string(), "{saved}");
+    assert_eq!(
+        saved["outbox"].as_array().unwrap().len(),
+        0,
+        "everything was acknowledged"
+    );
+}
+
+#[test]
+fn agent_killed_during_a_journal_flood_loses_no_pull_record() {
+    let j = Journald::start();
+    let root = HostRoot::new("agent-kill9");
+    let collector = FakeCollector::start(None);
+    let args = node(&root, &j, &["--collector", &collector.url()]);
+    let agent = start(&args);
+
+    const PULLS: u32 = 1200;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    std::thread::scope(|s| {
+        let (jr, done2, written2) = (&j, done.clone(), written.clone());
+        s.spawn(move || {
+            // ~60 pulls (180 entries) per second for about 20 s.
+            let p = LivePulls(jr);
+            let t0 = Instant::now();
+            for n in 0..PULLS {
+                p.via_mirror(n);
+                written2.store(n + 1, std::sync::atomic::Ordering::SeqCst);
+                let due = t0 + Duration::from_micros(u64::from(n) * 1_000_000 / 60);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            done2.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+
+        collector.wait("records before the kill", Duration::from_secs(60), |r| {
+            r.ids.len() >= 150
+        });
+        assert!(
+            !done.load(std::sync::atomic::Ordering::SeqCst),
+            "the flood ended before the kill; the test would prove nothing"
+        );
+        agent.kill9();
+        let before: HashSet<String> = collector.ids();
+        let dup_before = collector.received.lock().unwrap().duplicates;
+        eprintln!(
+            "killed after {} records delivered, {} pulls written",
+            before.len(),
+            written.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        let agent = start(&args);
+
+        let want: HashSet<String> = (0..PULLS).map(LivePulls::id).collect();
+        collector.wait(
+            "every pull after the restart",
+            Duration::from_secs(120),
+            |r| want.is_subset(&r.ids),
+        );
+        assert_eq!(collector.ids(), want);
+        let received = collector.received.lock().unwrap();
+        let dups = received.duplicates - dup_before;
+        // Only records delivered before the kill can come again, and only those reported after
+        // the last saved checkpoint (at most about a second of them), never the whole history.
+        let mut again = HashSet::new();
+        for r in received.reports.iter() {
+            for p in &r.pulls {
+                if !again.insert(p.pull_id.clone()) && !before.contains(&p.pull_id) {
+                    panic!(
+                        "{} arrived twice but was not delivered before the kill",
+                        p.pull_id
+                    );
+                }
+            }
+        }
+        eprintln!(
+            "duplicates after the restart: {dups} (of {} delivered before the kill)",
+            before.len()
+        );
+        assert!(
+            dups < before.len() as u64,
+            "{dups} duplicates: the restart replayed everything"
+        );
+        drop(received);
+        drop(agent);
+    });
+}
+
+#[test]
+fn agent_pushes_to_the_real_collector() {
+    let j = Journald::start();
+    let root = HostRoot::new("agent-real-collector");
+    let dir = mirrorscope_e2e::collector::TempDir::new("agent-real-collector-tokens");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "tok-w1 worker-1\n").unwrap();
+    let c =
+        mirrorscope_e2e::collector::Collector::start(&["--tokens-file", tokens.to_str().unwrap()]);
+    let token = root.at("/token");
+    // Wrong first: the collector refuses, the agent counts failures and keeps trying with
+    // whatever the file holds at each attempt.
+    std::fs::write(&token, "tok-wrong\n").unwrap();
+    let agent = start(&node(
+        &root,
+        &j,
+        &[
+            "--collector",
+            &c.url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    ));
+    let deadline = Instant::now() + RECORDS;
+    while metric(&agent.metrics(), "mirrorscope_push_failures_total") < Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "no refused push:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        agent.log().contains("collector answered 401"),
+        "{}",
+        agent.log()
+    );
+    write_atomic(&token, b"tok-w1\n");
+    LivePulls(&j).fallback(7);
+
+    let sha = agent.report()["registries"]["effective_sha256"].clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = c.get("/v1/nodes/worker-1");
+        let detail: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let pulls = c.get_json("/v1/pulls?fallback=true");
+        if status == 200
+            && detail["report"]["registries"]["effective_sha256"] == sha
+            && pulls.to_string().contains(&LivePulls::id(7))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the collector never showed worker-1's report and pull: {status} {body}\n{pulls}\nagent log:\n{}\ncollector log:\n{}",
+            agent.log(),
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
