@@ -622,6 +622,14 @@ pub fn summarize(nodes: &mut [NodeRollout], target: &Target) -> Summary {
             }
         }
     }
+    let mut s = count(nodes);
+    s.majority_sha256 = majority;
+    s
+}
+
+/// Counts evaluated nodes (a subset of a [`summarize`]d set, e.g. one pool) without judging them
+/// again. An empty set is never complete.
+pub fn count(nodes: &[NodeRollout]) -> Summary {
     let landed = nodes.iter().filter(|n| n.landed).count();
     let stale = nodes.iter().filter(|n| n.stale).count();
     let laggards: Vec<Laggard> = nodes
@@ -638,7 +646,7 @@ pub fn summarize(nodes: &mut [NodeRollout], target: &Target) -> Summary {
         lagging: nodes.len() - landed,
         stale,
         complete: !nodes.is_empty() && landed == nodes.len(),
-        majority_sha256: majority,
+        majority_sha256: None,
         laggards,
     }
 }
