@@ -143,6 +143,15 @@ async fn agent(args: RunArgs) -> Result<()> {
         None => None,
     };
     let (state_file, checkpoint) = restore(&args.state_dir, &shared);
+    // Watches go in before the first read, so a change made in between is not missed until
+    // the next resync.
+    let (tx, rx) = mpsc::channel(1);
+    if let Err(e) = watch::spawn(root.clone(), tx) {
+        log::error!(
+            "inotify: {e}; re-reading the node files every {}s only",
+            RESYNC.as_secs()
+        );
+    }
     refresh(&root, version, &shared).await;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -159,13 +168,6 @@ async fn agent(args: RunArgs) -> Result<()> {
     );
     let server = tokio::spawn(http::serve(listener, Arc::clone(&shared)));
 
-    let (tx, rx) = mpsc::channel(1);
-    if let Err(e) = watch::spawn(root.clone(), tx) {
-        log::error!(
-            "inotify: {e}; re-reading the node files every {}s only",
-            RESYNC.as_secs()
-        );
-    }
     let config = tokio::spawn(config_loop(root.clone(), version, Arc::clone(&shared), rx));
 
     let stop = Arc::new(AtomicBool::new(false));
