@@ -13,7 +13,7 @@ use crate::cimage_version::CImageVersion;
 use crate::machineconfig::FileMatch;
 use crate::openshift::{Refusal, Rendering, REGISTRIES_CONF, SEARCH_DROP_IN};
 use crate::registries::{parse_config_str, EffectiveConfig, FileError, FileKind};
-use crate::report::NodeReport;
+use crate::report::{FileRole, NodeReport};
 
 /// The registries.conf the `01-<role>-container-runtime` template leaves on a node when MCO
 /// writes none (empty Image spec and no mirror sets).
@@ -525,21 +525,23 @@ fn crio_check(report: &NodeReport) -> Check {
     }
 }
 
-/// When the node's registries files last changed: the agent's `changed_at`, else the newest
-/// mtime of the registries files.
+/// When the node's registries files last changed: the newest mtime of registries.conf and the
+/// drop-ins (the MCD writes the file before CRI-O reloads, so an apply after it is an apply of
+/// it, whenever the agent noticed), else the agent's `changed_at` (e.g. only a deletion left no
+/// mtime). policy.json is left out: CRI-O reads it per pull, not on reload.
 fn last_change(report: &NodeReport) -> Option<(&str, f64)> {
-    if let Some(t) = report.registries.changed_at.as_deref() {
-        if let Some(v) = parse_rfc3339(t) {
-            return Some((t, v));
-        }
-    }
-    report
+    let newest = report
         .registries
         .files
         .iter()
+        .filter(|f| f.role != FileRole::Policy)
         .filter_map(|f| f.mtime.as_deref())
         .filter_map(|t| parse_rfc3339(t).map(|v| (t, v)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    newest.or_else(|| {
+        let t = report.registries.changed_at.as_deref()?;
+        parse_rfc3339(t).map(|v| (t, v))
+    })
 }
 
 fn short(sha: &str) -> &str {
@@ -830,6 +832,46 @@ mod tests {
         r.crio.last_reload_failure = Some("bad toml".into());
         let n = evaluate(&input(&r), &target, &policy);
         assert!(n.reasons[0].contains("failed to reload") && n.reasons[0].contains("bad toml"));
+    }
+
+    fn file(role: FileRole, mtime: &str) -> FileState {
+        FileState {
+            path: "/etc/containers/x".into(),
+            role,
+            exists: true,
+            sha256: None,
+            size: None,
+            mtime: Some(mtime.into()),
+            error: None,
+            contents: None,
+        }
+    }
+
+    #[test]
+    fn reload_is_judged_against_the_file_mtime_not_when_the_agent_noticed() {
+        let Target::Desired(d) = desired() else {
+            panic!()
+        };
+        let mut r = report(Some(d.sha256.clone()));
+        // Written at :00.100, applied at :00.200, noticed by the agent only at :00.300.
+        r.registries.files = vec![
+            file(FileRole::Main, "2026-11-21T08:00:00.100Z"),
+            file(FileRole::Policy, "2026-11-21T08:00:09Z"),
+        ];
+        r.registries.changed_at = Some("2026-11-21T08:00:00.300Z".into());
+        r.crio.last_applied_at = Some("2026-11-21T08:00:00.200Z".into());
+        let n = evaluate(&input(&r), &Target::Desired(d.clone()), &Policy::default());
+        assert!(n.landed, "{:?}", n.reasons);
+        // A drop-in written after the last apply is not applied yet.
+        r.registries
+            .files
+            .push(file(FileRole::DropIn, "2026-11-21T08:00:05Z"));
+        let n = evaluate(&input(&r), &Target::Desired(d), &Policy::default());
+        assert!(
+            n.reasons[0].contains("changed at 2026-11-21T08:00:05Z"),
+            "{:?}",
+            n.reasons
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn page(
     let mut h = String::with_capacity(16 * 1024);
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mirrorscope</title><style>{STYLE}</style></head><body><h1>mirrorscope</h1>"
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"15\"><title>mirrorscope</title><style>{STYLE}</style></head><body><h1>mirrorscope</h1>"
     );
     let t = &rollout.target;
     let target = match t.kind.as_str() {
