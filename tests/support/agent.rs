@@ -17,6 +17,8 @@ use serde_json::Value;
 
 use crate::collector::{bin, http};
 
+pub const SETPRIV: &str = "/usr/bin/setpriv";
+
 /// A running agent; killed on drop.
 pub struct Agent {
     pub child: Child,
@@ -27,7 +29,24 @@ pub struct Agent {
 impl Agent {
     /// Starts `mirrorscope-agent run --listen 127.0.0.1:0 ARGS…` and waits until it listens.
     pub fn start(args: &[&str]) -> Agent {
-        let mut child = Command::new(bin("mirrorscope-agent"))
+        Self::start_as(None, args)
+    }
+
+    /// Like [`Agent::start`], as user and group `uid` (through util-linux `setpriv`) when given.
+    pub fn start_as(uid: Option<u32>, args: &[&str]) -> Agent {
+        let mut cmd = match uid {
+            Some(uid) => {
+                crate::journal::require(SETPRIV);
+                let mut c = Command::new(SETPRIV);
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg(bin("mirrorscope-agent"));
+                c
+            }
+            None => Command::new(bin("mirrorscope-agent")),
+        };
+        let mut child = cmd
             .args(["run", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
@@ -44,7 +63,12 @@ impl Agent {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(i) = line.find("listening on http://") {
-                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
+                    // Text or JSON log lines: the URL ends at the first character no URL has here.
+                    let url: String = line[i + "listening on ".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || ":/.[]".contains(*c))
+                        .collect();
+                    let _ = tx.send(url);
                 }
                 let mut l = l2.lock().unwrap();
                 l.push_str(&line);

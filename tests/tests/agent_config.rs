@@ -198,6 +198,15 @@ fn agent_report_follows_renames_deletes_bad_toml_drop_ins_and_machineconfig() {
             && r["machine_config"]["registries_conf"]["state"] == "matches"
     });
     assert_eq!(r["machine_config"]["force_file"], false);
+    std::fs::create_dir_all(root.at("/run")).unwrap();
+    std::fs::write(root.at("/run/machine-config-daemon-force"), b"").unwrap();
+    agent.wait_report("the force file", WITHIN, |r| {
+        r["machine_config"]["force_file"] == true
+    });
+    std::fs::remove_file(root.at("/run/machine-config-daemon-force")).unwrap();
+    agent.wait_report("the force file removed", WITHIN, |r| {
+        r["machine_config"]["force_file"] == false
+    });
     assert_eq!(
         metric(
             &agent.metrics(),
@@ -289,4 +298,142 @@ fn agent_picks_up_directories_created_after_start_and_refuses_huge_files() {
         .contains("\"/etc/containers/registries.conf\""));
     assert_eq!(agent.get("/healthz").0, 200);
     assert_eq!(agent.get("/readyz").0, 200);
+}
+
+#[test]
+fn agent_logs_json_lines_and_stops_on_sigint() {
+    let root = HostRoot::new("agent-json-log");
+    write_atomic(
+        &root.at("/etc/containers/registries.conf"),
+        b"[[registry]\n",
+    );
+    let args = root.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Agent::start(&[&args[..], &["--log-format", "json"]].concat());
+    agent.wait_report("the invalid file", WITHIN, |r| {
+        r["registries"]["valid"] == false
+    });
+    let pid = agent.child.id();
+    let log = agent.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "warn"
+            && l["msg"]
+                .as_str()
+                .unwrap()
+                .contains("\"/etc/containers/registries.conf\"")),
+        "{log}"
+    );
+    assert!(lines.iter().all(|l| l["time"].is_string()), "{log}");
+    mirrorscope_e2e::journal::signal(pid, "INT");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut agent = agent;
+    loop {
+        if let Some(st) = agent.child.try_wait().unwrap() {
+            assert!(st.success(), "{st}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "SIGINT ignored");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn agent_reports_permission_errors_like_containers_image() {
+    use std::os::unix::fs::PermissionsExt;
+    const NOBODY: u32 = 65534;
+    let root = HostRoot::new("agent-permissions");
+    let main = root.at("/etc/containers/registries.conf");
+    write_atomic(&main, MIRRORED.as_bytes());
+    let set_mode = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_mode(root.path(), 0o755);
+    set_mode(&root.at("/state"), 0o777);
+    set_mode(&main, 0o600);
+    let args = root.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Agent::start_as(Some(NOBODY), &args);
+
+    let r = agent.wait_report("the unreadable file", WITHIN, |r| {
+        r["registries"]["valid"] == false
+    });
+    assert_eq!(
+        r["registries"]["error"],
+        "loading registries configuration \"/etc/containers/registries.conf\": open /etc/containers/registries.conf: permission denied"
+    );
+    assert_eq!(
+        file(&r, "/etc/containers/registries.conf").unwrap()["exists"],
+        true
+    );
+    // chmod is an inotify event too.
+    set_mode(&main, 0o644);
+    let first = effective(Some(MIRRORED), &[]);
+    agent.wait_report("the readable file", WITHIN, |r| {
+        r["registries"]["valid"] == true && effective_is(r, &first)
+    });
+
+    // A drop-in directory the agent cannot list.
+    let dir = root.at("/etc/containers/registries.conf.d");
+    std::fs::write(dir.join("50-block.conf"), DROP_IN).unwrap();
+    set_mode(&dir, 0o700);
+    let r = agent.wait_report("the unlistable directory", WITHIN, |r| {
+        r["registries"]["valid"] == false
+    });
+    assert_eq!(
+        r["registries"]["error"],
+        "reading registries.conf.d: open /etc/containers/registries.conf.d: permission denied"
+    );
+    assert!(
+        effective_is(&r, &first),
+        "the last valid configuration stays"
+    );
+    set_mode(&dir, 0o755);
+    let with_drop_in = effective(Some(MIRRORED), &[DROP_IN]);
+    agent.wait_report("the listable directory", WITHIN, |r| {
+        effective_is(r, &with_drop_in) && r["registries"]["valid"] == true
+    });
+    // Watched again once readable: a new drop-in shows up.
+    std::fs::remove_file(dir.join("50-block.conf")).unwrap();
+    agent.wait_report("the drop-in removed", WITHIN, |r| effective_is(r, &first));
+}
+
+#[test]
+fn agent_pushes_heartbeats_while_nothing_changes() {
+    let root = HostRoot::new("agent-heartbeat");
+    write_atomic(
+        &root.at("/etc/containers/registries.conf"),
+        MIRRORED.as_bytes(),
+    );
+    let collector = mirrorscope_e2e::agent::FakeCollector::start(None);
+    let args = root.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let url = collector.url();
+    let _agent = Agent::start(
+        &[
+            &args[..],
+            &["--collector", &url, "--heartbeat-seconds", "1"],
+        ]
+        .concat(),
+    );
+    collector.wait("five heartbeats", Duration::from_secs(20), |r| {
+        r.reports.len() >= 5
+    });
+    let r = collector.received.lock().unwrap();
+    let seqs: Vec<u64> = r.reports.iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let instances: std::collections::HashSet<&str> = r
+        .reports
+        .iter()
+        .map(|r| r.agent_instance.as_str())
+        .collect();
+    assert_eq!(instances.len(), 1);
+    assert!(r
+        .reports
+        .iter()
+        .all(|x| x.registries.effective_sha256.as_deref()
+            == Some(effective(Some(MIRRORED), &[]).as_str())));
 }

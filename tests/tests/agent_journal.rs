@@ -256,50 +256,57 @@ fn agent_outbox_survives_a_collector_outage_and_token_rotation() {
 
 #[test]
 fn agent_killed_during_a_journal_flood_loses_no_pull_record() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
     let j = Journald::start();
     let root = HostRoot::new("agent-kill9");
     let collector = FakeCollector::start(None);
     let args = node(&root, &j, &["--collector", &collector.url()]);
     let agent = start(&args);
 
-    const PULLS: u32 = 1200;
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let written = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let stop = AtomicBool::new(false);
+    let written = AtomicU32::new(0);
     std::thread::scope(|s| {
-        let (jr, done2, written2) = (&j, done.clone(), written.clone());
-        s.spawn(move || {
-            // ~60 pulls (180 entries) per second for about 20 s.
-            let p = LivePulls(jr);
+        // ~60 pulls (180 entries) per second until told to stop.
+        let flood = s.spawn(|| {
+            let p = LivePulls(&j);
             let t0 = Instant::now();
-            for n in 0..PULLS {
+            let mut n = 0;
+            while !stop.load(SeqCst) {
                 p.via_mirror(n);
-                written2.store(n + 1, std::sync::atomic::Ordering::SeqCst);
+                n += 1;
+                written.store(n, SeqCst);
                 let due = t0 + Duration::from_micros(u64::from(n) * 1_000_000 / 60);
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
             }
-            done2.store(true, std::sync::atomic::Ordering::SeqCst);
         });
 
-        collector.wait("records before the kill", Duration::from_secs(60), |r| {
+        collector.wait("records before the kill", Duration::from_secs(90), |r| {
             r.ids.len() >= 150
         });
-        assert!(
-            !done.load(std::sync::atomic::Ordering::SeqCst),
-            "the flood ended before the kill; the test would prove nothing"
-        );
         agent.kill9();
         let before: HashSet<String> = collector.ids();
         let dup_before = collector.received.lock().unwrap().duplicates;
+        let at_kill = written.load(SeqCst);
         eprintln!(
-            "killed after {} records delivered, {} pulls written",
-            before.len(),
-            written.load(std::sync::atomic::Ordering::SeqCst)
+            "killed after {} records delivered, {at_kill} pulls written",
+            before.len()
         );
         let agent = start(&args);
+        // The flood goes on across the restart, then stops.
+        while written.load(SeqCst) < at_kill + 300 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, SeqCst);
+        flood.join().unwrap();
+        let total = written.load(SeqCst);
+        assert!(
+            (before.len() as u32) < at_kill,
+            "the kill must come while pulls were still being written"
+        );
 
-        let want: HashSet<String> = (0..PULLS).map(LivePulls::id).collect();
+        let want: HashSet<String> = (0..total).map(LivePulls::id).collect();
         collector.wait(
             "every pull after the restart",
             Duration::from_secs(120),
@@ -309,11 +316,11 @@ fn agent_killed_during_a_journal_flood_loses_no_pull_record() {
         let received = collector.received.lock().unwrap();
         let dups = received.duplicates - dup_before;
         // Only records delivered before the kill can come again, and only those reported after
-        // the last saved checkpoint (at most about a second of them), never the whole history.
-        let mut again = HashSet::new();
+        // the last saved checkpoint (about a second of them), never the whole history.
+        let mut seen = HashSet::new();
         for r in received.reports.iter() {
             for p in &r.pulls {
-                if !again.insert(p.pull_id.clone()) && !before.contains(&p.pull_id) {
+                if !seen.insert(p.pull_id.clone()) && !before.contains(&p.pull_id) {
                     panic!(
                         "{} arrived twice but was not delivered before the kill",
                         p.pull_id
@@ -322,7 +329,7 @@ fn agent_killed_during_a_journal_flood_loses_no_pull_record() {
             }
         }
         eprintln!(
-            "duplicates after the restart: {dups} (of {} delivered before the kill)",
+            "{total} pulls; duplicates after the restart: {dups} (of {} delivered before the kill)",
             before.len()
         );
         assert!(

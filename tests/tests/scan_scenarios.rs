@@ -802,3 +802,101 @@ fn output_forms_since_and_unfinished_pulls() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("registries.conf"), "{err}");
 }
+
+#[test]
+fn checkpointed_scans_report_each_pull_once_and_unfinished_pulls_when_they_finish() {
+    let conf = r#"
+[[registry]]
+prefix = "quay.io/acme"
+location = "quay.io/acme"
+
+[[registry.mirror]]
+location = "mirror-a.example.net/acme"
+"#;
+    let pulled = |s: &mut Scenario, t: &str, n: u32| {
+        s.crio(
+            t,
+            NANO,
+            &format!("Pulled image: quay.io/acme/app@sha256:{n:064x}"),
+            Some(&format!("99999999-0000-4000-8000-{n:012}")),
+        );
+    };
+    let pulling = |s: &mut Scenario, t: &str, n: u32| {
+        s.crio(
+            t,
+            NANO,
+            "Pulling image: quay.io/acme/app:1",
+            Some(&format!("99999999-0000-4000-8000-{n:012}")),
+        );
+        s.crio(
+            t,
+            NANO,
+            "Trying to access \"mirror-a.example.net/acme/app:1\"",
+            None,
+        );
+    };
+    // First part of the journal: pull 1 finishes, pull 2 is still running at its end.
+    let mut s = Scenario::new("ckpt-records", conf);
+    pulling(&mut s, "15:00:00", 1);
+    pulling(&mut s, "15:00:01", 2);
+    pulled(&mut s, "15:00:02", 1);
+    let dir = s.dir.join("journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    mirrorscope_e2e::journal::write_journal(&dir, "part1", &s.entries);
+    let mut args = s.prepare();
+    args[0] = "--journal-dir".into();
+    args[1] = dir.display().to_string();
+    let cp = s.dir.join("checkpoint.json");
+    args.extend(["--checkpoint".into(), cp.display().to_string()]);
+    let run = || {
+        let v: Vec<&str> = args.iter().map(String::as_str).collect();
+        mirrorscope_e2e::journal::scan_jsonl(&v)
+    };
+    let first = run();
+    let outcomes: Vec<(&str, &str)> = first
+        .iter()
+        .map(|r| {
+            (
+                r["pull_id"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("99999999-0000-4000-8000-000000000001", "pulled"),
+            ("99999999-0000-4000-8000-000000000002", "in_progress"),
+        ]
+    );
+    // Nothing new: pull 1 is not repeated; pull 2 is shown again, still in progress.
+    let again = run();
+    assert_eq!(again.len(), 1, "{again:#?}");
+    assert_eq!(again[0]["outcome"], "in_progress");
+
+    // The rest of the journal arrives (a later file): pull 2 finishes, pull 3 runs whole.
+    let mut rest = Scenario::new("ckpt-records-2", conf);
+    pulled(&mut rest, "15:01:00", 2);
+    pulling(&mut rest, "15:01:01", 3);
+    pulled(&mut rest, "15:01:02", 3);
+    mirrorscope_e2e::journal::write_journal(&dir, "part2", &rest.entries);
+    let second = run();
+    let outcomes: Vec<(&str, &str)> = second
+        .iter()
+        .map(|r| {
+            (
+                r["pull_id"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("99999999-0000-4000-8000-000000000002", "pulled"),
+            ("99999999-0000-4000-8000-000000000003", "pulled"),
+        ]
+    );
+    assert_eq!(second[0]["served_by"], "mirror-a.example.net/acme/app:1");
+    assert!(run().is_empty());
+}

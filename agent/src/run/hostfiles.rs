@@ -297,6 +297,56 @@ mod tests {
         let _ = std::fs::remove_dir_all(r.path());
     }
 
+    /// The agent reads files itself (capped, node paths in messages); its messages must still be
+    /// the engine's (containers/image's) once the host root is taken out of the engine's.
+    #[test]
+    fn errors_read_like_the_engine_loading_the_same_files() {
+        use mirrorscope_core::registries::{load, ConfigLocation};
+        let cases: [(&str, &[u8]); 4] = [
+            (MAIN, b"[[registry]\nprefix = 1\n"),
+            (MAIN, b"unqualified-search-registries = [\"\xff\"]\n"),
+            (
+                "/etc/containers/registries.conf.d/10-v1.conf",
+                b"[registries.search]\nregistries = [\"quay.io\"]\n",
+            ),
+            (
+                "/etc/containers/registries.conf.d/20-bad.conf",
+                b"[[registry]]\nlocation = \"quay.io/a\"\nprefix = \"*.quay.io/a\"\n",
+            ),
+        ];
+        for (i, (path, text)) in cases.iter().enumerate() {
+            let r = root(&format!("same-{i}"));
+            std::fs::write(r.host(path), text).unwrap();
+            let ours = read_registries(&r, CImageVersion::default())
+                .effective
+                .unwrap_err();
+            let engine = load(
+                &ConfigLocation::under_root(r.path()),
+                CImageVersion::default(),
+            )
+            .unwrap_err()
+            .to_string()
+            .replace(&r.path().display().to_string(), "");
+            assert_eq!(ours, engine, "case {i}");
+            let _ = std::fs::remove_dir_all(r.path());
+        }
+        // The main file is a directory.
+        let r = root("same-dir");
+        std::fs::create_dir_all(r.host(MAIN)).unwrap();
+        let ours = read_registries(&r, CImageVersion::default())
+            .effective
+            .unwrap_err();
+        let engine = load(
+            &ConfigLocation::under_root(r.path()),
+            CImageVersion::default(),
+        )
+        .unwrap_err()
+        .to_string()
+        .replace(&r.path().display().to_string(), "");
+        assert_eq!(ours, engine);
+        let _ = std::fs::remove_dir_all(r.path());
+    }
+
     #[test]
     fn huge_files_are_not_read() {
         let r = root("huge");

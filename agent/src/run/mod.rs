@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Resolve pull sources with the rules of this containers/image release.
     #[arg(long, value_name = "VERSION", default_value = "latest")]
     pub containers_image_version: CImageVersion,
+    /// Seconds between heartbeat pushes when nothing changes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, hide = true)]
+    pub heartbeat_seconds: u64,
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
     #[arg(long, value_enum, default_value = "stderr")]
@@ -76,7 +79,8 @@ pub struct RunArgs {
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// A steady stream of events still gets a re-read this often.
 const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
-/// Periodic re-read: covers the force file in /run (not watched) and missed events.
+/// Periodic re-read: a safety net for events inotify could not report (e.g. a directory not
+/// readable when its watch was due).
 const RESYNC: Duration = Duration::from_secs(30);
 /// SIGTERM to exit: the journal pipeline saves, then one last push.
 const STOP_JOURNAL: Duration = Duration::from_secs(2);
@@ -131,6 +135,7 @@ async fn agent(args: RunArgs) -> Result<()> {
             url: push::CollectorUrl::parse(url).map_err(anyhow::Error::msg)?,
             token_file: args.token_file.clone(),
             shared: Arc::clone(&shared),
+            heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
         }),
         None => None,
     };
@@ -226,6 +231,7 @@ async fn agent(args: RunArgs) -> Result<()> {
             url: p.url.clone(),
             token_file: p.token_file.clone(),
             shared: Arc::clone(&shared),
+            heartbeat: p.heartbeat,
         };
         (tokio::spawn(p.run(changed)), final_pusher)
     });
@@ -233,7 +239,8 @@ async fn agent(args: RunArgs) -> Result<()> {
     shutdown_signal().await?;
     log::info!("stopping: saving the journal position and pushing a last report");
     stop.store(true, Ordering::Relaxed);
-    if tokio::time::timeout(STOP_JOURNAL, done_rx).await.is_err() {
+    let journal_stopped = tokio::time::timeout(STOP_JOURNAL, done_rx).await.is_ok();
+    if !journal_stopped {
         log::warn!(
             "journal thread did not stop within {}s",
             STOP_JOURNAL.as_secs()
@@ -244,13 +251,29 @@ async fn agent(args: RunArgs) -> Result<()> {
     if let Some((task, last)) = push_task {
         task.abort();
         match tokio::time::timeout(FINAL_PUSH, last.push_once()).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => {
+                if journal_stopped {
+                    forget_acknowledged(&args.state_dir, &shared);
+                }
+            }
             Ok(Err(e)) => log::warn!("last push failed: {e}"),
             Err(_) => log::warn!("last push got no answer in time"),
         }
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// After the last push: the saved checkpoint stays, the saved outbox loses what the collector
+/// just acknowledged (else the next start would send it again).
+fn forget_acknowledged(state_dir: &Path, shared: &Shared) {
+    let file = StateFile::new(state_dir);
+    if let Ok(Some(mut saved)) = file.load() {
+        saved.outbox = shared.lock().outbox.all();
+        if let Err(e) = file.save(&saved) {
+            log::error!("{e}");
+        }
+    }
 }
 
 async fn shutdown_signal() -> Result<()> {

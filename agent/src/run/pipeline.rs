@@ -60,6 +60,7 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         return;
     }
     let mut saved = p.saved.clone();
+    let mut last_error = None;
     while !stop.load(Ordering::Relaxed) {
         let start = match saved.as_ref().and_then(|c| c.cursor.clone()) {
             Some(c) => StartAt::AfterCursor(c),
@@ -81,7 +82,11 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         match outcome {
             Ok(()) => return,
             Err(e) => {
-                log::error!("journal: {e}; reopening in {}s", REOPEN_AFTER.as_secs());
+                // Once per distinct error: a missing directory must not fill the log.
+                if last_error.as_ref() != Some(&e) {
+                    log::error!("journal: {e}; reopening every {}s", REOPEN_AFTER.as_secs());
+                    last_error = Some(e.clone());
+                }
                 shared.set_journal(false, None, Some(e));
                 let until = Instant::now() + REOPEN_AFTER;
                 while Instant::now() < until && !stop.load(Ordering::Relaxed) {

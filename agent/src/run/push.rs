@@ -16,7 +16,6 @@ use tokio::time::{sleep_until, Instant};
 
 use super::state::Shared;
 
-pub const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Changes arriving together (a burst of pulls) go out in one report.
 const COALESCE: Duration = Duration::from_millis(50);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -66,6 +65,8 @@ pub struct Pusher {
     pub url: CollectorUrl,
     pub token_file: Option<PathBuf>,
     pub shared: Arc<Shared>,
+    /// Push this often when nothing changes, so the collector knows the node is alive.
+    pub heartbeat: Duration,
 }
 
 #[derive(Debug)]
@@ -127,7 +128,7 @@ impl Pusher {
                     next = if more {
                         Instant::now()
                     } else {
-                        Instant::now() + HEARTBEAT
+                        Instant::now() + self.heartbeat
                     };
                 }
                 Err(e) => {

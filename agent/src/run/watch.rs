@@ -5,20 +5,24 @@
 //! nearest existing ancestor (below the host root); every event re-checks the watch set, so a
 //! directory created, deleted or renamed later is picked up. Events only say "something
 //! changed": the reader re-reads everything, which also covers events lost to a queue overflow.
+//! In `/run` only the MCD's force file counts.
 
 use std::path::{Path, PathBuf};
 
-use inotify::{Inotify, WatchMask};
+use inotify::{Inotify, WatchDescriptor, WatchMask};
 use tokio::sync::mpsc;
 
 use super::hostfiles::HostRoot;
 
 /// Node directories whose entries matter.
-pub const WATCHED: [&str; 3] = [
+pub const WATCHED: [&str; 4] = [
     "/etc/containers",
     "/etc/containers/registries.conf.d",
     "/etc/machine-config-daemon",
+    "/run",
 ];
+/// In `/run` only this entry matters; other runtime files come and go all the time.
+const RUN_ENTRY: &str = "machine-config-daemon-force";
 
 fn mask() -> WatchMask {
     WatchMask::CREATE
@@ -38,19 +42,23 @@ fn mask() -> WatchMask {
 pub fn spawn(root: HostRoot, tx: mpsc::Sender<()>) -> std::io::Result<()> {
     let mut inotify = Inotify::init()?;
     let targets: Vec<PathBuf> = WATCHED.iter().map(|d| root.host(d)).collect();
-    ensure(&mut inotify, root.path(), &targets);
+    let run_dir = root.host("/run");
+    let mut run_wd = ensure(&mut inotify, root.path(), &targets, &run_dir);
     std::thread::Builder::new()
         .name("config-watch".into())
         .spawn(move || {
             let mut buf = vec![0u8; 16 * 1024];
             loop {
+                let mut relevant = false;
                 match inotify.read_events_blocking(&mut buf) {
                     Ok(events) => {
-                        let overflow = events
-                            .into_iter()
-                            .any(|e| e.mask.contains(inotify::EventMask::Q_OVERFLOW));
-                        if overflow {
-                            log::warn!("inotify queue overflow; re-reading the configuration");
+                        for e in events {
+                            if e.mask.contains(inotify::EventMask::Q_OVERFLOW) {
+                                log::warn!("inotify queue overflow; re-reading the configuration");
+                            }
+                            let noise = run_wd.as_ref() == Some(&e.wd)
+                                && e.name.is_some_and(|n| n != RUN_ENTRY);
+                            relevant |= !noise;
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -59,7 +67,10 @@ pub fn spawn(root: HostRoot, tx: mpsc::Sender<()>) -> std::io::Result<()> {
                         return;
                     }
                 }
-                ensure(&mut inotify, root.path(), &targets);
+                if !relevant {
+                    continue;
+                }
+                run_wd = ensure(&mut inotify, root.path(), &targets, &run_dir);
                 match tx.try_send(()) {
                     Ok(()) | Err(mpsc::error::TrySendError::Full(())) => {}
                     Err(mpsc::error::TrySendError::Closed(())) => return,
@@ -70,13 +81,25 @@ pub fn spawn(root: HostRoot, tx: mpsc::Sender<()>) -> std::io::Result<()> {
 }
 
 /// Watches every target directory, or its nearest existing ancestor not above `root`.
-/// Re-adding a watch on a watched inode is harmless (same descriptor, same mask).
-fn ensure(inotify: &mut Inotify, root: &Path, targets: &[PathBuf]) {
+/// Re-adding a watch on a watched inode is harmless (same descriptor, same mask). Returns the
+/// descriptor of `run_dir` when it is watched itself.
+fn ensure(
+    inotify: &mut Inotify,
+    root: &Path,
+    targets: &[PathBuf],
+    run_dir: &Path,
+) -> Option<WatchDescriptor> {
+    let mut run_wd = None;
     for t in targets {
         let mut dir: &Path = t;
         loop {
             match inotify.watches().add(dir, mask()) {
-                Ok(_) => break,
+                Ok(wd) => {
+                    if dir == run_dir {
+                        run_wd = Some(wd);
+                    }
+                    break;
+                }
                 Err(e) => {
                     let missing = matches!(
                         e.kind(),
@@ -93,4 +116,5 @@ fn ensure(inotify: &mut Inotify, root: &Path, targets: &[PathBuf]) {
             }
         }
     }
+    run_wd
 }
