@@ -267,6 +267,40 @@ fn openshift_overlay_adds_the_agent_scc_and_binds_it() {
         &ds["spec"]["template"]["spec"]["securityContext"]["seLinuxOptions"]["type"],
         se
     );
+    // The SCC admits the agent pod as written, and no more: each hostPath volume under an
+    // allowed prefix, read-only unless that prefix is writable; only the volume types it uses.
+    let pod = &ds["spec"]["template"]["spec"];
+    let allowed = scc["allowedHostPaths"].as_sequence().unwrap();
+    let mounts = pod["containers"][0]["volumeMounts"].as_sequence().unwrap();
+    let kinds = strs(&scc["volumes"]);
+    for v in pod["volumes"].as_sequence().unwrap() {
+        let kind = ["hostPath", "projected", "emptyDir", "configMap", "secret"]
+            .into_iter()
+            .find(|k| v.get(*k).is_some())
+            .unwrap();
+        assert!(
+            kinds.contains(&kind.to_owned()),
+            "SCC lacks volume type {kind}"
+        );
+        let Some(path) = v["hostPath"]["path"].as_str() else {
+            continue;
+        };
+        let rule = allowed
+            .iter()
+            .find(|a| path.starts_with(a["pathPrefix"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("SCC does not allow hostPath {path}"));
+        let mount = mounts.iter().find(|m| m["name"] == v["name"]).unwrap();
+        if rule["readOnly"] == true {
+            assert_eq!(mount["readOnly"], true, "{path} must be mounted read-only");
+        }
+    }
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    let writable: Vec<&str> = allowed
+        .iter()
+        .filter(|a| a["readOnly"] != true)
+        .map(|a| a["pathPrefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(writable, ["/var/lib/mirrorscope-agent"]);
     // Bound to the agent's ServiceAccount through a role granting `use` on this SCC only.
     let binding = docs
         .iter()
