@@ -1,11 +1,11 @@
 //! The whole system on one machine, with real parts only: two simulated nodes, each with its own
 //! host root (registries.conf, the MCD's currentconfig) and its own journal, written live by a
-//! `systemd-journal-remote` per node (so that each node's entries carry its own `_HOSTNAME`, as
-//! on a real node, where two journalds on one machine would both say this machine's); a real `mirrorscope-agent run` per node
-//! pushing to one real `mirrorscope-collector`; real docker-registry instances on 127.0.0.1 as
-//! the mirror (LOCAL) and as a source; real skopeo pulls through each node's registries.conf,
-//! whose containers/image lines are written into that node's journal as CRI-O and the kubelet
-//! write them; and the `mirrorscope` CLI.
+//! `systemd-journal-remote` per node (so that each node's entries carry its own `_HOSTNAME` as
+//! on a real node; two journalds on one machine would both say this machine's); a real
+//! `mirrorscope-agent run` per node pushing to one real `mirrorscope-collector`; real
+//! docker-registry instances on 127.0.0.1 as the mirror (LOCAL) and as a source; real skopeo
+//! pulls through each node's registries.conf, whose containers/image lines are written into
+//! that node's journal as CRI-O and the kubelet write them; and the `mirrorscope` CLI.
 //!
 //! The seed scenarios (../shared/spec/scenarios.md): an ImageTagMirrorSet `docker.io -> LOCAL`
 //! with NeverContactSource, rendered by `mirrorscope render` and rolled out to worker-1 then
@@ -13,6 +13,9 @@
 //! that fails because the mirror lacks `library/` (blocked source, `manifest unknown` at the
 //! mirror); a silent fallback to a source under AllowContactingSource. docker.io is never
 //! contacted: skopeo runs with HTTP(S)_PROXY=http://127.0.0.1:9 and docker.io is blocked.
+//! Finally the alert rules meet the real exports: the series of the promtool unit tests have the
+//! names and labels the agents and the collector serve, and promtool, fed the collector's own
+//! scrapes from before and after the pulls, fires exactly the blocked and fallback alerts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -467,6 +470,8 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
     let status = run_cli(&collector, &["status"]);
     assert!(status.contains("Rollout: 2 of 2 nodes landed"), "{status}");
 
+    let (_, metrics_before_pulls) = http(&collector.url, "GET", "/metrics", &[], b"");
+
     // Pulls through the rendered registries.conf, as CRI-O would do them on the nodes.
     let home = SkopeoHome::new();
     let conf = nodes[0].root.at("/etc/containers/registries.conf");
@@ -685,6 +690,7 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
         "{collector_metrics}"
     );
     check_alert_test_series(&scraped);
+    alerts_fire_on_the_real_scrapes(&metrics_before_pulls, &collector_metrics, &src);
 
     for n in &mut nodes {
         let (st, _) = n.agent.take().unwrap().terminate();
@@ -740,4 +746,110 @@ fn check_alert_test_series(scraped: &BTreeMap<String, Vec<BTreeMap<String, Strin
         states.is_superset(&BTreeSet::from(["lagging", "stale", "landed"])),
         "{states:?}"
     );
+}
+
+/// The collector's two real scrapes (after the rollout, after the pulls) as a Prometheus would
+/// have stored them: the first for 12 minutes, then the second. promtool must fire exactly the
+/// blocked-pull alert for docker.io and the fallback alert for the team source, and no other.
+fn alerts_fire_on_the_real_scrapes(before: &str, after: &str, source: &str) {
+    let rules = kustomized_rules();
+    let dir = TempDir::new("system-promtool");
+    std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
+    let before = samples_with_values(before);
+    let mut series = String::new();
+    for (s, v) in samples_with_values(after) {
+        let old = before.get(&s).cloned().unwrap_or_else(|| "_".into());
+        let labelled = match s.split_once('{') {
+            Some((name, rest)) => {
+                format!("{name}{{job=\"mirrorscope-collector\",instance=\"collector:8080\",{rest}")
+            }
+            None => format!("{s}{{job=\"mirrorscope-collector\",instance=\"collector:8080\"}}"),
+        };
+        series.push_str(&format!(
+            "      - series: '{labelled}'\n        values: '{old}x11 {v}x33'\n"
+        ));
+    }
+    let all = [
+        "MirrorscopeRegistriesNotLanded",
+        "MirrorscopePullsFallingBackToSource",
+        "MirrorscopePullsBlocked",
+        "MirrorscopeAgentStale",
+        "MirrorscopeDesiredConfigRefused",
+    ];
+    let blocked = (
+        "MirrorscopePullsBlocked",
+        "severity: critical, registry: docker.io".to_owned(),
+        "Pulls from docker.io fail: the source is blocked and no mirror served them".to_owned(),
+        "1 pull(s) of docker.io images failed in the last 15 minutes with the source blocked (NeverContactSource) and every mirror failing, typically `manifest unknown` on a stale or mis-pathed mirror. `mirrorscope pulls --failed --registry docker.io`.".to_owned(),
+    );
+    let fallback = (
+        "MirrorscopePullsFallingBackToSource",
+        format!("severity: warning, registry: \"{source}\""),
+        format!("Pulls from {source} fall back to the source"),
+        format!("1 pull(s) of {source} images in the last 30 minutes were served by the source after a mirror was tried. Under NeverContactSource these pulls would fail. `mirrorscope pulls --fallback --registry {source}`."),
+    );
+    let mut checks = String::new();
+    // Before the pulls nothing fires; both pull alerts right after them; only the fallback
+    // (30-minute window) once the blocked pull is out of its 15-minute window.
+    for (at, firing) in [
+        (8, vec![]),
+        (20, vec![&blocked, &fallback]),
+        (40, vec![&fallback]),
+    ] {
+        for a in all {
+            match firing.iter().find(|f| f.0 == a) {
+                Some((_, labels, summary, description)) => checks.push_str(&format!(
+                    "      - eval_time: {at}m\n        alertname: {a}\n        exp_alerts:\n          - exp_labels: {{{labels}}}\n            exp_annotations:\n              summary: \"{summary}\"\n              description: \"{description}\"\n              runbook: docs/runbooks.md#{}\n",
+                    a.to_lowercase()
+                )),
+                None => checks.push_str(&format!(
+                    "      - eval_time: {at}m\n        alertname: {a}\n        exp_alerts: []\n"
+                )),
+            }
+        }
+    }
+    let test = format!(
+        "rule_files: [rules.yaml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{series}    alert_rule_test:\n{checks}"
+    );
+    std::fs::write(dir.path().join("real_test.yaml"), &test).unwrap();
+    let out = Command::new("/usr/bin/promtool")
+        .args(["test", "rules", "real_test.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("/usr/bin/promtool (Debian prometheus, tests/deps.txt): {e}"));
+    assert!(
+        out.status.success(),
+        "promtool test rules on the real scrapes:\n{}{}\n--- test ---\n{test}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `series -> value` of a /metrics body.
+fn samples_with_values(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(s, v)| (s.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The PrometheusRule's groups from the rendered base, as a Prometheus rule file.
+fn kustomized_rules() -> String {
+    let out = Command::new("/usr/bin/kubectl")
+        .arg("kustomize")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/base"))
+        .output()
+        .unwrap_or_else(|e| panic!("/usr/bin/kubectl (1.32, with kustomize): {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rule = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| <serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap())
+        .find(|d| d["kind"] == "PrometheusRule")
+        .unwrap();
+    serde_yaml::to_string(&rule["spec"]).unwrap()
 }
