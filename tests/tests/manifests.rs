@@ -250,6 +250,35 @@ fn base_renders_the_agent_daemonset_as_the_cluster_needs_it() {
     find(&docs, "PrometheusRule", "mirrorscope");
 }
 
+/// The flags the manifests pass exist, with values the binaries accept: clap validates every
+/// argument before it acts on a trailing `--help`.
+#[test]
+fn manifest_arguments_are_accepted_by_the_binaries() {
+    let docs = documents(&kustomize("manifests/base"));
+    for (kind, name) in [
+        ("DaemonSet", "mirrorscope-agent"),
+        ("Deployment", "mirrorscope-collector"),
+    ] {
+        let c = &find(&docs, kind, name)["spec"]["template"]["spec"]["containers"][0];
+        let command = c["command"][0].as_str().unwrap();
+        let binary = mirrorscope_e2e::collector::bin(command.rsplit('/').next().unwrap());
+        let mut args = strs(&c["args"]);
+        args.push("--help".into());
+        let out = Command::new(&binary).args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{command} {args:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The check can fail: a flag the binary does not know.
+        let mut bad = strs(&c["args"]);
+        bad.push("--no-such-flag".into());
+        bad.push("--help".into());
+        let out = Command::new(&binary).args(&bad).output().unwrap();
+        assert!(!out.status.success());
+    }
+}
+
 #[test]
 fn openshift_overlay_adds_the_agent_scc_and_binds_it() {
     let docs = documents(&kustomize("manifests/overlays/openshift"));
