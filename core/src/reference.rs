@@ -305,28 +305,27 @@ fn is_path_component(c: &str) -> bool {
 }
 
 /// `host(.host)*(:port)?` with hostname labels of letters, digits and inner dashes.
+///
+/// One pass over the bytes: this runs for every source of every resolved pull.
 pub(crate) fn is_domain(d: &str) -> bool {
-    let (host, port) = match d.find(':') {
-        Some(i) => (&d[..i], Some(&d[i + 1..])),
-        None => (d, None),
-    };
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+    let b = d.as_bytes();
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-') {
+            i += 1;
+        }
+        if i == start || !b[start].is_ascii_alphanumeric() || !b[i - 1].is_ascii_alphanumeric() {
             return false;
         }
-    }
-    !host.is_empty() && host.split('.').all(is_domain_label)
-}
-
-fn is_domain_label(l: &str) -> bool {
-    let b = l.as_bytes();
-    match b {
-        [] => false,
-        [only] => only.is_ascii_alphanumeric(),
-        [first, .., last] => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-')
+        match b.get(i) {
+            None => return true,
+            Some(b'.') => i += 1,
+            Some(b':') => {
+                let port = &b[i + 1..];
+                return !port.is_empty() && port.iter().all(u8::is_ascii_digit);
+            }
+            Some(_) => return false,
         }
     }
 }

@@ -128,6 +128,20 @@ pub struct McoNodeState {
     /// (§3.6 "targeted"), when it could be read.
     #[serde(default)]
     pub pool_target_sha256: Option<String>,
+    /// The pool's `spec.paused`: the MCO does not roll anything out to it.
+    #[serde(default)]
+    pub pool_paused: bool,
+}
+
+impl McoNodeState {
+    /// Why a change may never come, appended to "pending" reasons.
+    fn paused_note(&self) -> &'static str {
+        if self.pool_paused {
+            "; the pool is paused (spec.paused: true): the MCO will not update its nodes until it is unpaused"
+        } else {
+            ""
+        }
+    }
 }
 
 /// The outcome of one check.
@@ -337,7 +351,10 @@ fn desired_check(report: &NodeReport, target: &Target, mco: Option<&McoNodeState
             ),
             Some(s) => {
                 let targeted = match mco.and_then(|m| Some((m.pool_target.as_deref()?, m.pool_target_sha256.as_deref()?))) {
-                    Some((mc, t)) if t == d.sha256 => format!("; the pool's target MachineConfig {mc} carries it: the node has not applied it yet"),
+                    Some((mc, t)) if t == d.sha256 => format!(
+                        "; the pool's target MachineConfig {mc} carries it: the node has not applied it yet{}",
+                        mco.map(McoNodeState::paused_note).unwrap_or_default()
+                    ),
                     Some((mc, t)) => format!(
                         "; the pool's target MachineConfig {mc} carries {} instead: MCO has not rendered the desired objects (lag, refusal, or a user MachineConfig overriding registries.conf)",
                         short(t)
@@ -438,8 +455,9 @@ fn machine_config_check(report: &NodeReport, mco: Option<&McoNodeState>) -> Chec
                 CheckName::MachineConfig,
                 CheckState::Pending,
                 format!(
-                    "pool targets {target}, node's desiredConfig is {}",
-                    des.unwrap_or("?")
+                    "pool targets {target}, node's desiredConfig is {}{}",
+                    des.unwrap_or("?"),
+                    m.paused_note()
                 ),
             );
         }
@@ -604,6 +622,14 @@ pub fn summarize(nodes: &mut [NodeRollout], target: &Target) -> Summary {
             }
         }
     }
+    let mut s = count(nodes);
+    s.majority_sha256 = majority;
+    s
+}
+
+/// Counts evaluated nodes (a subset of a [`summarize`]d set, e.g. one pool) without judging them
+/// again. An empty set is never complete.
+pub fn count(nodes: &[NodeRollout]) -> Summary {
     let landed = nodes.iter().filter(|n| n.landed).count();
     let stale = nodes.iter().filter(|n| n.stale).count();
     let laggards: Vec<Laggard> = nodes
@@ -620,7 +646,7 @@ pub fn summarize(nodes: &mut [NodeRollout], target: &Target) -> Summary {
         lagging: nodes.len() - landed,
         stale,
         complete: !nodes.is_empty() && landed == nodes.len(),
-        majority_sha256: majority,
+        majority_sha256: None,
         laggards,
     }
 }
@@ -902,6 +928,7 @@ mod tests {
             reason: None,
             pool_target: Some("rendered-worker-2".into()),
             pool_target_sha256: Some("sha256:0123456789abcdef".into()),
+            pool_paused: false,
         };
         let mut i = input(&r);
         i.mco = Some(&mco);
@@ -914,6 +941,19 @@ mod tests {
         assert!(
             n.reasons[0]
                 .contains("target MachineConfig rendered-worker-2 carries 0123456789ab instead"),
+            "{:?}",
+            n.reasons
+        );
+        // A paused pool: the node sits on its old MachineConfig and the reason says why.
+        let mut paused = mco.clone();
+        paused.state = Some("Done".into());
+        paused.desired_config = paused.current_config.clone();
+        paused.pool_paused = true;
+        let mut k = input(&r);
+        k.mco = Some(&paused);
+        let n = evaluate(&k, &Target::Desired(d.clone()), &Policy::default());
+        assert!(
+            n.reasons[0].contains("node's desiredConfig is rendered-worker-1; the pool is paused"),
             "{:?}",
             n.reasons
         );

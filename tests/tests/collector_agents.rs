@@ -236,6 +236,13 @@ fn invalid_file_drift_and_stale_agent_are_reported_with_their_reason() {
         }
         s
     };
+    // Every agent has read its node and pushed once before anything changes.
+    wait_for(
+        "three nodes on the old configuration",
+        Duration::from_secs(40),
+        || c.get_json("/v1/nodes")["nodes"].as_array().unwrap().len() == 3,
+        logs,
+    );
     invalid.apply(&new, "rendered-worker-new", &new);
     stale.apply(&new, "rendered-worker-new", &new);
     // A file that does not match the node's MachineConfig (a hand edit, or an MCD that has not

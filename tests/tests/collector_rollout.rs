@@ -234,6 +234,26 @@ fn laggards_are_reported_with_the_right_reason() {
             .any(|l| l.starts_with("good ") && l.contains("Landed")),
         "{table}"
     );
+    // One node: every check and whether it holds.
+    let out = cli(&c.url, &["nodes", "drift"]);
+    let detail = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{detail}");
+    assert!(detail.contains("State:          Lagging"), "{detail}");
+    let check = |name: &str| {
+        detail
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing: {detail}"))
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(check("reporting"), "pass");
+    assert_eq!(check("valid"), "pass");
+    assert_eq!(check("desired"), "pass");
+    assert_eq!(check("machine_config"), "fail");
+    assert_eq!(check("crio_reloaded"), "pass");
     let metrics = c.get("/metrics").1;
     assert!(
         metrics.contains("mirrorscope_nodes{pool=\"\",state=\"stale\"} 1"),

@@ -33,7 +33,7 @@ pub enum JournalError {
     },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
-    #[error("journal reader thread stopped unexpectedly")]
+    #[error("the journal reader thread could not start")]
     ThreadGone,
 }
 

@@ -146,3 +146,152 @@ fn wait_for_more(reader: &mut dyn JournalReader, stop: &AtomicBool) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::os::fd::RawFd;
+    use std::sync::Mutex;
+
+    use super::super::WaitOutcome;
+    use super::*;
+
+    /// Entries appear in `pending` batches: one more batch each time the reader waits.
+    struct Fake {
+        ready: VecDeque<JournalEntry>,
+        pending: Arc<Mutex<VecDeque<Vec<JournalEntry>>>>,
+        waits: Arc<Mutex<u32>>,
+    }
+
+    impl JournalReader for Fake {
+        fn next_entry(&mut self) -> Result<Option<JournalEntry>, JournalError> {
+            Ok(self.ready.pop_front())
+        }
+        fn wait(&mut self, _timeout: Duration) -> Result<WaitOutcome, JournalError> {
+            *self.waits.lock().unwrap() += 1;
+            match self.pending.lock().unwrap().pop_front() {
+                Some(more) => {
+                    self.ready.extend(more);
+                    Ok(WaitOutcome::Appended)
+                }
+                None => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    Ok(WaitOutcome::Timeout)
+                }
+            }
+        }
+        fn wait_fd(&mut self) -> Result<RawFd, JournalError> {
+            Ok(-1)
+        }
+        fn process(&mut self) -> Result<WaitOutcome, JournalError> {
+            Ok(WaitOutcome::Timeout)
+        }
+    }
+
+    fn entries(from: usize, to: usize) -> Vec<JournalEntry> {
+        (from..to)
+            .map(|i| JournalEntry {
+                cursor: format!("c{i}"),
+                realtime_usec: i as u64,
+                ..JournalEntry::default()
+            })
+            .collect()
+    }
+
+    fn fake(first: usize, later: Vec<Vec<JournalEntry>>) -> (Fake, Arc<Mutex<u32>>) {
+        let waits = Arc::new(Mutex::new(0));
+        let f = Fake {
+            ready: entries(0, first).into(),
+            pending: Arc::new(Mutex::new(later.into())),
+            waits: Arc::clone(&waits),
+        };
+        (f, waits)
+    }
+
+    fn cursors(events: &[SourceEvent]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                SourceEvent::Entries(v) => Some(v.iter().map(|e| e.cursor.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn reads_everything_in_batches_then_catches_up_and_ends() {
+        let (f, waits) = fake(2500, vec![]);
+        let src =
+            JournalSource::spawn(move || Ok(Box::new(f) as Box<dyn JournalReader>), false).unwrap();
+        let events: Vec<SourceEvent> = std::iter::from_fn(|| src.recv()).collect();
+        let sizes: Vec<usize> = events
+            .iter()
+            .map(|e| match e {
+                SourceEvent::Entries(v) => v.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(sizes, [1024, 1024, 452, 0]);
+        assert!(matches!(events.last(), Some(SourceEvent::CaughtUp)));
+        assert_eq!(
+            cursors(&events),
+            (0..2500).map(|i| format!("c{i}")).collect::<Vec<_>>()
+        );
+        assert_eq!(*waits.lock().unwrap(), 0, "no waiting without --follow");
+    }
+
+    #[test]
+    fn following_waits_for_new_entries_and_stops_when_dropped() {
+        let (f, waits) = fake(3, vec![entries(3, 5), entries(5, 6)]);
+        let src =
+            JournalSource::spawn(move || Ok(Box::new(f) as Box<dyn JournalReader>), true).unwrap();
+        let mut got = Vec::new();
+        while cursors(&got).len() < 6 {
+            got.push(src.recv_timeout(Duration::from_secs(5)).unwrap().unwrap());
+        }
+        assert_eq!(cursors(&got), ["c0", "c1", "c2", "c3", "c4", "c5"]);
+        got.push(src.recv_timeout(Duration::from_secs(5)).unwrap().unwrap());
+        // Caught up after each burst.
+        let caught = got
+            .iter()
+            .filter(|e| matches!(e, SourceEvent::CaughtUp))
+            .count();
+        assert_eq!(caught, 3);
+        // Idle: it keeps waiting (in the reader's wait, not by spinning on next_entry).
+        assert!(src
+            .recv_timeout(Duration::from_millis(100))
+            .unwrap()
+            .is_none());
+        let before = *waits.lock().unwrap();
+        assert!(before >= 3);
+        drop(src);
+        std::thread::sleep(Duration::from_millis(1000));
+        let after = *waits.lock().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            *waits.lock().unwrap(),
+            after,
+            "the thread stopped after the drop"
+        );
+    }
+
+    #[test]
+    fn open_errors_reach_the_consumer() {
+        let src = JournalSource::spawn(
+            || {
+                Err(JournalError::Open {
+                    what: "/nowhere".into(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })
+            },
+            true,
+        )
+        .unwrap();
+        match src.recv() {
+            Some(SourceEvent::Failed(e)) => assert!(e.to_string().contains("/nowhere")),
+            other => panic!("{other:?}"),
+        }
+        assert!(src.recv().is_none());
+    }
+}

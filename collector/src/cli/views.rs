@@ -6,7 +6,9 @@ use mirrorscope_core::journal::{PullOutcome, PullRecord};
 
 use super::client::{runtime, Client, ConnArgs};
 use super::output::{pool_name, short_sha, table, Format};
-use crate::api::{NodesView, PullsView, RegistriesView, RegistryStats, RolloutView, TargetView};
+use crate::api::{
+    NodeDetail, NodesView, PullsView, RegistriesView, RegistryStats, RolloutView, TargetView,
+};
 use crate::query;
 
 /// Arguments of `mirrorscope status`.
@@ -25,6 +27,9 @@ pub struct NodesArgs {
     pub conn: ConnArgs,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
+    /// One node: every check, whether it holds, and why.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// Arguments of `mirrorscope pulls`.
@@ -192,6 +197,14 @@ fn registries_table(rs: &[&RegistryStats], wide: bool) -> String {
 
 pub fn nodes(args: NodesArgs) -> anyhow::Result<i32> {
     let client = Client::new(&args.conn)?;
+    if let Some(name) = &args.name {
+        let path = format!("/v1/nodes/{}", query::encode(name));
+        let d: NodeDetail = runtime()?.block_on(client.get(&path))?;
+        if !args.output.print_data(&d)? {
+            print!("{}", node_detail(&d));
+        }
+        return Ok(0);
+    }
     let v: NodesView = runtime()?.block_on(client.get("/v1/nodes"))?;
     if args.output.print_data(&v)? {
         return Ok(0);
@@ -233,6 +246,66 @@ pub fn nodes(args: NodesArgs) -> anyhow::Result<i32> {
     println!("{}", target_line(&v.target));
     print!("{}", table(&header, &rows));
     Ok(0)
+}
+
+/// One node's checks as a table, with the facts a reader wants next to them.
+pub fn node_detail(d: &NodeDetail) -> String {
+    let v = &d.view;
+    let mut s = String::new();
+    let state = match (v.landed, v.stale) {
+        (true, _) => "Landed",
+        (false, true) => "Stale",
+        (false, false) => "Lagging",
+    };
+    let _ = writeln!(s, "Node:           {}", v.node);
+    let _ = writeln!(s, "Pool:           {}", pool_name(&v.pool));
+    let _ = writeln!(s, "State:          {state}");
+    let _ = writeln!(
+        s,
+        "Configuration:  {}",
+        v.effective_sha256.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        s,
+        "MachineConfig:  {}",
+        v.current_config.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        s,
+        "Last report:    {}",
+        v.last_report_at.as_deref().unwrap_or("never")
+    );
+    if let Some(r) = &d.report {
+        let _ = writeln!(
+            s,
+            "Agent:          {} ({})",
+            r.agent_version, r.agent_instance
+        );
+        if r.pulls_dropped > 0 {
+            let _ = writeln!(
+                s,
+                "Pulls dropped:  {} (the agent's outbox overflowed)",
+                r.pulls_dropped
+            );
+        }
+    }
+    s.push('\n');
+    let rows: Vec<Vec<String>> = v
+        .checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.as_str().to_string(),
+                serde_json::to_value(c.state)
+                    .ok()
+                    .and_then(|x| x.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                super::output::indent_continuation(&c.detail),
+            ]
+        })
+        .collect();
+    s.push_str(&table(&["CHECK", "STATE", "DETAIL"], &rows));
+    s
 }
 
 pub fn pulls(args: PullsArgs) -> anyhow::Result<i32> {

@@ -34,6 +34,7 @@ struct Pool {
     target: Option<String>,
     /// Canonical hash of the registries configuration the target MachineConfig carries.
     target_sha256: Option<String>,
+    paused: bool,
 }
 
 /// Lists and interprets the cluster's objects; `render_desired` is false when `--desired`
@@ -57,6 +58,7 @@ pub async fn snapshot(
                 .as_str()
                 .map(str::to_string),
             target_sha256: None,
+            paused: p["spec"]["paused"].as_bool().unwrap_or(false),
         })
         .collect();
     for p in &mut pools {
@@ -84,6 +86,7 @@ pub async fn snapshot(
             reason: get("reason").filter(|r| !r.is_empty()),
             pool_target: pool.and_then(|p| p.target.clone()),
             pool_target_sha256: pool.and_then(|p| p.target_sha256.clone()),
+            pool_paused: pool.is_some_and(|p| p.paused),
         };
         nodes.insert(
             name.to_string(),

@@ -316,7 +316,7 @@ fn get_view(
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/v1/nodes" => json(StatusCode::OK, &views::nodes(store, policy, now)),
         p if p.starts_with("/v1/nodes/") => {
-            let name = &p["/v1/nodes/".len()..];
+            let name = &query::decode(&p["/v1/nodes/".len()..]);
             match views::node(store, policy, now, name) {
                 Some(d) => json(StatusCode::OK, &d),
                 None => error(StatusCode::NOT_FOUND, &format!("no node {name:?}")),

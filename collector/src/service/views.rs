@@ -11,7 +11,7 @@ use mirrorscope_core::reference::ImageReference;
 use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
 use mirrorscope_core::report::FileRole;
 use mirrorscope_core::rollout::{
-    evaluate, format_rfc3339, summarize, Desired, NodeInput, NodeRollout, Policy, Target,
+    count, evaluate, format_rfc3339, summarize, Desired, NodeInput, NodeRollout, Policy, Target,
 };
 
 use super::state::{is_blocked, registry_of, Store};
@@ -149,9 +149,8 @@ pub fn rollout(
     }
     let pools = by_pool
         .into_iter()
-        .map(|(pool, mut nodes)| {
-            // A hash-only target adds no reasons: this only counts the evaluated nodes.
-            let mut s = summarize(&mut nodes, &Target::Desired(counting_only()));
+        .map(|(pool, nodes)| {
+            let mut s = count(&nodes);
             s.majority_sha256 = overall.majority_sha256.clone();
             PoolRollout { pool, summary: s }
         })
@@ -162,10 +161,6 @@ pub fn rollout(
         overall,
         pools,
     }
-}
-
-fn counting_only() -> Desired {
-    Desired::from_sha256("", "")
 }
 
 /// Filters of `GET /v1/pulls`.

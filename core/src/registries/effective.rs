@@ -61,6 +61,27 @@ pub(crate) struct PrefixIndex {
     pub(crate) exact: FnvMap<usize>,
     /// Keyed by the prefix without its leading `*` (i.e. `.example.com`).
     pub(crate) wildcard: FnvMap<usize>,
+    /// Which key lengths exist, so most candidate slices are rejected without hashing.
+    pub(crate) exact_lengths: LengthSet,
+    pub(crate) wildcard_lengths: LengthSet,
+}
+
+/// A set of string lengths; lengths past the bitmap always count as present.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct LengthSet([u64; 4]);
+
+impl LengthSet {
+    fn insert(&mut self, len: usize) {
+        if let Some(word) = self.0.get_mut(len / 64) {
+            *word |= 1 << (len % 64);
+        }
+    }
+
+    pub(crate) fn may_contain(&self, len: usize) -> bool {
+        self.0
+            .get(len / 64)
+            .is_none_or(|w| w & (1 << (len % 64)) != 0)
+    }
 }
 
 impl EffectiveConfig {
@@ -154,9 +175,11 @@ impl EffectiveConfig {
         for (i, r) in self.registries.iter().enumerate() {
             match r.prefix.strip_prefix('*') {
                 Some(suffix) if suffix.starts_with('.') => {
+                    self.index.wildcard_lengths.insert(suffix.len());
                     self.index.wildcard.insert(suffix.to_string(), i);
                 }
                 _ => {
+                    self.index.exact_lengths.insert(r.prefix.len());
                     self.index.exact.insert(r.prefix.clone(), i);
                 }
             }

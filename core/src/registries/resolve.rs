@@ -80,7 +80,8 @@ impl EffectiveConfig {
         // Exact prefixes can only end where the name ends or before '/' or ':'.
         let bytes = name.as_bytes();
         for end in (0..=bytes.len()).rev() {
-            if end == bytes.len() || matches!(bytes[end], b'/' | b':' | b'@') {
+            let boundary = end == bytes.len() || matches!(bytes[end], b'/' | b':' | b'@');
+            if boundary && idx.exact_lengths.may_contain(end) {
                 if let Some(&i) = idx.exact.get(&name[..end]) {
                     consider(i, &mut best);
                     break;
@@ -92,9 +93,20 @@ impl EffectiveConfig {
             let host_end = name.find('/').unwrap_or(name.len());
             let hostname_end = name[..host_end].find(':').unwrap_or(host_end);
             let hostname = &name[..hostname_end];
-            for (pos, _) in hostname.match_indices('.') {
-                if let Some(&i) = idx.wildcard.get(&hostname[pos..]) {
-                    if ref_matching_prefix(name, &self.registries[i].prefix).is_some() {
+            let dots = hostname.bytes().enumerate().filter(|&(_, b)| b == b'.');
+            for (pos, _) in dots {
+                if !idx.wildcard_lengths.may_contain(hostname.len() - pos) {
+                    continue;
+                }
+                let suffix = &hostname[pos..];
+                if let Some(&i) = idx.wildcard.get(suffix) {
+                    // containers/image looks only at the first occurrence of ".domain"; an
+                    // occurrence starts at a dot, so only earlier dots can hold one.
+                    let earlier = hostname[..pos]
+                        .bytes()
+                        .enumerate()
+                        .any(|(q, b)| b == b'.' && name[q..].starts_with(suffix));
+                    if !earlier {
                         consider(i, &mut best);
                     }
                 }
