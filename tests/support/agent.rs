@@ -155,6 +155,13 @@ impl Drop for Agent {
     }
 }
 
+/// `GET url+path`; `None` while nothing listens there.
+pub fn try_get(url: &str, path: &str) -> Option<(u16, String)> {
+    let authority = url.trim_start_matches("http://");
+    std::net::TcpStream::connect(authority).ok()?;
+    Some(http(url, "GET", path, &[], b""))
+}
+
 /// A metric's value in classic text format (`name{labels} value`); `None` when absent.
 pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
@@ -439,7 +446,8 @@ impl LivePulls<'_> {
         ]);
     }
 
-    fn crio(&self, msg: &str, id: Option<&str>) {
+    /// A CRI-O info line (`id` for the lines of a pull request), logged now.
+    pub fn crio(&self, msg: &str, id: Option<&str>) {
         let line = crate::journal::crio_msg(
             Self::now(),
             crate::journal::TimeFormat::Rfc3339Nano,

@@ -355,6 +355,9 @@ pub struct Journald {
     namespace: String,
     socket: PathBuf,
     dir: PathBuf,
+    /// A namespace journald exits after 30 s without a connected stdout stream ("Server is idle,
+    /// exiting."); this empty stream keeps it up through a test's quiet phases.
+    _keepalive: Option<UnixStream>,
 }
 
 impl Journald {
@@ -387,6 +390,7 @@ impl Journald {
             namespace,
             socket,
             dir: PathBuf::new(),
+            _keepalive: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -396,6 +400,7 @@ impl Journald {
             let dir = candidates.iter().find(|d| has_journal_file(d));
             if let (true, Some(dir)) = (j.socket.exists(), dir) {
                 j.dir = dir.clone();
+                j._keepalive = Some(j.stdout_stream("mirrorscope-keepalive", "keepalive.service"));
                 return j;
             }
             assert!(
@@ -404,6 +409,11 @@ impl Journald {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The native-protocol socket of this namespace (`/run/systemd/journal.<ns>/socket`).
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
     }
 
     /// The directory journald writes this namespace's files to.

@@ -176,7 +176,6 @@ fn agent_report_follows_renames_deletes_bad_toml_drop_ins_and_machineconfig() {
 
     // 7. The drop-in directory removed, then re-created with a file in it.
     std::fs::remove_dir(root.at("/etc/containers/registries.conf.d")).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
     std::fs::create_dir(root.at("/etc/containers/registries.conf.d")).unwrap();
     std::fs::write(&drop_in, DROP_IN).unwrap();
     agent.wait_report("a drop-in in the re-created directory", WITHIN, |r| {

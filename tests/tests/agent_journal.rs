@@ -402,3 +402,135 @@ fn agent_pushes_to_the_real_collector() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `--log-target journald` as on a plain host: the agent's log lines land in the journal (here
+/// a standalone journald, bound to `/run/systemd/journal/socket` in a private mount namespace).
+#[test]
+fn agent_logs_to_journald_as_a_host_service() {
+    const UNSHARE: &str = "/usr/bin/unshare";
+    require(UNSHARE);
+    let j = Journald::start();
+    let root = HostRoot::new("agent-journald-log");
+    let ns_dir = j.socket_path().parent().unwrap().to_path_buf();
+    let bound = root.at("/nsbind");
+    std::fs::create_dir_all(&bound).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = node(&root, &j, &["--log-target", "journald"]);
+    args.extend(["--listen".to_owned(), format!("127.0.0.1:{port}")]);
+    let script = format!(
+        "mount --bind {ns} {b} && mount -t tmpfs none /run/systemd && mkdir /run/systemd/journal \
+         && touch /run/systemd/journal/socket && mount --bind {b}/socket /run/systemd/journal/socket \
+         && exec \"$0\" \"$@\"",
+        ns = ns_dir.display(),
+        b = bound.display()
+    );
+    let mut child = Command::new(UNSHARE)
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .arg(mirrorscope_e2e::collector::bin("mirrorscope-agent"))
+        .arg("run")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mirrorscope_e2e::agent::try_get(&url, "/healthz").is_none() {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("agent exited ({st}): {err}");
+        }
+        assert!(Instant::now() < deadline, "agent did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let want = format!("listening on http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("journalctl")
+            .arg("--directory")
+            .arg(j.dir())
+            .args([
+                "SYSLOG_IDENTIFIER=mirrorscope-agent",
+                "-o",
+                "cat",
+                "--no-pager",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains(&want) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agent log in the journal: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    mirrorscope_e2e::journal::signal(child.id(), "TERM");
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st}");
+}
+
+/// After CRI-O's `Applied new registry configuration`, pulls are matched with the configuration
+/// then on disk: a mirror that renames the repository (no path element in common with the image)
+/// is only known from the new file.
+#[test]
+fn agent_resolves_pulls_with_the_configuration_crio_applied() {
+    let j = Journald::start();
+    let root = HostRoot::new("agent-applied");
+    let agent = start(&node(&root, &j, &[]));
+    let before = agent.report()["registries"]["effective_sha256"].clone();
+    let renamed = format!(
+        "{LIVE_CONF}\n[[registry]]\nprefix = \"quay.io/other/app\"\nlocation = \"quay.io/other/app\"\n\n[[registry.mirror]]\nlocation = \"mirror.example.net/app-mirror\"\n"
+    );
+    write_atomic(
+        &root.at("/etc/containers/registries.conf"),
+        renamed.as_bytes(),
+    );
+    agent.wait_report("the new file", Duration::from_secs(2), |r| {
+        r["registries"]["effective_sha256"] != before
+    });
+    let p = LivePulls(&j);
+    p.registries_applied();
+    agent.wait_report("CRI-O's reload", RECORDS, |r| {
+        r["crio"]["last_applied_at"].is_string()
+    });
+    let id = "abcdef01-1111-4222-8333-444455556666";
+    p.crio("Pulling image: quay.io/other/app:1", Some(id));
+    p.crio("Trying to access \"mirror.example.net/app-mirror:1\"", None);
+    p.crio(
+        &format!("Pulled image: quay.io/other/app@sha256:{:064x}", 7),
+        Some(id),
+    );
+    let r = agent.wait_report("the pull", RECORDS, |r| {
+        r["pulls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pull_id"] == id)
+    });
+    let rec = r["pulls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pull_id"] == id)
+        .unwrap();
+    assert_eq!(
+        rec["served_by"], "mirror.example.net/app-mirror:1",
+        "{rec:#}"
+    );
+    assert_eq!(rec["via_mirror"], true, "{rec:#}");
+}

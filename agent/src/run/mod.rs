@@ -26,6 +26,7 @@ use mirrorscope_core::cimage_version::CImageVersion;
 use mirrorscope_core::hash::sha256_hex;
 use tokio::sync::mpsc;
 
+use crate::journal::cursor::Checkpoint;
 use crate::logger::{self, LogFormat, LogTarget};
 use crate::since::parse_since;
 use hostfiles::HostRoot;
@@ -126,6 +127,8 @@ fn instance_id(node: &str) -> String {
 }
 
 async fn agent(args: RunArgs) -> Result<()> {
+    // Installed first: a SIGTERM during start-up still gets the orderly stop.
+    let mut signals = Signals::install()?;
     let root = HostRoot::new(args.host_root.clone().unwrap_or_else(default_host_root));
     let node = node_name(&args);
     let shared = Shared::new(node.clone(), instance_id(&node), args.outbox_size);
@@ -139,30 +142,7 @@ async fn agent(args: RunArgs) -> Result<()> {
         }),
         None => None,
     };
-
-    // Restore what the last run left: its checkpoint and unacknowledged records.
-    let state_file = match std::fs::create_dir_all(&args.state_dir) {
-        Ok(()) => Some(StateFile::new(&args.state_dir)),
-        Err(e) => {
-            log::error!(
-                "state dir {}: {e}; the journal position and unsent records will not survive a restart",
-                args.state_dir.display()
-            );
-            None
-        }
-    };
-    let saved = match state_file.as_ref().map(StateFile::load).transpose() {
-        Ok(s) => s.flatten(),
-        Err(e) => {
-            log::error!("{e}; starting without it");
-            None
-        }
-    };
-    let checkpoint = saved.map(|s| {
-        shared.restore_outbox(s.outbox);
-        s.checkpoint
-    });
-
+    let (state_file, checkpoint) = restore(&args.state_dir, &shared);
     refresh(&root, version, &shared).await;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -188,58 +168,27 @@ async fn agent(args: RunArgs) -> Result<()> {
     }
     let config = tokio::spawn(config_loop(root.clone(), version, Arc::clone(&shared), rx));
 
-    let since_usec = match &args.since {
-        Some(s) => parse_since(s)?,
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(0))
-            .unwrap_or(0)
-            .saturating_sub(3600 * 1_000_000),
-    };
-    let dirs = if args.journal_dir.is_empty() {
-        ["/var/log/journal", "/run/log/journal"]
-            .iter()
-            .map(|d| root.host(d))
-            .filter(|d| d.is_dir())
-            .collect()
-    } else {
-        args.journal_dir.clone()
-    };
     let stop = Arc::new(AtomicBool::new(false));
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    {
-        let p = pipeline::Pipeline {
-            dirs,
-            since_usec,
+    let journal_done = spawn_journal(
+        pipeline::Pipeline {
+            dirs: journal_dirs(&args, &root),
+            since_usec: since_usec(&args)?,
             state_file,
             saved: checkpoint,
-        };
-        let shared = Arc::clone(&shared);
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("journal".into())
-            .spawn(move || {
-                pipeline::run(p, shared, stop);
-                let _ = done_tx.send(());
-            })
-            .context("starting the journal thread")?;
-    }
+        },
+        Arc::clone(&shared),
+        Arc::clone(&stop),
+    )?;
+    let push_task = pusher
+        .as_ref()
+        .map(|p| tokio::spawn(p.clone().run(shared.subscribe())));
 
-    let push_task = pusher.map(|p| {
-        let changed = shared.subscribe();
-        let final_pusher = push::Pusher {
-            url: p.url.clone(),
-            token_file: p.token_file.clone(),
-            shared: Arc::clone(&shared),
-            heartbeat: p.heartbeat,
-        };
-        (tokio::spawn(p.run(changed)), final_pusher)
-    });
-
-    shutdown_signal().await?;
+    signals.wait().await;
     log::info!("stopping: saving the journal position and pushing a last report");
     stop.store(true, Ordering::Relaxed);
-    let journal_stopped = tokio::time::timeout(STOP_JOURNAL, done_rx).await.is_ok();
+    let journal_stopped = tokio::time::timeout(STOP_JOURNAL, journal_done)
+        .await
+        .is_ok();
     if !journal_stopped {
         log::warn!(
             "journal thread did not stop within {}s",
@@ -248,20 +197,85 @@ async fn agent(args: RunArgs) -> Result<()> {
     }
     config.abort();
     server.abort();
-    if let Some((task, last)) = push_task {
+    if let (Some(task), Some(last)) = (push_task, pusher) {
         task.abort();
         match tokio::time::timeout(FINAL_PUSH, last.push_once()).await {
-            Ok(Ok(_)) => {
-                if journal_stopped {
-                    forget_acknowledged(&args.state_dir, &shared);
-                }
-            }
+            Ok(Ok(_)) if journal_stopped => forget_acknowledged(&args.state_dir, &shared),
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => log::warn!("last push failed: {e}"),
             Err(_) => log::warn!("last push got no answer in time"),
         }
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// What the last run left in the state dir: its checkpoint, and its unacknowledged records
+/// (put back into the outbox).
+fn restore(state_dir: &Path, shared: &Shared) -> (Option<StateFile>, Option<Checkpoint>) {
+    let state_file = match std::fs::create_dir_all(state_dir) {
+        Ok(()) => StateFile::new(state_dir),
+        Err(e) => {
+            log::error!(
+                "state dir {}: {e}; the journal position and unsent records will not survive a restart",
+                state_dir.display()
+            );
+            return (None, None);
+        }
+    };
+    let checkpoint = match state_file.load() {
+        Ok(Some(saved)) => {
+            shared.restore_outbox(saved.outbox);
+            Some(saved.checkpoint)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            log::error!("{e}; starting without it");
+            None
+        }
+    };
+    (Some(state_file), checkpoint)
+}
+
+fn journal_dirs(args: &RunArgs, root: &HostRoot) -> Vec<PathBuf> {
+    if !args.journal_dir.is_empty() {
+        return args.journal_dir.clone();
+    }
+    ["/var/log/journal", "/run/log/journal"]
+        .iter()
+        .map(|d| root.host(d))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// Where reading starts without a checkpoint: `--since`, else an hour ago (pulls a restarted
+/// node did just before the agent came up, without replaying the whole journal).
+fn since_usec(args: &RunArgs) -> Result<u64> {
+    match &args.since {
+        Some(s) => Ok(parse_since(s)?),
+        None => Ok(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(0))
+            .unwrap_or(0)
+            .saturating_sub(3600 * 1_000_000)),
+    }
+}
+
+/// Runs the journal pipeline on its own thread; the receiver completes when it stopped.
+fn spawn_journal(
+    p: pipeline::Pipeline,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> Result<tokio::sync::oneshot::Receiver<()>> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("journal".into())
+        .spawn(move || {
+            pipeline::run(p, shared, stop);
+            let _ = done_tx.send(());
+        })
+        .context("starting the journal thread")?;
+    Ok(done_rx)
 }
 
 /// After the last push: the saved checkpoint stays, the saved outbox loses what the collector
@@ -276,15 +290,27 @@ fn forget_acknowledged(state_dir: &Path, shared: &Shared) {
     }
 }
 
-async fn shutdown_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM (kubelet, systemd) and SIGINT (a terminal).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// Re-reads the host files off the runtime thread and publishes them.

@@ -61,6 +61,7 @@ impl CollectorUrl {
     }
 }
 
+#[derive(Clone)]
 pub struct Pusher {
     pub url: CollectorUrl,
     pub token_file: Option<PathBuf>,
