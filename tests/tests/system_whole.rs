@@ -440,6 +440,23 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
     };
     assert!(row("worker-1").contains("Landed"), "{nodes_table}");
     assert!(row("worker-2").contains("Lagging"), "{nodes_table}");
+    // Every check of the lagging node: still on the old MachineConfig and the old rendering.
+    let detail = run_cli(&collector, &["nodes", "worker-2"]);
+    assert!(detail.contains("State:          Lagging"), "{detail}");
+    assert!(
+        detail.contains("MachineConfig:  rendered-worker-old"),
+        "{detail}"
+    );
+    let check = |name: &str| {
+        detail
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no check {name}:\n{detail}"))
+            .to_owned()
+    };
+    assert!(check("desired").contains("pending"), "{detail}");
+    assert!(check("valid").contains("pass"), "{detail}");
+    assert!(check("machine_config").contains("pass"), "{detail}");
 
     let rolled = Instant::now();
     nodes[1].roll_out("rendered-worker-new", &rendered);
