@@ -631,6 +631,9 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
         line_of(&table, &team, "worker-1")[1..],
         ["worker-1", team.as_str(), "pulled", team.as_str(), "yes"]
     );
+    let on_w2 = run_cli(&collector, &["pulls", "--node", "worker-2"]);
+    assert_eq!(on_w2.lines().count(), 2, "{on_w2}");
+    assert!(on_w2.contains(hit), "{on_w2}");
     let fallbacks = run_cli(&collector, &["pulls", "--fallback"]);
     assert!(fallbacks.contains(&team), "{fallbacks}");
     assert!(
