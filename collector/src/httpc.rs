@@ -17,6 +17,8 @@ pub enum HttpError {
     Url { url: String, reason: String },
     #[error("{url}: https needs a CA (certificate-authority) or insecure-skip-tls-verify")]
     Https { url: String },
+    #[error("{url}: a streamed line is longer than 16 MiB")]
+    LineTooLong { url: String },
     #[error("TLS to {host}: {error}")]
     Tls { host: String, error: std::io::Error },
     #[error("connecting to {addr}: {error}")]
@@ -162,6 +164,105 @@ pub async fn request(
             secs: timeout.as_secs(),
         }),
     }
+}
+
+/// Longest line a streamed answer may hold (one watch event).
+const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// Sends a GET and hands each line of the answer's body to `on_line` as it arrives (a
+/// Kubernetes watch), until `on_line` returns false or the server ends the body. Returns the
+/// status; the body of a non-2xx answer is not read. `connect_timeout` bounds connecting only.
+pub async fn stream_lines(
+    url: &Url,
+    headers: &[(&str, &str)],
+    connect_timeout: Duration,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    on_line: &mut (dyn FnMut(&[u8]) -> bool + Send),
+) -> Result<u16, HttpError> {
+    let shown = url.to_string_lossy();
+    let req = build(hyper::Method::GET, url, headers, None, &shown)?;
+    let timeout = |_| HttpError::Timeout {
+        url: shown.clone(),
+        secs: connect_timeout.as_secs(),
+    };
+    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&url.authority))
+        .await
+        .map_err(timeout)?
+        .map_err(|error| HttpError::Connect {
+            addr: url.authority.clone(),
+            error,
+        })?;
+    let _ = stream.set_nodelay(true);
+    if !url.https {
+        return stream_on(TokioIo::new(stream), req, &shown, on_line).await;
+    }
+    let config = tls.ok_or_else(|| HttpError::Https { url: shown.clone() })?;
+    let host = url.host().to_string();
+    let name =
+        rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| HttpError::Url {
+            url: shown.clone(),
+            reason: format!("invalid TLS server name: {e}"),
+        })?;
+    let tls_stream = tokio::time::timeout(
+        connect_timeout,
+        tokio_rustls::TlsConnector::from(config.clone()).connect(name, stream),
+    )
+    .await
+    .map_err(timeout)?
+    .map_err(|error| HttpError::Tls { host, error })?;
+    stream_on(TokioIo::new(tls_stream), req, &shown, on_line).await
+}
+
+async fn stream_on<IO>(
+    io: IO,
+    req: hyper::Request<Full<Bytes>>,
+    shown: &str,
+    on_line: &mut (dyn FnMut(&[u8]) -> bool + Send),
+) -> Result<u16, HttpError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let err = |error| HttpError::Http {
+        url: shown.to_string(),
+        error,
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(err)?;
+    let conn_task = tokio::spawn(conn);
+    let resp = sender.send_request(req).await.map_err(err)?;
+    let status = resp.status().as_u16();
+    if !(200..300).contains(&status) {
+        conn_task.abort();
+        return Ok(status);
+    }
+    let mut body = resp.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    let result = 'read: loop {
+        match body.frame().await {
+            None => break Ok(status),
+            Some(Err(e)) => break Err(err(e)),
+            Some(Ok(frame)) => {
+                let Some(data) = frame.data_ref() else {
+                    continue;
+                };
+                buf.extend_from_slice(data);
+                while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    if !on_line(line.strip_suffix(b"\n").unwrap_or(&line)) {
+                        break 'read Ok(status);
+                    }
+                }
+                if buf.len() > MAX_LINE {
+                    break Err(HttpError::LineTooLong {
+                        url: shown.to_string(),
+                    });
+                }
+            }
+        }
+    };
+    conn_task.abort();
+    result
 }
 
 fn build(

@@ -254,6 +254,59 @@ impl KubeClient {
         })
     }
 
+    /// Watches a collection from `resource_version`: each event's `type` and `object` go to
+    /// `on_event` until it returns false or the server ends the watch (after at most
+    /// `timeoutSeconds`).
+    pub async fn watch(
+        &self,
+        path: &str,
+        resource_version: &str,
+        on_event: &mut (dyn FnMut(&str, &Value) -> bool + Send),
+    ) -> Result<(), KubeError> {
+        let full = format!(
+            "{path}?watch=1&allowWatchBookmarks=true&timeoutSeconds=290&resourceVersion={}",
+            crate::query::encode(resource_version)
+        );
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("accept", "application/json")];
+        if let Some(a) = auth.as_deref() {
+            headers.push(("authorization", a));
+        }
+        let mut on_line = |line: &[u8]| -> bool {
+            match serde_json::from_slice::<Value>(line) {
+                Ok(v) => on_event(v["type"].as_str().unwrap_or(""), &v["object"]),
+                // A line that is not an event (keep-alive whitespace) is skipped.
+                Err(_) => true,
+            }
+        };
+        let status = httpc::stream_lines(
+            &self.base.join(&full),
+            &headers,
+            self.timeout,
+            self.tls.as_ref(),
+            &mut on_line,
+        )
+        .await?;
+        if !(200..300).contains(&status) {
+            return Err(KubeError::Status {
+                path: full,
+                status,
+                message: "watch refused".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `items` of a list and the list's `resourceVersion` (where a watch starts).
+    pub async fn list_versioned(&self, path: &str) -> Result<(Vec<Value>, String), KubeError> {
+        let v = self.get_json(path).await?;
+        let rv = v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok((v["items"].as_array().cloned().unwrap_or_default(), rv))
+    }
+
     /// `items` of a list.
     pub async fn list(&self, path: &str) -> Result<Vec<Value>, KubeError> {
         let v = self.get_json(path).await?;

@@ -616,6 +616,8 @@ pub struct MockState {
     pub proxies: BTreeMap<String, String>,
     /// Bearer token every request must carry, when set.
     pub require_token: Option<String>,
+    /// Open watches: each gets every event sent with [`MockApi::watch_event`].
+    pub watchers: Vec<std::sync::mpsc::Sender<String>>,
 }
 
 impl MockApi {
@@ -667,6 +669,21 @@ impl MockApi {
         MockApi { url, state }
     }
 
+    /// Sends a watch event (`ADDED`, `MODIFIED`, `DELETED`, `ERROR`) to every open watch.
+    pub fn watch_event(&self, kind: &str, object: serde_json::Value) {
+        let line = serde_json::json!({"type": kind, "object": object}).to_string();
+        self.state
+            .lock()
+            .unwrap()
+            .watchers
+            .retain(|w| w.send(line.clone()).is_ok());
+    }
+
+    /// How many watches are open.
+    pub fn watchers(&self) -> usize {
+        self.state.lock().unwrap().watchers.len()
+    }
+
     pub fn set(&self, path: &str, v: serde_json::Value) {
         self.state.lock().unwrap().objects.insert(path.into(), v);
     }
@@ -707,6 +724,27 @@ fn serve_mock<S: Read + Write>(conn: S, st: &Arc<Mutex<MockState>>) {
             return;
         }
         let path = target.split('?').next().unwrap_or("").to_string();
+        if method == "GET" && target.contains("watch=1") {
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            {
+                let mut s = st.lock().unwrap();
+                s.seen.push(format!("WATCH {path}"));
+                s.watchers.push(tx);
+            }
+            // A chunked answer that stays open: one JSON event per line, as the API server does.
+            let w = reader.get_mut();
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if w.write_all(head.as_bytes()).is_err() || w.flush().is_err() {
+                return;
+            }
+            for line in rx {
+                let chunk = format!("{:x}\r\n{line}\n\r\n", line.len() + 1);
+                if w.write_all(chunk.as_bytes()).is_err() || w.flush().is_err() {
+                    return;
+                }
+            }
+            return;
+        }
         let (status, resp) = answer(st, &method, &path, &target, auth.as_deref(), &body);
         let out = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",

@@ -208,6 +208,21 @@ fn wait_returns_only_after_the_third_agent_lands() {
         logs()
     );
     assert!(stdout.contains("landed: 3 of 3 nodes"), "{stdout}");
+    // Progress on stderr as nodes land, in order.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = |p: &str| {
+        stderr
+            .find(p)
+            .unwrap_or_else(|| panic!("{p:?} missing: {stderr}"))
+    };
+    assert!(
+        at("0 of 3 nodes landed") < at("1 of 3 nodes landed"),
+        "{stderr}"
+    );
+    assert!(
+        at("1 of 3 nodes landed") < at("2 of 3 nodes landed"),
+        "{stderr}"
+    );
     // Promptly: the agent pushes within a second of the change and wait polls every 250 ms; the
     // goal (≤ 1 s) is measured by the bench, this bound only catches a wait that sleeps on.
     assert!(

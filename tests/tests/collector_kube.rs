@@ -561,3 +561,58 @@ fn api_server_over_tls_with_the_serviceaccount_ca_and_a_kubeconfig() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn node_changes_arrive_by_watch_between_listings() {
+    let api = cluster();
+    // Listings every 5 minutes: only the watch can bring w2's change in time.
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url, "--kube-poll", "300"]);
+    wait_for("the node watch", || api.watchers() > 0);
+    let conf = rendered();
+    let mut w2 = node_on("w2", &conf, "rendered-worker-new", "tok-w2");
+    w2.push_to(&c.url);
+    wait_for("w2 reported as Working", || {
+        c.get_json("/v1/nodes/w2")["reasons"]
+            .to_string()
+            .contains("machine-config-daemon Working")
+    });
+    let out = cli(&c.url, &["wait", "--nodes", "w2", "--timeout", "300ms"]);
+    assert_eq!(out.status.code(), Some(1));
+    api.watch_event(
+        "MODIFIED",
+        node_object(
+            "w2",
+            "worker",
+            "rendered-worker-new",
+            "rendered-worker-new",
+            "Done",
+        ),
+    );
+    let t = Instant::now();
+    let out = cli(&c.url, &["wait", "--nodes", "w2", "--timeout", "20s"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // A node deleted from the cluster leaves the API view (its agent's report stays).
+    api.watch_event(
+        "DELETED",
+        node_object(
+            "m1",
+            "master",
+            "rendered-master-1",
+            "rendered-master-1",
+            "Done",
+        ),
+    );
+    wait_for("m1 gone", || c.get("/v1/nodes/m1").0 == 404);
+    let seen = api.state.lock().unwrap().seen.clone();
+    assert_eq!(
+        seen.iter().filter(|s| *s == "GET /api/v1/nodes").count(),
+        1,
+        "one listing, then the watch: {seen:?}"
+    );
+}

@@ -106,6 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let start = Instant::now();
     let mut last: Option<RolloutView> = None;
+    let mut last_progress: Option<(usize, usize)> = None;
     let mut last_error: Option<anyhow::Error>;
     loop {
         last_error = None;
@@ -121,6 +122,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                         );
                     }
                     return Ok(0);
+                }
+                let progress = (v.overall.landed, v.overall.total);
+                if !args.quiet && last_progress != Some(progress) {
+                    eprintln!(
+                        "{} of {} nodes landed ({:.0}s)",
+                        progress.0,
+                        progress.1,
+                        start.elapsed().as_secs_f64()
+                    );
+                    last_progress = Some(progress);
                 }
                 last = Some(v);
             }

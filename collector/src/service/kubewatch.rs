@@ -1,8 +1,7 @@
 //! The cluster's side (`--in-cluster`): Nodes with their MCO annotations, MachineConfigPools,
-//! and the objects MCO renders registries.conf from, re-listed every `--kube-poll` seconds.
-//!
-//! Listing instead of watching keeps the hand-rolled client small; a few lists every ten seconds
-//! cost the API server little, and a missed watch event can never leave the view stale.
+//! and the objects MCO renders registries.conf from, re-listed every `--kube-poll` seconds;
+//! Nodes are also watched between listings, so an MCD finishing on a node (its `state`
+//! annotation) reaches `wait` at once rather than at the next listing.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +14,7 @@ use mirrorscope_core::rollout::McoNodeState;
 use serde_json::Value;
 
 use super::desired;
-use super::state::{DesiredState, KubeNode};
+use super::state::{DesiredState, KubeNode, PoolInfo};
 use crate::kube::{KubeClient, KubeError};
 
 const ANNOTATION: &str = "machineconfiguration.openshift.io/";
@@ -24,17 +23,11 @@ const ANNOTATION: &str = "machineconfiguration.openshift.io/";
 #[derive(Debug, Default)]
 pub struct ClusterSnapshot {
     pub nodes: BTreeMap<String, KubeNode>,
+    pub pools: Vec<PoolInfo>,
+    /// The node list's `resourceVersion`.
+    pub nodes_version: String,
     /// `None` when the objects could not be rendered (see `notes`).
     pub desired: Option<DesiredState>,
-}
-
-struct Pool {
-    name: String,
-    match_labels: BTreeMap<String, String>,
-    target: Option<String>,
-    /// Canonical hash of the registries configuration the target MachineConfig carries.
-    target_sha256: Option<String>,
-    paused: bool,
 }
 
 /// Lists and interprets the cluster's objects; `render_desired` is false when `--desired`
@@ -44,11 +37,11 @@ pub async fn snapshot(
     render_desired: bool,
     fallback_version: OcpVersion,
 ) -> Result<ClusterSnapshot, KubeError> {
-    let mut pools: Vec<Pool> = client
+    let mut pools: Vec<PoolInfo> = client
         .list("/apis/machineconfiguration.openshift.io/v1/machineconfigpools")
         .await?
         .iter()
-        .map(|p| Pool {
+        .map(|p| PoolInfo {
             name: p["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
@@ -70,44 +63,50 @@ pub async fn snapshot(
             }
         }
     }
-    let mut nodes = BTreeMap::new();
-    for n in client.list("/api/v1/nodes").await? {
-        let Some(name) = n["metadata"]["name"].as_str() else {
-            continue;
-        };
-        let labels = string_map(&n["metadata"]["labels"]);
-        let ann = string_map(&n["metadata"]["annotations"]);
-        let pool = pool_of(&pools, &labels);
-        let get = |k: &str| ann.get(&format!("{ANNOTATION}{k}")).cloned();
-        let mco = McoNodeState {
-            current_config: get("currentConfig"),
-            desired_config: get("desiredConfig"),
-            state: get("state"),
-            reason: get("reason").filter(|r| !r.is_empty()),
-            pool_target: pool.and_then(|p| p.target.clone()),
-            pool_target_sha256: pool.and_then(|p| p.target_sha256.clone()),
-            pool_paused: pool.is_some_and(|p| p.paused),
-        };
-        nodes.insert(
-            name.to_string(),
-            KubeNode {
-                labels,
-                pool: pool.map(|p| p.name.clone()).unwrap_or_default(),
-                mco,
-            },
-        );
-    }
+    let (items, nodes_version) = client.list_versioned("/api/v1/nodes").await?;
+    let nodes = items.iter().filter_map(|n| kube_node(n, &pools)).collect();
     let desired = if render_desired {
         Some(render_cluster(client, fallback_version).await?)
     } else {
         None
     };
-    Ok(ClusterSnapshot { nodes, desired })
+    Ok(ClusterSnapshot {
+        nodes,
+        pools,
+        nodes_version,
+        desired,
+    })
+}
+
+/// A Node object as the rollout sees it: labels, pool, MCO annotations.
+pub fn kube_node(n: &Value, pools: &[PoolInfo]) -> Option<(String, KubeNode)> {
+    let name = n["metadata"]["name"].as_str()?;
+    let labels = string_map(&n["metadata"]["labels"]);
+    let ann = string_map(&n["metadata"]["annotations"]);
+    let pool = pool_of(pools, &labels);
+    let get = |k: &str| ann.get(&format!("{ANNOTATION}{k}")).cloned();
+    let mco = McoNodeState {
+        current_config: get("currentConfig"),
+        desired_config: get("desiredConfig"),
+        state: get("state"),
+        reason: get("reason").filter(|r| !r.is_empty()),
+        pool_target: pool.and_then(|p| p.target.clone()),
+        pool_target_sha256: pool.and_then(|p| p.target_sha256.clone()),
+        pool_paused: pool.is_some_and(|p| p.paused),
+    };
+    Some((
+        name.to_string(),
+        KubeNode {
+            labels,
+            pool: pool.map(|p| p.name.clone()).unwrap_or_default(),
+            mco,
+        },
+    ))
 }
 
 /// MCO's choice: a node matched by a custom pool belongs to it rather than to `worker`.
-fn pool_of<'a>(pools: &'a [Pool], labels: &BTreeMap<String, String>) -> Option<&'a Pool> {
-    let matching: Vec<&Pool> = pools
+fn pool_of<'a>(pools: &'a [PoolInfo], labels: &BTreeMap<String, String>) -> Option<&'a PoolInfo> {
+    let matching: Vec<&PoolInfo> = pools
         .iter()
         .filter(|p| {
             !p.match_labels.is_empty()

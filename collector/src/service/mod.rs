@@ -121,6 +121,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     eprintln!("mirrorscope-collector: listening on http://{addr}");
 
+    if let Some(client) = cfg.kube.clone() {
+        tokio::spawn(watch_nodes(client, app.clone()));
+    }
     if let Some(client) = cfg.kube {
         let app = app.clone();
         let render_desired = cfg.desired.is_empty();
@@ -133,6 +136,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                         let mut s = app.store();
                         s.kube = Arc::new(state::KubeView {
                             nodes: snap.nodes,
+                            pools: Arc::new(snap.pools),
+                            nodes_version: snap.nodes_version,
                             error: None,
                         });
                         if let Some(d) = snap.desired {
@@ -198,6 +203,70 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     eprintln!("mirrorscope-collector: stopped");
     Ok(())
+}
+
+/// Replaces the API view with a modified copy (views hold the old one meanwhile).
+fn update_kube(app: &App, f: impl FnOnce(&mut state::KubeView)) {
+    let mut s = app.store();
+    let mut k = (*s.kube).clone();
+    f(&mut k);
+    s.kube = Arc::new(k);
+}
+
+/// Follows Node changes between listings. Starts from the last listing's resourceVersion,
+/// resumes after the server ends a watch, and waits for the next listing after an error (e.g.
+/// 410 Gone: the version is too old).
+async fn watch_nodes(client: KubeClient, app: Arc<App>) {
+    let mut resume: Option<String> = None;
+    loop {
+        let (listed, pools) = {
+            let s = app.store();
+            (s.kube.nodes_version.clone(), s.kube.pools.clone())
+        };
+        let Some(rv) = resume.take().or((!listed.is_empty()).then_some(listed)) else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        let mut last = rv.clone();
+        let mut gone = false;
+        let mut on_event = |kind: &str, obj: &serde_json::Value| -> bool {
+            if let Some(v) = obj["metadata"]["resourceVersion"].as_str() {
+                last = v.to_string();
+            }
+            match kind {
+                "ADDED" | "MODIFIED" => {
+                    if let Some((name, node)) = kubewatch::kube_node(obj, &pools) {
+                        update_kube(&app, |k| {
+                            k.nodes.insert(name, node);
+                        });
+                    }
+                }
+                "DELETED" => {
+                    if let Some(name) = obj["metadata"]["name"].as_str() {
+                        update_kube(&app, |k| {
+                            k.nodes.remove(name);
+                        });
+                    }
+                }
+                "ERROR" => {
+                    gone = true;
+                    return false;
+                }
+                _ => {}
+            }
+            true
+        };
+        let result = client.watch("/api/v1/nodes", &rv, &mut on_event).await;
+        match result {
+            Ok(()) if !gone => resume = Some(last),
+            Ok(()) => update_kube(&app, |k| k.nodes_version.clear()),
+            Err(e) => {
+                eprintln!("mirrorscope-collector: watching nodes: {e}");
+                update_kube(&app, |k| k.nodes_version.clear());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 fn describe(d: &DesiredState) -> String {

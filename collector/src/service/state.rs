@@ -37,10 +37,25 @@ pub struct KubeNode {
     pub mco: McoNodeState,
 }
 
+/// A MachineConfigPool, as far as the rollout needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolInfo {
+    pub name: String,
+    pub match_labels: BTreeMap<String, String>,
+    /// `spec.configuration.name`.
+    pub target: Option<String>,
+    /// Canonical hash of the registries configuration the target MachineConfig carries.
+    pub target_sha256: Option<String>,
+    pub paused: bool,
+}
+
 /// What the API server says (empty without `--in-cluster`).
 #[derive(Debug, Clone, Default)]
 pub struct KubeView {
     pub nodes: BTreeMap<String, KubeNode>,
+    pub pools: Arc<Vec<PoolInfo>>,
+    /// `resourceVersion` of the last node listing or watch event: where the watch resumes.
+    pub nodes_version: String,
     /// The last error talking to the API server.
     pub error: Option<String>,
 }
