@@ -6,19 +6,8 @@ use mirrorscope_core::cimage_version::CImageVersion;
 use mirrorscope_core::reference::ImageReference;
 use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
 
-/// xorshift64*: deterministic, so a failure names a reproducible case.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+mod common;
+use common::Rng;
 
 const SEEDS: &[&str] = &[
     "[[registry]]\nprefix = \"*.example.com\"\n[[registry.mirror]]\nlocation = \"m.local/ex\"\npull-from-mirror = \"tag-only\"\n",

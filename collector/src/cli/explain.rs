@@ -41,15 +41,10 @@ pub struct Args {
 
 impl Args {
     fn location(&self) -> ConfigLocation {
-        let mut loc = ConfigLocation::system();
-        if let Some(main) = &self.registries_conf {
-            loc.main = main.clone();
-            loc.main_required = true;
-        }
-        if !self.registries_conf_d.is_empty() {
-            loc.dirs = self.registries_conf_d.clone();
-        }
-        loc
+        ConfigLocation::system_with_overrides(
+            self.registries_conf.as_deref(),
+            &self.registries_conf_d,
+        )
     }
 }
 

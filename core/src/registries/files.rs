@@ -47,6 +47,20 @@ impl ConfigLocation {
         Self::under_root(Path::new("/"))
     }
 
+    /// What CRI-O reads, with the main file and/or the drop-in directories replaced as command-line
+    /// flags name them (an explicit main file must exist, like skopeo's `--registries-conf`).
+    pub fn system_with_overrides(main: Option<&Path>, dirs: &[PathBuf]) -> Self {
+        let mut loc = Self::system();
+        if let Some(main) = main {
+            loc.main = main.to_path_buf();
+            loc.main_required = true;
+        }
+        if !dirs.is_empty() {
+            loc.dirs = dirs.to_vec();
+        }
+        loc
+    }
+
     /// The node's files seen below `root` (e.g. `/host` in the DaemonSet).
     pub fn under_root(root: &Path) -> Self {
         Self {
