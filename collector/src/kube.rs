@@ -229,12 +229,21 @@ impl KubeClient {
         decode(path, r)
     }
 
-    /// Asks the API server who a bearer token belongs to.
-    pub async fn token_review(&self, token: &str) -> Result<Reviewed, KubeError> {
+    /// Asks the API server who a bearer token belongs to. A projected token minted for another
+    /// audience than the API server's own is only accepted when that audience is named.
+    pub async fn token_review(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<Reviewed, KubeError> {
+        let mut spec = serde_json::json!({"token": token});
+        if !audiences.is_empty() {
+            spec["audiences"] = serde_json::json!(audiences);
+        }
         let body = serde_json::json!({
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenReview",
-            "spec": {"token": token},
+            "spec": spec,
         });
         let v = self
             .post_json("/apis/authentication.k8s.io/v1/tokenreviews", &body)

@@ -597,6 +597,9 @@ pub fn pull_record(
     .unwrap()
 }
 
+/// The audience the mock's agent tokens are minted for (the DaemonSet's projected token).
+pub const MOCK_TOKEN_AUDIENCE: &str = "mirrorscope-collector";
+
 /// A mocked Kubernetes API server on loopback: fixed JSON per path, TokenReview answers per
 /// token, and a service proxy to a collector. Threads, one connection per request.
 pub struct MockApi {
@@ -778,9 +781,25 @@ fn answer(
     if method == "POST" && path == "/apis/authentication.k8s.io/v1/tokenreviews" {
         let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         let token = req["spec"]["token"].as_str().unwrap_or("");
-        let status = s.reviews.get(token).cloned().unwrap_or_else(
+        let mut status = s.reviews.get(token).cloned().unwrap_or_else(
             || serde_json::json!({"authenticated": false, "error": "invalid bearer token"}),
         );
+        // The agents' tokens are projected for the collector's audience: like the real API
+        // server, refuse them unless the review names that audience.
+        let audiences = req["spec"]["audiences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if status["authenticated"] == true {
+            if audiences.iter().any(|a| a == MOCK_TOKEN_AUDIENCE) {
+                status["audiences"] = serde_json::json!([MOCK_TOKEN_AUDIENCE]);
+            } else {
+                status = serde_json::json!({
+                    "authenticated": false,
+                    "error": format!("[invalid bearer token, token audiences [{MOCK_TOKEN_AUDIENCE:?}] is invalid for the target audiences {audiences:?}]"),
+                });
+            }
+        }
         let resp = serde_json::json!({
             "kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": null}, "spec": {"token": token}, "status": status,

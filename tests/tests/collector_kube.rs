@@ -303,6 +303,34 @@ fn token_review_pools_annotations_and_desired_from_the_api() {
 }
 
 #[test]
+fn projected_tokens_are_reviewed_for_the_collectors_audience() {
+    let api = cluster();
+    let conf = rendered();
+    let mut w1 = node_on("w1", &conf, "rendered-worker-new", "tok-w1");
+    // Default audience: the agent's projected token is accepted.
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url, "--kube-poll", "300"]);
+    let (status, body) = push(&c.url, Some("tok-w1"), &w1.report());
+    assert_eq!(status, 200, "{body}");
+    // Reviewing for the API server's own audience, as a TokenReview without audiences does,
+    // rejects the same token.
+    let c = Collector::start(&[
+        "--in-cluster",
+        "--kube-api",
+        &api.url,
+        "--kube-poll",
+        "300",
+        "--token-audience",
+        "",
+    ]);
+    let (status, body) = push(&c.url, Some("tok-w1"), &w1.report());
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body.contains("is invalid for the target audiences"),
+        "{body}"
+    );
+}
+
+#[test]
 fn api_server_unreachable_is_reported_not_fatal() {
     let c = Collector::start(&[
         "--in-cluster",

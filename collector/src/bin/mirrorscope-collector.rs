@@ -51,6 +51,10 @@ struct Args {
         default_value = "mirrorscope:mirrorscope-agent"
     )]
     agent_service_account: String,
+    /// Audience the agents' projected tokens are minted for (the DaemonSet's
+    /// `serviceAccountToken.audience`); empty for the API server's own audience.
+    #[arg(long, value_name = "AUDIENCE", default_value = "mirrorscope-collector")]
+    token_audience: String,
     /// Seconds between listings of the cluster's objects.
     #[arg(long, value_name = "SECONDS", default_value = "10")]
     kube_poll: u64,
@@ -125,7 +129,11 @@ async fn start(args: Args) -> anyhow::Result<()> {
                 .agent_service_account
                 .split_once(':')
                 .context("--agent-service-account must be NAMESPACE:NAME")?;
-            auth::Auth::Review(auth::TokenReviewer::new(client.clone(), ns, sa))
+            let audiences: Vec<String> = Some(args.token_audience.clone())
+                .filter(|a| !a.is_empty())
+                .into_iter()
+                .collect();
+            auth::Auth::Review(auth::TokenReviewer::new(client.clone(), ns, sa, audiences))
         }
         (None, Some(path)) => auth::Auth::Tokens(auth::TokensFile::open(path)?),
         (None, None) => {

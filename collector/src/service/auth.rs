@@ -178,15 +178,22 @@ pub struct TokenReviewer {
     client: KubeClient,
     /// `system:serviceaccount:<namespace>:<name>`.
     username: String,
+    audiences: Vec<String>,
     cache: Mutex<ReviewCache>,
     ttl: Duration,
 }
 
 impl TokenReviewer {
-    pub fn new(client: KubeClient, namespace: &str, service_account: &str) -> TokenReviewer {
+    pub fn new(
+        client: KubeClient,
+        namespace: &str,
+        service_account: &str,
+        audiences: Vec<String>,
+    ) -> TokenReviewer {
         TokenReviewer {
             client,
             username: format!("system:serviceaccount:{namespace}:{service_account}"),
+            audiences,
             cache: Mutex::new(HashMap::new()),
             ttl: Duration::from_secs(60),
         }
@@ -202,7 +209,7 @@ impl TokenReviewer {
         }
         let reviewed = self
             .client
-            .token_review(token)
+            .token_review(token, &self.audiences)
             .await
             .map_err(|e| AuthError::Unavailable(format!("TokenReview failed: {e}")))?;
         let result = if !reviewed.authenticated {

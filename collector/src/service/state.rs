@@ -132,9 +132,10 @@ impl Store {
                 ack.duplicates += 1;
                 continue;
             }
-            if p.node.is_none() {
-                p.node = Some(report.node.clone());
-            }
+            // The node is the one the token authenticated, never what the journal's
+            // _HOSTNAME says: hostnames need not be node names, and an agent must not be able
+            // to file pulls under another node.
+            p.node = Some(report.node.clone());
             self.count(&p);
             self.pull_ids.insert(p.pull_id.clone());
             self.pulls.push_back(Arc::new(p));
@@ -325,5 +326,17 @@ mod tests {
         assert_eq!(s.registries["docker.io"].pulls, 2);
         assert_eq!(s.registries["quay.io"].fallbacks, 1);
         assert!(s.nodes["node-a"].report.pulls.is_empty());
+    }
+
+    #[test]
+    fn pulls_belong_to_the_reporting_node_not_the_journal_hostname() {
+        let mut s = Store::new(10);
+        let mut r: NodeReport = serde_json::from_str(include_str!("testdata/report.json")).unwrap();
+        let mut p = pull("a", "nginx", false);
+        p.node = Some("vm".into());
+        r.pulls = vec![p];
+        s.ingest(r, 1.0);
+        let nodes: Vec<Option<&str>> = s.pulls().map(|p| p.node.as_deref()).collect();
+        assert_eq!(nodes, [Some("node-a")]);
     }
 }
