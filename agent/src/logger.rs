@@ -24,11 +24,7 @@ struct StderrLogger {
 }
 
 fn now() -> String {
-    let usec = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(0))
-        .unwrap_or(0);
-    format_rfc3339_usec(usec)
+    format_rfc3339_usec(crate::clock::now_usec())
 }
 
 impl Log for StderrLogger {

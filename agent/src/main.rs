@@ -1,5 +1,6 @@
 //! `mirrorscope-agent`: the per-node agent.
 
+mod clock;
 mod journal;
 mod logger;
 mod order;

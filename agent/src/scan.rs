@@ -2,7 +2,7 @@
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use mirrorscope_core::cimage_version::CImageVersion;
@@ -137,7 +137,6 @@ pub fn run(args: ScanArgs) -> Result<()> {
                 order: StartOrder::default(),
                 collected: Vec::new(),
                 fresh: Vec::new(),
-                last_usec: 0,
             };
             records.run(&source, checkpoint.as_ref(), &mut out)
         }
@@ -161,8 +160,6 @@ struct Records {
     /// Records kept for `-o json` and `-o table`.
     collected: Vec<PullRecord>,
     fresh: Vec<PullRecord>,
-    /// Newest journal time seen (µs).
-    last_usec: u64,
 }
 
 impl Records {
@@ -198,7 +195,6 @@ impl Records {
             match event {
                 SourceEvent::Entries(batch) => {
                     for entry in &batch {
-                        self.last_usec = self.last_usec.max(entry.realtime_usec);
                         self.push(entry)?;
                     }
                     self.flush_fresh(out)?;
@@ -262,19 +258,8 @@ impl Records {
     /// hold finished records forever: move its clock to now with an empty entry (no line, no
     /// cursor; the resume bookkeeping never sees it).
     fn tick(&mut self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        if now <= self.last_usec {
-            return;
-        }
-        self.last_usec = now;
-        let tick = JournalEntry {
-            realtime_usec: now,
-            ..JournalEntry::default()
-        };
-        let _ = self.correlator.push(&tick, &mut self.fresh);
+        self.correlator
+            .advance(crate::clock::now_usec(), &mut self.fresh);
     }
 
     /// Prints (or collects) the records that became final; true when something was printed.

@@ -255,11 +255,7 @@ fn journal_dirs(args: &RunArgs, root: &HostRoot) -> Vec<PathBuf> {
 fn since_usec(args: &RunArgs) -> Result<u64> {
     match &args.since {
         Some(s) => Ok(parse_since(s)?),
-        None => Ok(SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(0))
-            .unwrap_or(0)
-            .saturating_sub(3600 * 1_000_000)),
+        None => Ok(crate::clock::now_usec().saturating_sub(3600 * 1_000_000)),
     }
 }
 

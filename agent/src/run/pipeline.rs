@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mirrorscope_core::journal::{
     Correlator, CorrelatorConfig, JournalEntry, Notice, PullOutcome, PullRecord, SourceResolver,
@@ -72,7 +72,6 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             shared: Arc::clone(&shared),
             state_file: p.state_file.as_ref(),
             fresh: Vec::new(),
-            last_usec: 0,
             last_cursor: None,
             dirty: false,
             last_save: Instant::now(),
@@ -103,7 +102,6 @@ struct Run<'a> {
     shared: Arc<Shared>,
     state_file: Option<&'a StateFile>,
     fresh: Vec<PullRecord>,
-    last_usec: u64,
     last_cursor: Option<String>,
     dirty: bool,
     last_save: Instant,
@@ -164,7 +162,6 @@ impl Run<'_> {
     }
 
     fn push(&mut self, entry: &JournalEntry) {
-        self.last_usec = self.last_usec.max(entry.realtime_usec);
         self.resume.observe(entry);
         match self.correlator.push(entry, &mut self.fresh) {
             Some(Notice::RegistriesApplied { at_usec }) => {
@@ -184,19 +181,8 @@ impl Run<'_> {
     /// finished pulls come out (an empty entry: no line, no cursor, unseen by the resume
     /// bookkeeping).
     fn tick(&mut self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        if now <= self.last_usec {
-            return;
-        }
-        self.last_usec = now;
-        let tick = JournalEntry {
-            realtime_usec: now,
-            ..JournalEntry::default()
-        };
-        let _ = self.correlator.push(&tick, &mut self.fresh);
+        self.correlator
+            .advance(crate::clock::now_usec(), &mut self.fresh);
     }
 
     fn deliver(&mut self) {

@@ -2,6 +2,7 @@
 //! it, the HTTP server and the push task read it. A std mutex held for short, non-async
 //! sections only; every change that matters to the collector bumps a watch channel.
 
+use crate::clock::now_usec;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -102,13 +103,6 @@ pub struct Shared {
     state: Mutex<AgentState>,
     changed: watch::Sender<u64>,
     pub metrics: Metrics,
-}
-
-fn now_usec() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 pub fn now_rfc3339() -> String {
