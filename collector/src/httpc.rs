@@ -213,6 +213,39 @@ pub async fn stream_lines(
     stream_on(TokioIo::new(tls_stream), req, &shown, on_line).await
 }
 
+/// Sends one request on a fresh HTTP/1 connection; the caller aborts the connection task when
+/// done with the body.
+async fn request_on<IO>(
+    io: IO,
+    req: hyper::Request<Full<Bytes>>,
+    shown: &str,
+) -> Result<
+    (
+        hyper::Response<hyper::body::Incoming>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    ),
+    HttpError,
+>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let err = |error| HttpError::Http {
+        url: shown.to_string(),
+        error,
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(err)?;
+    let conn_task = tokio::spawn(conn);
+    match sender.send_request(req).await {
+        Ok(resp) => Ok((resp, conn_task)),
+        Err(e) => {
+            conn_task.abort();
+            Err(err(e))
+        }
+    }
+}
+
 async fn stream_on<IO>(
     io: IO,
     req: hyper::Request<Full<Bytes>>,
@@ -226,11 +259,7 @@ where
         url: shown.to_string(),
         error,
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(err)?;
-    let conn_task = tokio::spawn(conn);
-    let resp = sender.send_request(req).await.map_err(err)?;
+    let (resp, conn_task) = request_on(io, req, shown).await?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         conn_task.abort();
@@ -298,11 +327,7 @@ where
         url: shown.to_string(),
         error,
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(err)?;
-    let conn_task = tokio::spawn(conn);
-    let resp = sender.send_request(req).await.map_err(err)?;
+    let (resp, conn_task) = request_on(io, req, shown).await?;
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.map_err(err)?.to_bytes();
     conn_task.abort();
