@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use log::{LevelFilter, Log, Metadata, Record};
-use mirrorscope_core::journal::timefmt::format_rfc3339_usec;
+use mirrorscope_core::time::format_usec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -24,7 +24,7 @@ struct StderrLogger {
 }
 
 fn now() -> String {
-    format_rfc3339_usec(crate::clock::now_usec())
+    format_usec(crate::clock::now_usec())
 }
 
 impl Log for StderrLogger {

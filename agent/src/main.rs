@@ -8,7 +8,6 @@ mod output;
 mod resume;
 mod run;
 mod scan;
-mod since;
 
 use clap::{Parser, Subcommand};
 

@@ -17,7 +17,7 @@ use crate::journal::{self as js, JournalLocation, Selection, StartAt};
 use crate::order::StartOrder;
 use crate::output;
 use crate::resume::ResumeTracker;
-use crate::since::parse_since;
+use mirrorscope_core::time::parse_since;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -10,11 +10,11 @@ use std::time::UNIX_EPOCH;
 
 use mirrorscope_core::cimage_version::CImageVersion;
 use mirrorscope_core::hash::sha256_hex;
-use mirrorscope_core::journal::timefmt::format_rfc3339_usec;
 use mirrorscope_core::registries::{
     list_drop_ins, parse_config_str, ConfigError, ConfigFile, EffectiveConfig, FileError, FileKind,
 };
 use mirrorscope_core::report::{FileRole, FileState};
+use mirrorscope_core::time::format_usec;
 
 /// Files above this size are not read: a registries.conf is a few KiB, and a runaway file must
 /// not blow the agent's memory budget.
@@ -107,7 +107,7 @@ fn go_io(op: &str, node: &str, e: &io::Error) -> String {
 
 fn mtime(meta: Option<&std::fs::Metadata>) -> Option<String> {
     let t = meta?.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    Some(format_rfc3339_usec(u64::try_from(t.as_micros()).ok()?))
+    Some(format_usec(u64::try_from(t.as_micros()).ok()?))
 }
 
 fn parse(

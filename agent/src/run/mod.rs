@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 
 use crate::journal::cursor::Checkpoint;
 use crate::logger::{self, LogFormat, LogTarget};
-use crate::since::parse_since;
 use hostfiles::HostRoot;
+use mirrorscope_core::time::parse_since;
 use persist::StateFile;
 use state::Shared;
 

@@ -6,7 +6,6 @@ use crate::clock::now_usec;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mirrorscope_core::journal::timefmt::format_rfc3339_usec;
 use mirrorscope_core::journal::{AttemptOutcome, PullOutcome, PullRecord};
 use mirrorscope_core::machineconfig::FileMatch;
 use mirrorscope_core::reference::ImageReference;
@@ -15,6 +14,7 @@ use mirrorscope_core::report::{
     AttemptCount, CrioState, JournalState, MachineConfigState, NodeReport, PullCount, PullCounters,
     RegistriesState, NODE_REPORT_VERSION,
 };
+use mirrorscope_core::time::format_usec;
 use tokio::sync::watch;
 
 use super::hostfiles::RegistriesRead;
@@ -106,7 +106,7 @@ pub struct Shared {
 }
 
 pub fn now_rfc3339() -> String {
-    format_rfc3339_usec(now_usec())
+    format_usec(now_usec())
 }
 
 /// The registry host of an image or location, for metrics labels (the requested image's
@@ -218,7 +218,7 @@ impl Shared {
     }
 
     pub fn crio_applied(&self, at_usec: u64) {
-        self.lock().crio.last_applied_at = Some(format_rfc3339_usec(at_usec));
+        self.lock().crio.last_applied_at = Some(format_usec(at_usec));
         self.metrics.set_crio_applied(at_usec as f64 / 1e6);
         self.bump();
     }
@@ -226,7 +226,7 @@ impl Shared {
     pub fn crio_reload_failed(&self, at_usec: u64, error: String) {
         {
             let mut st = self.lock();
-            st.crio.last_reload_failure_at = Some(format_rfc3339_usec(at_usec));
+            st.crio.last_reload_failure_at = Some(format_usec(at_usec));
             st.crio.last_reload_failure = Some(error);
         }
         self.bump();

@@ -60,8 +60,8 @@ use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
 use super::record::{AttemptOutcome, ErrorClass, PullAttempt, PullOutcome, PullRecord};
-use super::timefmt::format_rfc3339_usec;
 use super::{JournalEntry, SourceResolver};
+use crate::time::format_usec;
 
 /// Time windows of the correlator, all in journal time (microseconds of `__REALTIME_TIMESTAMP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -818,8 +818,8 @@ fn build_record(
         pull_id: p.pull_id,
         image: p.image,
         node: p.node,
-        started_at: format_rfc3339_usec(p.started_usec),
-        finished_at: finished_usec.map(format_rfc3339_usec),
+        started_at: format_usec(p.started_usec),
+        finished_at: finished_usec.map(format_usec),
         outcome,
         attempts,
         served_by,

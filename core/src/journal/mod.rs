@@ -20,7 +20,7 @@
 //!   [`klog::KlogReassembler`], [`crio::parse_crio_line`] → [`crio::CrioEvent`],
 //!   [`kubelet::parse_kubelet_line`] → [`kubelet::KubeletEvent`],
 //!   [`cimage_error::split_error`] / [`cimage_error::classify_error`],
-//!   [`timefmt::format_rfc3339_usec`] / [`timefmt::parse_logrus_time`], [`gostr::unquote`].
+//!   [`timefmt::parse_logrus_time`], [`gostr::unquote`].
 //!   Malformed input gives a [`GrammarError`], never a panic.
 //!
 //! The per-entry cost for lines that are not about pulls is a few prefix checks and one bounded
