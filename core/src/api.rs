@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use mirrorscope_core::journal::PullRecord;
-use mirrorscope_core::report::NodeReport;
-use mirrorscope_core::rollout::{Check, Summary, Target};
+use crate::journal::PullRecord;
+use crate::report::NodeReport;
+use crate::rollout::{Check, Summary, Target};
 use serde::{Deserialize, Serialize};
 
 /// What nodes are measured against, in a form a table can print.

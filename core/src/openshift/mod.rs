@@ -18,7 +18,9 @@
 
 mod edit;
 mod encode;
+pub mod inputs;
 pub mod model;
+pub mod node_config;
 pub mod notes;
 pub mod parse;
 pub mod patterns;
@@ -33,6 +35,7 @@ pub use model::{
     ImageConfig, Kind, MirrorEntry, MirrorSet, MirrorSourcePolicy, ObjectRef, RegistrySources,
     RenderInput,
 };
+pub use node_config::{node_config, node_config_from_files, LoadError, TEMPLATE_REGISTRIES_CONF};
 pub use notes::{Note, Severity};
 pub use parse::{parse_str, InputError, InputSet, ParseOptions, Skipped};
 pub use render::{
