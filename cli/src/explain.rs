@@ -32,8 +32,6 @@ pub struct Args {
     /// Explain against this node's configuration as its agent reported it to the collector.
     #[arg(long, value_name = "N", conflicts_with_all = ["registries_conf", "registries_conf_d"])]
     pub node: Option<String>,
-    #[command(flatten)]
-    pub conn: super::client::ConnArgs,
     /// Images as a pod spec names them (`nginx:1.25.3`, `quay.io/ns/app@sha256:...`).
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
@@ -50,9 +48,9 @@ impl Args {
 
 /// Runs the subcommand: 0 when every image resolves, 1 when one fails before any attempt, 2 when
 /// the configuration itself is invalid.
-pub fn run(args: Args) -> anyhow::Result<i32> {
+pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
     if let Some(node) = &args.node {
-        return run_on_node(&args, node);
+        return run_on_node(conn, &args, node);
     }
     let config = match load(&args.location(), args.containers_image_version) {
         Ok(c) => c,
@@ -66,12 +64,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 }
 
 /// `--node`: the collector explains against the files that node reported.
-fn run_on_node(args: &Args, node: &str) -> anyhow::Result<i32> {
-    let client = super::client::Client::new(&args.conn)?;
-    let rt = super::client::runtime()?;
+fn run_on_node(conn: &crate::client::ConnArgs, args: &Args, node: &str) -> anyhow::Result<i32> {
+    let (rt, client) = crate::client::connect(conn)?;
     let mut explanations = Vec::new();
     for image in &args.images {
-        let q = crate::query::build(&[
+        let q = mirrorscope_core::query::build(&[
             ("image", Some(image.clone())),
             ("node", Some(node.to_string())),
         ]);
@@ -82,10 +79,10 @@ fn run_on_node(args: &Args, node: &str) -> anyhow::Result<i32> {
 
 fn print_all(args: &Args, explanations: &[Explanation]) -> anyhow::Result<i32> {
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&explanations)?),
+        Output::Json => crate::outln!("{}", serde_json::to_string_pretty(&explanations)?)?,
         Output::Text => {
             for e in explanations {
-                print!("{}", render_text(e));
+                crate::out!("{}", render_text(e))?;
             }
         }
     }

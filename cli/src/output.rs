@@ -1,8 +1,74 @@
 //! `-o table|wide|json|yaml` and a plain-text table printer.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
+
+static NO_HEADERS: AtomicBool = AtomicBool::new(false);
+
+/// `--no-headers`: tables print their rows only.
+pub fn set_no_headers(on: bool) {
+    NO_HEADERS.store(on, Ordering::Relaxed);
+}
+
+/// Writes to stdout. A closed pipe (`... | head`) comes back as an error that [`is_broken_pipe`]
+/// recognises, so the CLI ends quietly instead of panicking as `println!` does.
+pub fn write_out(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// `println!` that fails instead of panicking on a closed stdout.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` that fails instead of panicking on a closed stdout.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_out(&format!($($arg)*))
+    };
+}
+
+/// Whether an error is stdout's reader going away.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Control characters (ANSI escapes, newlines, carriage returns) from reports shown as `\u{..}`
+/// escapes, so a node name or an error text cannot move the cursor or forge table rows.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\n') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| match c {
+            '\n' => "\n".to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// A single-line cell: every control character, newlines included, escaped.
+pub fn cell(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
 
 /// Output formats of the collector-backed subcommands.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -22,16 +88,22 @@ impl Format {
     /// Prints `v` as JSON or YAML; returns false for the table formats.
     pub fn print_data<T: Serialize>(self, v: &T) -> anyhow::Result<bool> {
         match self {
-            Format::Json => println!("{}", serde_json::to_string_pretty(v)?),
-            Format::Yaml => print!("{}", serde_yaml::to_string(v)?),
+            Format::Json => crate::outln!("{}", serde_json::to_string_pretty(v)?)?,
+            Format::Yaml => crate::out!("{}", serde_yaml::to_string(v)?)?,
             Format::Table | Format::Wide => return Ok(false),
         }
         Ok(true)
     }
 }
 
-/// Left-aligned columns separated by two spaces (the last column is not padded).
+/// Left-aligned columns separated by two spaces (the last column is not padded); cells are
+/// made single-line with their control characters escaped.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
+    let rows = &rows;
     let n = header.len();
     let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -53,7 +125,9 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(header.to_vec());
+    if !NO_HEADERS.load(Ordering::Relaxed) {
+        line(header.to_vec());
+    }
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
@@ -91,5 +165,12 @@ mod tests {
     fn aligned() {
         let t = super::table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+
+    #[test]
+    fn cells_cannot_forge_rows_or_move_the_cursor() {
+        let t = super::table(&["N"], &[vec!["a\nb\u{1b}[2J".into()]]);
+        assert_eq!(t, "N\na\\nb\\u{1b}[2J\n");
+        assert_eq!(super::escape_controls("x\u{1b}[31my"), "x\\u{1b}[31my");
     }
 }

@@ -2,16 +2,15 @@
 //! `Image`/IDMS/ITMS/ICSP objects, or why it will refuse them.
 
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use mirrorscope_core::explain::{explain, Explanation};
+use mirrorscope_core::openshift::inputs::read_paths;
 use mirrorscope_core::openshift::{
-    render, InputError, InputSet, Note, OcpVersion, ParseOptions, Refusal, RenderOptions,
-    Rendering, Skipped, REGISTRIES_CONF, SEARCH_DROP_IN,
+    node_config, render, InputError, InputSet, Note, OcpVersion, ParseOptions, Refusal,
+    RenderOptions, Rendering, Skipped, REGISTRIES_CONF,
 };
-use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
 
 /// Exit code when the API server would reject an input object (nothing is rendered).
 pub const EXIT_INVALID_INPUT: i32 = 1;
@@ -44,38 +43,6 @@ pub struct Args {
     pub output: Output,
 }
 
-/// The input files named by `paths`: files as given, directories expanded to their
-/// `*.yaml`/`*.yml`/`*.json` files in byte order of name (no recursion).
-pub fn input_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.as_os_str() == "-" {
-            out.push(p.clone());
-            continue;
-        }
-        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
-        if !meta.is_dir() {
-            out.push(p.clone());
-            continue;
-        }
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(p).with_context(|| format!("cannot list {}", p.display()))? {
-            let entry = entry.with_context(|| format!("cannot list {}", p.display()))?;
-            let path = entry.path();
-            let is_input = matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            );
-            if is_input && entry.file_type().map(|t| !t.is_dir()).unwrap_or(false) {
-                found.push(path);
-            }
-        }
-        found.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-        out.extend(found);
-    }
-    Ok(out)
-}
-
 /// Output formats of `render`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -105,20 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let opts = ParseOptions {
         version: args.ocp_version,
     };
-    let mut set = InputSet::default();
-    for file in input_files(&args.files)? {
-        if file.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("cannot read standard input")?;
-            set.add_text(&text, "<stdin>", &opts);
-            continue;
-        }
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        set.add_text(&text, &file.display().to_string(), &opts);
-    }
+    let set = read_paths(&args.files, &opts, &mut std::io::stdin())?;
     let options = RenderOptions {
         ocp_version: args.ocp_version,
         release_image: args.release_image.clone(),
@@ -201,14 +155,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// Writes to stdout; a closed pipe (`… | head`) is not an error.
 fn write_stdout(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("cannot write to standard output"),
-    }
+    Ok(crate::output::write_out(text)?)
 }
 
 fn report_input_errors(set: &InputSet, version: OcpVersion) {
@@ -260,42 +208,13 @@ fn write_tree(dir: &Path, rendering: &Rendering) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The template registries.conf MCO's base MachineConfig writes (kept when MCO renders none).
-const TEMPLATE_REGISTRIES_CONF: &str =
-    "unqualified-search-registries = ['registry.access.redhat.com', 'docker.io']\n";
-
-/// The node's registries configuration once `rendering` lands: the rendered registries.conf
-/// (or the template MCO's base MachineConfig keeps) plus the rendered search drop-in.
-fn node_config(rendering: &Rendering) -> Result<EffectiveConfig, String> {
-    let cimage = rendering.ocp_version.containers_image();
-    let main_text = rendering
-        .registries_conf()
-        .unwrap_or(TEMPLATE_REGISTRIES_CONF);
-    let main = parse_config_str(main_text, REGISTRIES_CONF, FileKind::Main, cimage)
-        .map_err(|e| format!("containers/image would reject {REGISTRIES_CONF}: {e}"))?;
-    let mut drop_ins = Vec::new();
-    if let Some(search) = rendering.file(SEARCH_DROP_IN) {
-        let d = parse_config_str(search, SEARCH_DROP_IN, FileKind::DropIn, cimage)
-            .map_err(|e| format!("containers/image would reject {SEARCH_DROP_IN}: {e}"))?;
-        drop_ins.push(d);
-    }
-    Ok(EffectiveConfig::from_files(
-        Some(main),
-        drop_ins,
-        (
-            REGISTRIES_CONF.to_string(),
-            "/etc/containers/registries.conf.d".to_string(),
-        ),
-    ))
-}
-
-/// Explains `images` against [`node_config`]. `commented` prefixes every line with `# ` so
+/// Explains `images` against what a node runs once `rendering` lands. `commented` prefixes every line with `# ` so
 /// stdout stays a valid registries.conf.
 fn explanations(rendering: &Rendering, images: &[String], commented: bool) -> String {
     let text = match node_config(rendering) {
         Ok(config) => images
             .iter()
-            .map(|image| super::explain::render_text(&explain(&config, image)))
+            .map(|image| crate::explain::render_text(&explain(&config, image)))
             .collect(),
         Err(e) => format!("{e}\n"),
     };

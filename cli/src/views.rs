@@ -4,18 +4,16 @@ use std::fmt::Write as _;
 
 use mirrorscope_core::journal::{PullOutcome, PullRecord};
 
-use super::client::{runtime, Client, ConnArgs};
-use super::output::{pool_name, short_sha, table, Format};
-use crate::api::{
+use crate::client::{connect, ConnArgs};
+use crate::output::{pool_name, short_sha, table, Format};
+use mirrorscope_core::api::{
     NodeDetail, NodesView, PullsView, RegistriesView, RegistryStats, RolloutView, TargetView,
 };
-use crate::query;
+use mirrorscope_core::query;
 
 /// Arguments of `mirrorscope status`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    #[command(flatten)]
-    pub conn: ConnArgs,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
 }
@@ -23,8 +21,6 @@ pub struct StatusArgs {
 /// Arguments of `mirrorscope nodes`.
 #[derive(clap::Args, Debug)]
 pub struct NodesArgs {
-    #[command(flatten)]
-    pub conn: ConnArgs,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
     /// One node: every check, whether it holds, and why.
@@ -35,8 +31,6 @@ pub struct NodesArgs {
 /// Arguments of `mirrorscope pulls`.
 #[derive(clap::Args, Debug)]
 pub struct PullsArgs {
-    #[command(flatten)]
-    pub conn: ConnArgs,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
     /// Only pulls from this source registry (e.g. docker.io).
@@ -59,8 +53,6 @@ pub struct PullsArgs {
 /// Arguments of `mirrorscope registries`.
 #[derive(clap::Args, Debug)]
 pub struct RegistriesArgs {
-    #[command(flatten)]
-    pub conn: ConnArgs,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
 }
@@ -71,9 +63,9 @@ struct Status {
     registries: RegistriesView,
 }
 
-pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
-    let client = Client::new(&args.conn)?;
-    let (rollout, registries) = runtime()?.block_on(async {
+pub fn status(conn: &ConnArgs, args: StatusArgs) -> anyhow::Result<i32> {
+    let (rt, client) = connect(conn)?;
+    let (rollout, registries) = rt.block_on(async {
         let r: RolloutView = client.get("/v1/rollout").await?;
         let g: RegistriesView = client.get("/v1/registries").await?;
         anyhow::Ok((r, g))
@@ -83,7 +75,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         registries,
     };
     if !args.output.print_data(&s)? {
-        print!("{}", render_status(&s.rollout, &s.registries, 10));
+        crate::out!("{}", render_status(&s.rollout, &s.registries, 10))?;
     }
     Ok(0)
 }
@@ -133,7 +125,7 @@ pub fn render_status(r: &RolloutView, g: &RegistriesView, top: usize) -> String 
         for l in &r.overall.laggards {
             let _ = writeln!(s, "  {}", l.node);
             for reason in &l.reasons {
-                let _ = writeln!(s, "    - {}", super::output::indent_continuation(reason));
+                let _ = writeln!(s, "    - {}", crate::output::indent_continuation(reason));
             }
         }
     }
@@ -195,17 +187,17 @@ fn registries_table(rs: &[&RegistryStats], wide: bool) -> String {
     table(&header, &rows)
 }
 
-pub fn nodes(args: NodesArgs) -> anyhow::Result<i32> {
-    let client = Client::new(&args.conn)?;
+pub fn nodes(conn: &ConnArgs, args: NodesArgs) -> anyhow::Result<i32> {
+    let (rt, client) = connect(conn)?;
     if let Some(name) = &args.name {
         let path = format!("/v1/nodes/{}", query::encode(name));
-        let d: NodeDetail = runtime()?.block_on(client.get(&path))?;
+        let d: NodeDetail = rt.block_on(client.get(&path))?;
         if !args.output.print_data(&d)? {
-            print!("{}", node_detail(&d));
+            crate::out!("{}", node_detail(&d))?;
         }
         return Ok(0);
     }
-    let v: NodesView = runtime()?.block_on(client.get("/v1/nodes"))?;
+    let v: NodesView = rt.block_on(client.get("/v1/nodes"))?;
     if args.output.print_data(&v)? {
         return Ok(0);
     }
@@ -243,8 +235,8 @@ pub fn nodes(args: NodesArgs) -> anyhow::Result<i32> {
             row
         })
         .collect();
-    println!("{}", target_line(&v.target));
-    print!("{}", table(&header, &rows));
+    crate::outln!("{}", target_line(&v.target))?;
+    crate::out!("{}", table(&header, &rows))?;
     Ok(0)
 }
 
@@ -300,7 +292,7 @@ pub fn node_detail(d: &NodeDetail) -> String {
                     .ok()
                     .and_then(|x| x.as_str().map(str::to_string))
                     .unwrap_or_default(),
-                super::output::indent_continuation(&c.detail),
+                crate::output::indent_continuation(&c.detail),
             ]
         })
         .collect();
@@ -308,8 +300,8 @@ pub fn node_detail(d: &NodeDetail) -> String {
     s
 }
 
-pub fn pulls(args: PullsArgs) -> anyhow::Result<i32> {
-    let client = Client::new(&args.conn)?;
+pub fn pulls(conn: &ConnArgs, args: PullsArgs) -> anyhow::Result<i32> {
+    let (rt, client) = connect(conn)?;
     let q = query::build(&[
         ("registry", args.registry.clone()),
         ("node", args.node.clone()),
@@ -317,13 +309,13 @@ pub fn pulls(args: PullsArgs) -> anyhow::Result<i32> {
         ("outcome", args.failed.then(|| "failed".to_string())),
         ("limit", Some(args.limit.to_string())),
     ]);
-    let v: PullsView = runtime()?.block_on(client.get(&format!("/v1/pulls{q}")))?;
+    let v: PullsView = rt.block_on(client.get(&format!("/v1/pulls{q}")))?;
     if args.output.print_data(&v)? {
         return Ok(0);
     }
-    print!("{}", pulls_table(&v.pulls, args.output.wide()));
+    crate::out!("{}", pulls_table(&v.pulls, args.output.wide()))?;
     if v.matching > v.pulls.len() {
-        println!("({} of {} matching pulls shown)", v.pulls.len(), v.matching);
+        crate::outln!("({} of {} matching pulls shown)", v.pulls.len(), v.matching)?;
     }
     Ok(0)
 }
@@ -382,19 +374,19 @@ pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
     table(&header, &rows)
 }
 
-pub fn registries(args: RegistriesArgs) -> anyhow::Result<i32> {
-    let client = Client::new(&args.conn)?;
-    let v: RegistriesView = runtime()?.block_on(client.get("/v1/registries"))?;
+pub fn registries(conn: &ConnArgs, args: RegistriesArgs) -> anyhow::Result<i32> {
+    let (rt, client) = connect(conn)?;
+    let v: RegistriesView = rt.block_on(client.get("/v1/registries"))?;
     if args.output.print_data(&v)? {
         return Ok(0);
     }
     let all: Vec<&RegistryStats> = v.registries.iter().collect();
-    print!("{}", registries_table(&all, args.output.wide()));
+    crate::out!("{}", registries_table(&all, args.output.wide()))?;
     if !v.without_mirror_rule.is_empty() {
-        println!(
+        crate::outln!(
             "\nPulled with no mirror rule: {}",
             v.without_mirror_rule.join(", ")
-        );
+        )?;
     }
     Ok(0)
 }

@@ -15,9 +15,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use mirrorscope_core::journal::PullRecord;
+use mirrorscope_core::openshift::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_core::openshift::{parse_str, render, ParseOptions, RenderOptions};
 use mirrorscope_core::report::*;
-use mirrorscope_core::rollout::{format_rfc3339, Desired, TEMPLATE_REGISTRIES_CONF};
+use mirrorscope_core::rollout::Desired;
+use mirrorscope_core::time::format_secs as format_rfc3339;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -364,7 +366,7 @@ fn main() {
     let mut ts = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_mirrorscope"))
+        let out = Command::new(cli_bin())
             .args(["status", "--collector", &url])
             .output()
             .expect("status");
@@ -392,7 +394,7 @@ fn main() {
         )
         .await;
     });
-    let mut wait = Command::new(env!("CARGO_BIN_EXE_mirrorscope"))
+    let mut wait = Command::new(cli_bin())
         .args(["wait", "--collector", &url, "--timeout", "60s", "--desired"])
         .arg(&desired_path)
         .stdout(Stdio::null())
@@ -425,4 +427,17 @@ fn main() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `mirrorscope` CLI of the same build (another crate's binary: `cargo bench` builds the
+/// workspace, so it sits next to this benchmark's deps directory).
+fn cli_bin() -> std::path::PathBuf {
+    std::env::var_os("MIRRORSCOPE_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.parent()?.to_path_buf())
+        })
+        .unwrap_or_default()
+        .join("mirrorscope")
 }

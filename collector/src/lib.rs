@@ -1,8 +1,5 @@
-//! The collector service and the user-facing `mirrorscope` CLI.
+//! The collector service: ingests node reports, watches the cluster through the API server,
+//! and serves the rollout and pull views.
 
-pub mod api;
-pub mod cli;
-pub mod httpc;
-pub mod kube;
-pub mod query;
+pub mod kubeapi;
 pub mod service;

@@ -1,9 +1,9 @@
 //! The collector and CLI as real processes, fake nodes that push reports built from real
-//! registries.conf files (parsed by the engine, as the agent does), and a mocked API server.
+//! registries.conf files (parsed by the engine, as the agent does), and the shapes of the
+//! objects the mocked API server ([`crate::kubeapi`]) serves.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +15,7 @@ use mirrorscope_core::journal::PullRecord;
 use mirrorscope_core::machineconfig::parse_current_config;
 use mirrorscope_core::registries::{list_drop_ins, load, ConfigLocation};
 use mirrorscope_core::report::*;
-use mirrorscope_core::rollout::format_rfc3339;
+use mirrorscope_core::time::format_secs as format_rfc3339;
 use sha2::{Digest, Sha256};
 
 /// Where the workspace binaries are (`MIRRORSCOPE_BIN_DIR`, set by tests/run, else target/debug).
@@ -597,236 +597,6 @@ pub fn pull_record(
     .unwrap()
 }
 
-/// The audience the mock's agent tokens are minted for (the DaemonSet's projected token).
-pub const MOCK_TOKEN_AUDIENCE: &str = "mirrorscope-collector";
-
-/// A mocked Kubernetes API server on loopback: fixed JSON per path, TokenReview answers per
-/// token, and a service proxy to a collector. Threads, one connection per request.
-pub struct MockApi {
-    pub url: String,
-    pub state: Arc<Mutex<MockState>>,
-}
-
-#[derive(Default)]
-pub struct MockState {
-    /// Path (without query) → JSON body; anything else is 404.
-    pub objects: BTreeMap<String, serde_json::Value>,
-    /// Token → TokenReview `status`.
-    pub reviews: BTreeMap<String, serde_json::Value>,
-    /// Requests seen: "METHOD path".
-    pub seen: Vec<String>,
-    /// Service proxy prefix → collector base URL.
-    pub proxies: BTreeMap<String, String>,
-    /// Bearer token every request must carry, when set.
-    pub require_token: Option<String>,
-    /// Open watches: each gets every event sent with [`MockApi::watch_event`].
-    pub watchers: Vec<std::sync::mpsc::Sender<String>>,
-}
-
-impl MockApi {
-    pub fn start() -> MockApi {
-        Self::start_with(None)
-    }
-
-    /// The mock behind TLS with this server certificate chain and key (PEM).
-    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> MockApi {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let chain = CertificateDer::pem_slice_iter(cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        Self::start_with(Some(Arc::new(config)))
-    }
-
-    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> MockApi {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(MockState::default()));
-        let st = state.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                let st = st.clone();
-                let tls = tls.clone();
-                std::thread::spawn(move || match tls {
-                    None => serve_mock(conn, &st),
-                    Some(cfg) => {
-                        let Ok(server) = rustls::ServerConnection::new(cfg) else {
-                            return;
-                        };
-                        serve_mock(rustls::StreamOwned::new(server, conn), &st)
-                    }
-                });
-            }
-        });
-        MockApi { url, state }
-    }
-
-    /// Sends a watch event (`ADDED`, `MODIFIED`, `DELETED`, `ERROR`) to every open watch.
-    pub fn watch_event(&self, kind: &str, object: serde_json::Value) {
-        let line = serde_json::json!({"type": kind, "object": object}).to_string();
-        self.state
-            .lock()
-            .unwrap()
-            .watchers
-            .retain(|w| w.send(line.clone()).is_ok());
-    }
-
-    /// How many watches are open.
-    pub fn watchers(&self) -> usize {
-        self.state.lock().unwrap().watchers.len()
-    }
-
-    pub fn set(&self, path: &str, v: serde_json::Value) {
-        self.state.lock().unwrap().objects.insert(path.into(), v);
-    }
-}
-
-fn serve_mock<S: Read + Write>(conn: S, st: &Arc<Mutex<MockState>>) {
-    let mut reader = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, target) = (
-            parts.next().unwrap_or("").to_string(),
-            parts.next().unwrap_or("").to_string(),
-        );
-        let mut len = 0usize;
-        let mut auth = None;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((h, ""));
-            match k.to_ascii_lowercase().as_str() {
-                "content-length" => len = v.trim().parse().unwrap_or(0),
-                "authorization" => auth = Some(v.trim().to_string()),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let path = target.split('?').next().unwrap_or("").to_string();
-        if method == "GET" && target.contains("watch=1") {
-            let (tx, rx) = std::sync::mpsc::channel::<String>();
-            {
-                let mut s = st.lock().unwrap();
-                s.seen.push(format!("WATCH {path}"));
-                s.watchers.push(tx);
-            }
-            // A chunked answer that stays open: one JSON event per line, as the API server does.
-            let w = reader.get_mut();
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-            if w.write_all(head.as_bytes()).is_err() || w.flush().is_err() {
-                return;
-            }
-            for line in rx {
-                let chunk = format!("{:x}\r\n{line}\n\r\n", line.len() + 1);
-                if w.write_all(chunk.as_bytes()).is_err() || w.flush().is_err() {
-                    return;
-                }
-            }
-            return;
-        }
-        let (status, resp) = answer(st, &method, &path, &target, auth.as_deref(), &body);
-        let out = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
-            resp.len()
-        );
-        let w = reader.get_mut();
-        if w.write_all(out.as_bytes()).is_err() || w.flush().is_err() {
-            return;
-        }
-    }
-}
-
-fn answer(
-    st: &Arc<Mutex<MockState>>,
-    method: &str,
-    path: &str,
-    target: &str,
-    auth: Option<&str>,
-    body: &[u8],
-) -> (u16, String) {
-    let mut s = st.lock().unwrap();
-    s.seen.push(format!("{method} {path}"));
-    if let Some(t) = &s.require_token {
-        if auth != Some(format!("Bearer {t}").as_str()) {
-            return (
-                401,
-                r#"{"kind":"Status","message":"Unauthorized","code":401}"#.into(),
-            );
-        }
-    }
-    if method == "POST" && path == "/apis/authentication.k8s.io/v1/tokenreviews" {
-        let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-        let token = req["spec"]["token"].as_str().unwrap_or("");
-        let mut status = s.reviews.get(token).cloned().unwrap_or_else(
-            || serde_json::json!({"authenticated": false, "error": "invalid bearer token"}),
-        );
-        // The agents' tokens are projected for the collector's audience: like the real API
-        // server, refuse them unless the review names that audience.
-        let audiences = req["spec"]["audiences"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if status["authenticated"] == true {
-            if audiences.iter().any(|a| a == MOCK_TOKEN_AUDIENCE) {
-                status["audiences"] = serde_json::json!([MOCK_TOKEN_AUDIENCE]);
-            } else {
-                status = serde_json::json!({
-                    "authenticated": false,
-                    "error": format!("[invalid bearer token, token audiences [{MOCK_TOKEN_AUDIENCE:?}] is invalid for the target audiences {audiences:?}]"),
-                });
-            }
-        }
-        let resp = serde_json::json!({
-            "kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"creationTimestamp": null}, "spec": {"token": token}, "status": status,
-        });
-        return (201, resp.to_string());
-    }
-    for (prefix, base) in &s.proxies {
-        if let Some(rest) = target.strip_prefix(prefix.as_str()) {
-            let base = base.clone();
-            let rest = if rest.is_empty() {
-                "/".to_string()
-            } else {
-                rest.to_string()
-            };
-            drop(s);
-            return http(&base, "GET", &rest, &[], b"");
-        }
-    }
-    match s.objects.get(path) {
-        Some(v) if method == "GET" => (200, v.to_string()),
-        _ => (
-            404,
-            serde_json::json!({"kind": "Status", "status": "Failure", "message": format!("{path} not found"), "reason": "NotFound", "code": 404}).to_string(),
-        ),
-    }
-}
-
 /// A Node object with the MCO annotations.
 pub fn node_object(
     name: &str,
@@ -870,3 +640,5 @@ pub fn pool_object(name: &str, target: &str) -> serde_json::Value {
 pub fn list(kind: &str, api_version: &str, items: Vec<serde_json::Value>) -> serde_json::Value {
     serde_json::json!({"apiVersion": api_version, "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": items})
 }
+
+pub use crate::kubeapi::{MockApi, MockState, MOCK_TOKEN_AUDIENCE};

@@ -14,6 +14,7 @@
 pub mod agent;
 pub mod collector;
 pub mod journal;
+pub mod kubeapi;
 pub mod oci;
 pub mod registry;
 pub mod scenario;

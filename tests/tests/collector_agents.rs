@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mirrorscope_core::openshift::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_core::openshift::{parse_str, render, ParseOptions, RenderOptions};
-use mirrorscope_core::rollout::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_e2e::agent::{Agent, HostRoot, LivePulls};
 use mirrorscope_e2e::collector::*;
 use mirrorscope_e2e::journal::Journald;

@@ -6,8 +6,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use mirrorscope_core::openshift::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_core::openshift::{parse_str, render, ParseOptions, RenderOptions};
-use mirrorscope_core::rollout::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_e2e::collector::*;
 use serde_json::json;
 
@@ -132,6 +132,19 @@ fn cluster() -> MockApi {
     api
 }
 
+/// [`wait_for`], showing the collector's log when it times out.
+fn wait_for_or_log(c: &Collector, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; collector log:\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !f() {
@@ -151,7 +164,7 @@ fn node_on(name: &str, conf: &str, mc: &str, token: &str) -> FakeNode {
 #[test]
 fn token_review_pools_annotations_and_desired_from_the_api() {
     let api = cluster();
-    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url, "--kube-poll", "1"]);
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url]);
     wait_for("the desired state from the cluster", || {
         c.get_json("/v1/nodes")["target"]["origin"]
             .as_str()
@@ -308,7 +321,7 @@ fn projected_tokens_are_reviewed_for_the_collectors_audience() {
     let conf = rendered();
     let mut w1 = node_on("w1", &conf, "rendered-worker-new", "tok-w1");
     // Default audience: the agent's projected token is accepted.
-    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url, "--kube-poll", "300"]);
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url]);
     let (status, body) = push(&c.url, Some("tok-w1"), &w1.report());
     assert_eq!(status, 200, "{body}");
     // Reviewing for the API server's own audience, as a TokenReview without audiences does,
@@ -317,8 +330,6 @@ fn projected_tokens_are_reviewed_for_the_collectors_audience() {
         "--in-cluster",
         "--kube-api",
         &api.url,
-        "--kube-poll",
-        "300",
         "--token-audience",
         "",
     ]);
@@ -332,26 +343,23 @@ fn projected_tokens_are_reviewed_for_the_collectors_audience() {
 
 #[test]
 fn api_server_unreachable_is_reported_not_fatal() {
-    let c = Collector::start(&[
-        "--in-cluster",
-        "--kube-api",
-        "http://127.0.0.1:9",
-        "--kube-poll",
-        "1",
-    ]);
-    wait_for("the API error in the log", || {
-        c.log().contains("API server: connecting to 127.0.0.1:9")
+    let c = Collector::start(&["--in-cluster", "--kube-api", "http://127.0.0.1:9"]);
+    wait_for_or_log(&c, "the API error in the log", || {
+        c.log()
+            .contains("watching nodes: failed to perform initial object list")
     });
     let mut n = FakeNode::new("w1");
     n.write_registries("unqualified-search-registries = ['docker.io']\n");
     let (status, body) = push(&c.url, Some("tok"), &n.report());
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("TokenReview failed"), "{body}");
-    let page = c.get("/").1;
-    assert!(
-        page.contains("API server: connecting to 127.0.0.1:9"),
-        "{page}"
-    );
+    // The status page says why (the assembler publishes within a few milliseconds).
+    wait_for("the API error on the page", || {
+        c.get("/")
+            .1
+            .contains("API server: watching nodes: failed to perform initial object list")
+    });
+    assert!(c.log().contains("Connection refused"), "{}", c.log());
 }
 
 #[test]
@@ -471,7 +479,24 @@ fn api_server_over_tls_with_the_serviceaccount_ca_and_a_kubeconfig() {
         s.require_token = Some("sa-token".into());
         s.reviews.insert("tok-w1".into(), review("w1", AGENT_SA));
     }
+    // As the kubelet writes projected tokens: no newline. One with a newline is refused at once.
     std::fs::write(dir.path().join("token"), "sa-token\n").unwrap();
+    let refused = Collector::try_start(&[
+        "--in-cluster",
+        "--kube-api",
+        &api.url,
+        "--kube-token-file",
+        dir.path().join("token").to_str().unwrap(),
+    ]);
+    assert!(
+        refused
+            .as_ref()
+            .err()
+            .is_some_and(|e| e.contains("contains white space")),
+        "{:?}",
+        refused.err()
+    );
+    std::fs::write(dir.path().join("token"), "sa-token").unwrap();
     let ca_file = dir.path().join("ca.pem");
     let token_file = dir.path().join("token");
     let c = Collector::start(&[
@@ -482,10 +507,8 @@ fn api_server_over_tls_with_the_serviceaccount_ca_and_a_kubeconfig() {
         ca_file.to_str().unwrap(),
         "--kube-token-file",
         token_file.to_str().unwrap(),
-        "--kube-poll",
-        "1",
     ]);
-    wait_for("the desired state over TLS", || {
+    wait_for_or_log(&c, "the desired state over TLS", || {
         c.get_json("/v1/nodes")["target"]["origin"]
             .as_str()
             .is_some_and(|o| o.contains("cluster's"))
@@ -507,11 +530,9 @@ fn api_server_over_tls_with_the_serviceaccount_ca_and_a_kubeconfig() {
         &api.url,
         "--kube-ca-file",
         other_ca_file.to_str().unwrap(),
-        "--kube-poll",
-        "1",
     ]);
-    wait_for("the TLS failure in the log", || {
-        bad.log().contains("API server: TLS to 127.0.0.1")
+    wait_for_or_log(&bad, "the TLS failure in the log", || {
+        bad.log().contains("invalid peer certificate")
     });
 
     // The CLI through the service proxy, with a kubeconfig carrying the CA as data.
@@ -564,7 +585,22 @@ fn api_server_over_tls_with_the_serviceaccount_ca_and_a_kubeconfig() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no CA certificate"),
+        String::from_utf8_lossy(&out.stderr).contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A kubeconfig without a CA (an API with a publicly trusted certificate) verifies against
+    // the system trust store: here a store that holds the test CA.
+    let out = Command::new(bin("mirrorscope"))
+        .args(["nodes"])
+        .env("KUBECONFIG", &kc)
+        .env("SSL_CERT_FILE", &ca_file)
+        .env_remove("MIRRORSCOPE_COLLECTOR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -591,10 +627,9 @@ fn api_server_over_tls_with_the_serviceaccount_ca_and_a_kubeconfig() {
 }
 
 #[test]
-fn node_changes_arrive_by_watch_between_listings() {
+fn node_changes_arrive_by_watch() {
     let api = cluster();
-    // Listings every 5 minutes: only the watch can bring w2's change in time.
-    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url, "--kube-poll", "300"]);
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url]);
     wait_for("the node watch", || api.watchers() > 0);
     let conf = rendered();
     let mut w2 = node_on("w2", &conf, "rendered-worker-new", "tok-w2");
@@ -606,8 +641,8 @@ fn node_changes_arrive_by_watch_between_listings() {
     });
     let out = cli(&c.url, &["wait", "--nodes", "w2", "--timeout", "300ms"]);
     assert_eq!(out.status.code(), Some(1));
-    api.watch_event(
-        "MODIFIED",
+    api.set(
+        "/api/v1/nodes/w2",
         node_object(
             "w2",
             "worker",
@@ -626,16 +661,7 @@ fn node_changes_arrive_by_watch_between_listings() {
     );
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // A node deleted from the cluster leaves the API view (its agent's report stays).
-    api.watch_event(
-        "DELETED",
-        node_object(
-            "m1",
-            "master",
-            "rendered-master-1",
-            "rendered-master-1",
-            "Done",
-        ),
-    );
+    api.delete("/api/v1/nodes/m1");
     wait_for("m1 gone", || c.get("/v1/nodes/m1").0 == 404);
     let seen = api.state.lock().unwrap().seen.clone();
     assert_eq!(
@@ -643,4 +669,226 @@ fn node_changes_arrive_by_watch_between_listings() {
         1,
         "one listing, then the watch: {seen:?}"
     );
+}
+
+/// The desired hash the collector measures nodes against.
+fn desired_sha(c: &Collector) -> Option<String> {
+    c.get_json("/v1/nodes")["target"]["sha256"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn a_watched_idms_change_moves_the_desired_state() {
+    let api = cluster();
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url]);
+    wait_for("the desired state from the cluster", || {
+        desired_sha(&c).is_some()
+    });
+    let before = desired_sha(&c);
+    wait_for("the IDMS watch", || {
+        api.seen_count("WATCH /apis/config.openshift.io/v1/imagedigestmirrorsets") > 0
+    });
+    let mut idms = idms_object();
+    idms["spec"]["imageDigestMirrors"][0]["mirrors"] = json!(["mirror.example.com/other"]);
+    api.set(
+        "/apis/config.openshift.io/v1/imagedigestmirrorsets/quay-mirror",
+        idms,
+    );
+    wait_for("the new desired state", || desired_sha(&c) != before);
+    // It came through the open watch: the collection was listed once.
+    assert_eq!(
+        api.seen_count("GET /apis/config.openshift.io/v1/imagedigestmirrorsets"),
+        1
+    );
+    // Deleting the object renders the cluster without it.
+    let changed = desired_sha(&c);
+    api.delete("/apis/config.openshift.io/v1/imagedigestmirrorsets/quay-mirror");
+    wait_for("the rendering without mirrors", || {
+        let now = desired_sha(&c);
+        now.is_some() && now != changed && now != before
+    });
+}
+
+#[test]
+fn a_410_gone_relists_and_loses_nothing() {
+    let api = cluster();
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url]);
+    let conf = rendered();
+    let mut w2 = node_on("w2", &conf, "rendered-worker-new", "tok-w2");
+    w2.push_to(&c.url);
+    wait_for("w2 reported as Working", || {
+        c.get_json("/v1/nodes/w2")["reasons"]
+            .to_string()
+            .contains("machine-config-daemon Working")
+    });
+    wait_for("the node watch", || {
+        api.seen_count("WATCH /api/v1/nodes") > 0
+    });
+    // The history is compacted and the watch ends; the change happens before the client is back.
+    api.compact_and_close_watches();
+    api.set(
+        "/api/v1/nodes/w2",
+        node_object(
+            "w2",
+            "worker",
+            "rendered-worker-new",
+            "rendered-worker-new",
+            "Done",
+        ),
+    );
+    wait_for("w2's MCD done after the relist", || {
+        c.get_json("/v1/nodes/w2")["landed"] == true
+    });
+    assert!(
+        api.seen_count("GET /api/v1/nodes") >= 2,
+        "a relist after 410"
+    );
+    // Bookmarks keep a watch's version fresh and change nothing.
+    api.bookmark();
+    api.set(
+        "/api/v1/nodes/w9",
+        node_object("w9", "worker", "a", "a", "Done"),
+    );
+    wait_for("w9 by watch after the bookmark", || {
+        c.get_json("/v1/nodes")["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["node"] == "w9"))
+    });
+}
+
+/// An API server behind the mock's service proxy for a collector with one reporting node.
+fn proxied_collector(api: &MockApi) -> Collector {
+    let c = Collector::start(&[]);
+    let mut n = FakeNode::new("w1");
+    n.write_registries("unqualified-search-registries = ['docker.io']\n");
+    n.push_to(&c.url);
+    api.state.lock().unwrap().proxies.insert(
+        "/api/v1/namespaces/mirrorscope/services/mirrorscope-collector:http/proxy".into(),
+        c.url.clone(),
+    );
+    c
+}
+
+#[test]
+fn cli_authenticates_with_an_exec_plugin_from_two_merged_kubeconfig_files() {
+    let api = MockApi::start();
+    let _c = proxied_collector(&api);
+    api.state.lock().unwrap().require_token = Some("exec-token".into());
+    let dir = TempDir::new("kubeconfig-exec");
+    let plugin = dir.path().join("credential-plugin");
+    std::fs::write(
+        &plugin,
+        "#!/bin/sh\nprintf '%s' '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"exec-token\"}}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Clusters and contexts in one file, the user in another, as `oc login` and a plugin's
+    // installer leave them; the first file names the current context.
+    let a = dir.path().join("clusters");
+    let b = dir.path().join("users");
+    std::fs::write(&a, format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: wrong\nclusters:\n- name: c\n  cluster:\n    server: {}\n- name: nowhere\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: admin\n  context:\n    cluster: c\n    user: exec-user\n- name: wrong\n  context:\n    cluster: nowhere\n    user: exec-user\n",
+        api.url
+    )).unwrap();
+    std::fs::write(&b, format!(
+        "apiVersion: v1\nkind: Config\nusers:\n- name: exec-user\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
+        plugin.display()
+    )).unwrap();
+    let kubeconfig = format!("{}:{}", a.display(), b.display());
+    let run = |args: &[&str]| {
+        Command::new(bin("mirrorscope"))
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("MIRRORSCOPE_COLLECTOR")
+            .output()
+            .unwrap()
+    };
+    // The current context points nowhere: --context picks the right one, before or after the
+    // subcommand.
+    for args in [
+        &["--context", "admin", "nodes", "-o", "json"][..],
+        &["nodes", "--context", "admin", "-o", "json"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: mirrorscope_core::api::NodesView = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v.nodes[0].node, "w1");
+    }
+    let out = run(&["nodes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the current context's server is closed"
+    );
+    // --kubeconfig names one file; the user is then unknown.
+    let out = Command::new(bin("mirrorscope"))
+        .args([
+            "--kubeconfig",
+            a.to_str().unwrap(),
+            "--context",
+            "admin",
+            "nodes",
+        ])
+        .env_remove("KUBECONFIG")
+        .env_remove("MIRRORSCOPE_COLLECTOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn connection_flags_are_global_and_request_timeout_takes_durations() {
+    let c = Collector::start(&[]);
+    let mut n = FakeNode::new("w1");
+    n.write_registries("unqualified-search-registries = ['docker.io']\n");
+    n.push_to(&c.url);
+    for args in [
+        vec![
+            "--collector",
+            c.url.as_str(),
+            "--request-timeout",
+            "5s",
+            "nodes",
+            "--no-headers",
+        ],
+        vec![
+            "nodes",
+            "--collector",
+            c.url.as_str(),
+            "--no-headers",
+            "--request-timeout",
+            "5",
+        ],
+        vec!["--no-headers", "nodes", "--collector", c.url.as_str()],
+    ] {
+        let out = Command::new(bin("mirrorscope"))
+            .args(&args)
+            .env_remove("MIRRORSCOPE_COLLECTOR")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines().any(|l| l.starts_with("w1 ")),
+            "{args:?}: {text}"
+        );
+        assert!(!text.contains("NODE"), "--no-headers: {text}");
+    }
+    let out = Command::new(bin("mirrorscope"))
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--collector"));
 }

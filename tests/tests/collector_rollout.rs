@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mirrorscope_core::openshift::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_core::openshift::{parse_str, render, ParseOptions, RenderOptions};
-use mirrorscope_core::rollout::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_e2e::collector::*;
 
 const IDMS: &str = "apiVersion: config.openshift.io/v1

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use mirrorscope_collector::kube::KubeClient;
+use mirrorscope_collector::kubeapi::{self, KubeFlags};
 use mirrorscope_collector::service::{self, auth};
 use mirrorscope_core::openshift::{OcpVersion, RenderOptions};
 use mirrorscope_core::rollout::Policy;
+use mirrorscope_core::time::parse_duration;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,12 @@ struct Args {
     /// CA certificates (PEM) for an https --kube-api.
     #[arg(long, value_name = "FILE")]
     kube_ca_file: Option<PathBuf>,
+    /// Kubeconfig for --in-cluster outside a pod (instead of --kube-api).
+    #[arg(long, value_name = "FILE", conflicts_with = "kube_api")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (with --kubeconfig).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    context: Option<String>,
     /// The agents' ServiceAccount, NAMESPACE:NAME.
     #[arg(
         long,
@@ -55,9 +62,6 @@ struct Args {
     /// `serviceAccountToken.audience`); empty for the API server's own audience.
     #[arg(long, value_name = "AUDIENCE", default_value = "mirrorscope-collector")]
     token_audience: String,
-    /// Seconds between listings of the cluster's objects.
-    #[arg(long, value_name = "SECONDS", default_value = "10")]
-    kube_poll: u64,
     /// `TOKEN NODE` lines (re-read when changed): which token may report for which node.
     #[arg(long, value_name = "FILE")]
     tokens_file: Option<PathBuf>,
@@ -73,54 +77,64 @@ struct Args {
     /// Pull records kept in memory.
     #[arg(long, default_value = "100000")]
     max_pulls: usize,
+    /// Log lines as text or JSON (level from MIRRORSCOPE_LOG: error, warn, info, debug).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let mult = match unit {
-        "ms" => 0.001,
-        "s" | "" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(format!("invalid duration {s:?}: use ms, s, m or h")),
-    };
-    Ok(Duration::from_secs_f64(n * mult))
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MIRRORSCOPE_LOG")
+        // kube-rs logs each failed request itself; our callers log it once, with its context.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
 }
 
 fn main() {
     let args = Args::parse();
+    init_logging(args.log_format);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("mirrorscope-collector: {e}");
+            tracing::error!("{e}");
             std::process::exit(2);
         }
     };
     if let Err(e) = rt.block_on(start(args)) {
-        eprintln!("mirrorscope-collector: {e:#}");
+        tracing::error!("{e:#}");
         std::process::exit(2);
     }
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
-    let kube = match (args.in_cluster, &args.kube_api) {
-        (false, _) => None,
-        (true, Some(url)) => Some(
-            KubeClient::from_url(
-                url,
-                args.kube_token_file.as_deref(),
-                args.kube_ca_file.as_deref(),
-            )
-            .context("--kube-api")?,
+    let kube = match args.in_cluster {
+        false => None,
+        true => Some(
+            kubeapi::client(&KubeFlags {
+                api: args.kube_api.clone(),
+                token_file: args.kube_token_file.clone(),
+                ca_file: args.kube_ca_file.clone(),
+                kubeconfig: args.kubeconfig.clone(),
+                context: args.context.clone(),
+            })
+            .await
+            .context("--in-cluster")?,
         ),
-        (true, None) => Some(KubeClient::in_cluster().context("--in-cluster")?),
     };
     let auth = match (&kube, &args.tokens_file) {
         (Some(_), Some(_)) => bail!("--in-cluster and --tokens-file are exclusive"),
@@ -143,8 +157,8 @@ async fn start(args: Args) -> anyhow::Result<()> {
                     args.listen
                 );
             }
-            eprintln!(
-                "mirrorscope-collector: WARNING: no --in-cluster or --tokens-file: ANY local process may push reports for ANY node (loopback only)"
+            tracing::warn!(
+                "no --in-cluster or --tokens-file: ANY local process may push reports for ANY node (loopback only)"
             );
             auth::Auth::Open
         }
@@ -158,7 +172,6 @@ async fn start(args: Args) -> anyhow::Result<()> {
         },
         auth,
         kube,
-        kube_poll: Duration::from_secs(args.kube_poll.max(1)),
         state_file: args.state_file,
         state_interval: Duration::from_secs(15),
         policy: Policy {

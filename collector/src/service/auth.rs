@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::kube::KubeClient;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use kube::api::{Api, PostParams};
 
 /// Why a push is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,8 +116,8 @@ impl TokensFile {
             if now != inner.stamp {
                 match read_tokens(&self.path) {
                     Ok((tokens, stamp)) => {
-                        eprintln!(
-                            "mirrorscope-collector: tokens file {} re-read ({} tokens)",
+                        tracing::info!(
+                            "tokens file {} re-read ({} tokens)",
                             self.path.display(),
                             tokens.len()
                         );
@@ -124,7 +125,7 @@ impl TokensFile {
                         inner.stamp = stamp;
                     }
                     // Keep the previous tokens: a half-written file must not lock every agent out.
-                    Err(e) => eprintln!("mirrorscope-collector: {e}; keeping the previous tokens"),
+                    Err(e) => tracing::error!("{e}; keeping the previous tokens"),
                 }
             }
         }
@@ -175,7 +176,7 @@ fn read_tokens(path: &Path) -> Result<(HashMap<String, String>, Stamp), TokensFi
 /// TokenReview: the token must be valid, belong to the agent's ServiceAccount, and carry a node
 /// claim. Answers are cached briefly so 5,000 agents do not turn into 5,000 reviews a heartbeat.
 pub struct TokenReviewer {
-    client: KubeClient,
+    client: kube::Client,
     /// `system:serviceaccount:<namespace>:<name>`.
     username: String,
     audiences: Vec<String>,
@@ -185,7 +186,7 @@ pub struct TokenReviewer {
 
 impl TokenReviewer {
     pub fn new(
-        client: KubeClient,
+        client: kube::Client,
         namespace: &str,
         service_account: &str,
         audiences: Vec<String>,
@@ -207,11 +208,7 @@ impl TokenReviewer {
                 }
             }
         }
-        let reviewed = self
-            .client
-            .token_review(token, &self.audiences)
-            .await
-            .map_err(|e| AuthError::Unavailable(format!("TokenReview failed: {e}")))?;
+        let reviewed = self.token_review(token).await?;
         let result = if !reviewed.authenticated {
             Err(AuthError::Unauthenticated(format!(
                 "token rejected by the API server{}",
@@ -238,6 +235,45 @@ impl TokenReviewer {
             cache.insert(token.to_string(), (Instant::now(), result.clone()));
         }
         result
+    }
+}
+
+/// What a TokenReview said of a token.
+struct Reviewed {
+    authenticated: bool,
+    username: String,
+    /// `authentication.kubernetes.io/node-name` from the token's claims.
+    node_name: Option<String>,
+    error: Option<String>,
+}
+
+impl TokenReviewer {
+    /// Asks the API server who a bearer token belongs to. A projected token minted for another
+    /// audience than the API server's own is only accepted when that audience is named.
+    async fn token_review(&self, token: &str) -> Result<Reviewed, AuthError> {
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: token.to_string(),
+                audiences: (!self.audiences.is_empty()).then(|| self.audiences.clone()),
+            },
+            ..Default::default()
+        };
+        let api: Api<TokenReview> = Api::all(self.client.clone());
+        let answer = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| AuthError::Unavailable(format!("TokenReview failed: {e}")))?;
+        let status = answer.status.unwrap_or_default();
+        let user = status.user.unwrap_or_default();
+        Ok(Reviewed {
+            authenticated: status.authenticated.unwrap_or(false),
+            username: user.username.unwrap_or_default(),
+            node_name: user
+                .extra
+                .and_then(|mut e| e.remove("authentication.kubernetes.io/node-name"))
+                .and_then(|v| v.into_iter().next()),
+            error: status.error,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::api::{NodesView, RegistriesView, RolloutView};
+use mirrorscope_core::api::{NodesView, RegistriesView, RolloutView};
 use mirrorscope_core::journal::PullRecord;
 
 /// HTML-escapes text for element content and double-quoted attributes.

@@ -8,7 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::api::{RegistriesView, RolloutView};
+use mirrorscope_core::api::{RegistriesView, RolloutView};
 
 type Labels = Vec<(String, String)>;
 

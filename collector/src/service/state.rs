@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use mirrorscope_core::journal::{AttemptOutcome, ErrorClass, PullOutcome, PullRecord};
 use mirrorscope_core::reference::ImageReference;
-use mirrorscope_core::registries::EffectiveConfig;
 use mirrorscope_core::report::{NodeReport, PushAck};
-use mirrorscope_core::rollout::{McoNodeState, Target};
+pub use mirrorscope_core::rollout::DesiredState;
+use mirrorscope_core::rollout::McoNodeState;
 use serde::{Deserialize, Serialize};
 
-use crate::api::RegistryStats;
+use mirrorscope_core::api::RegistryStats;
 
 /// A node's latest report and when it arrived (collector clock, seconds since the epoch).
 /// Shared, so views copy the store cheaply and evaluate outside the lock.
@@ -54,29 +54,8 @@ pub struct PoolInfo {
 pub struct KubeView {
     pub nodes: BTreeMap<String, KubeNode>,
     pub pools: Arc<Vec<PoolInfo>>,
-    /// `resourceVersion` of the last node listing or watch event: where the watch resumes.
-    pub nodes_version: String,
     /// The last error talking to the API server.
     pub error: Option<String>,
-}
-
-/// The desired state and the effective configuration it stands for (for "mirror rule?" and explain).
-#[derive(Debug, Clone)]
-pub struct DesiredState {
-    pub target: Target,
-    pub config: Option<Arc<EffectiveConfig>>,
-    /// Render notes and input errors, shown on the status page.
-    pub notes: Vec<String>,
-}
-
-impl Default for DesiredState {
-    fn default() -> Self {
-        DesiredState {
-            target: Target::Agreement,
-            config: None,
-            notes: Vec::new(),
-        }
-    }
 }
 
 /// Everything the collector knows.
@@ -90,7 +69,7 @@ pub struct Store {
     pub reports_total: u64,
     pub pulls_accepted_total: u64,
     pub pulls_duplicate_total: u64,
-    /// Replaced whole at each listing, so copies of the store share it.
+    /// Replaced whole at each change, so copies of the store share it.
     pub kube: Arc<KubeView>,
     pub desired: DesiredState,
 }

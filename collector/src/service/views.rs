@@ -11,11 +11,11 @@ use mirrorscope_core::reference::ImageReference;
 use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
 use mirrorscope_core::report::FileRole;
 use mirrorscope_core::rollout::{
-    count, evaluate, format_rfc3339, summarize, Desired, NodeInput, NodeRollout, Policy, Target,
+    count, evaluate, summarize, Desired, NodeInput, NodeRollout, Policy, Target,
 };
 
 use super::state::{is_blocked, registry_of, Store};
-use crate::api::{
+use mirrorscope_core::api::{
     NodeDetail, NodeView, NodesView, PoolRollout, PullsView, RegistriesView, RolloutView,
     TargetView,
 };
@@ -79,6 +79,18 @@ pub fn evaluate_nodes(
         };
         out.push((pool.to_string(), evaluate(&input, target, policy)));
     }
+    // A node named in the selection that nothing knows of has not landed: it never reported.
+    for name in &sel.names {
+        if !store.nodes.contains_key(name) && !store.kube.nodes.contains_key(name) {
+            let input = NodeInput {
+                node: name,
+                report: None,
+                report_age_secs: 0,
+                mco: None,
+            };
+            out.push((String::new(), evaluate(&input, target, policy)));
+        }
+    }
     out
 }
 
@@ -89,7 +101,7 @@ fn view(store: &Store, pool: String, r: NodeRollout, now_unix: f64) -> NodeView 
         landed: r.landed,
         stale: r.stale,
         effective_sha256: r.effective_sha256,
-        last_report_at: entry.map(|e| format_rfc3339(e.received_unix)),
+        last_report_at: entry.map(|e| mirrorscope_core::time::format_secs(e.received_unix)),
         report_age_secs: entry.map(|e| (now_unix - e.received_unix).max(0.0) as u64),
         agent_version: entry.map(|e| e.report.agent_version.clone()),
         current_config: entry.and_then(|e| e.report.machine_config.current_config.clone()),

@@ -1,107 +1,191 @@
-//! The cluster's side (`--in-cluster`): Nodes with their MCO annotations, MachineConfigPools,
-//! and the objects MCO renders registries.conf from, re-listed every `--kube-poll` seconds;
-//! Nodes are also watched between listings, so an MCD finishing on a node (its `state`
-//! annotation) reaches `wait` at once rather than at the next listing.
+//! The kinds the collector reads from the API server, in the API's own shapes (JSON, unknown
+//! fields ignored), and what it keeps of each object: only what the rollout needs, so a Node's
+//! image list or a rendered MachineConfig's every file never stays in memory.
 
 use std::collections::BTreeMap;
 
+use kube::core::{ApiResource, GroupVersionKind};
 use mirrorscope_core::machineconfig::parse_current_config;
-use mirrorscope_core::openshift::{
-    InputSet, OcpVersion, ParseOptions, RenderOptions, REGISTRIES_CONF,
-};
-use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
+use mirrorscope_core::openshift::node_config_from_files;
 use mirrorscope_core::rollout::McoNodeState;
 use serde_json::Value;
 
-use super::desired;
-use super::state::{DesiredState, KubeNode, PoolInfo};
-use crate::kube::{KubeClient, KubeError};
+use crate::service::state::{KubeNode, PoolInfo};
 
 const ANNOTATION: &str = "machineconfiguration.openshift.io/";
 
-/// One listing of everything the collector reads from the API server.
-#[derive(Debug, Default)]
-pub struct ClusterSnapshot {
-    pub nodes: BTreeMap<String, KubeNode>,
-    pub pools: Vec<PoolInfo>,
-    /// The node list's `resourceVersion`.
-    pub nodes_version: String,
-    /// `None` when the objects could not be rendered (see `notes`).
-    pub desired: Option<DesiredState>,
+/// Every kind the collector watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Node,
+    MachineConfigPool,
+    MachineConfig,
+    ImageDigestMirrorSet,
+    ImageTagMirrorSet,
+    ImageContentSourcePolicy,
+    Image,
+    ClusterVersion,
 }
 
-/// Lists and interprets the cluster's objects; `render_desired` is false when `--desired`
-/// files take precedence.
-pub async fn snapshot(
-    client: &KubeClient,
-    render_desired: bool,
-    fallback_version: OcpVersion,
-) -> Result<ClusterSnapshot, KubeError> {
-    let mut pools: Vec<PoolInfo> = client
-        .list("/apis/machineconfiguration.openshift.io/v1/machineconfigpools")
-        .await?
-        .iter()
-        .map(|p| PoolInfo {
-            name: p["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            match_labels: string_map(&p["spec"]["nodeSelector"]["matchLabels"]),
-            target: p["spec"]["configuration"]["name"]
-                .as_str()
-                .map(str::to_string),
-            target_sha256: None,
-            paused: p["spec"]["paused"].as_bool().unwrap_or(false),
-        })
-        .collect();
-    for p in &mut pools {
-        if let Some(t) = &p.target {
-            let path = format!("/apis/machineconfiguration.openshift.io/v1/machineconfigs/{t}");
-            // Best effort: without read access to MachineConfigs the check is simply skipped.
-            if let Ok(mc) = client.get_json(&path).await {
-                p.target_sha256 = machine_config_sha256(&mc);
-            }
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::Node,
+        Kind::MachineConfigPool,
+        Kind::MachineConfig,
+        Kind::ImageDigestMirrorSet,
+        Kind::ImageTagMirrorSet,
+        Kind::ImageContentSourcePolicy,
+        Kind::Image,
+        Kind::ClusterVersion,
+    ];
+
+    pub fn resource(self) -> ApiResource {
+        let (group, version, kind, plural) = match self {
+            Kind::Node => ("", "v1", "Node", "nodes"),
+            Kind::MachineConfigPool => (
+                "machineconfiguration.openshift.io",
+                "v1",
+                "MachineConfigPool",
+                "machineconfigpools",
+            ),
+            Kind::MachineConfig => (
+                "machineconfiguration.openshift.io",
+                "v1",
+                "MachineConfig",
+                "machineconfigs",
+            ),
+            Kind::ImageDigestMirrorSet => (
+                "config.openshift.io",
+                "v1",
+                "ImageDigestMirrorSet",
+                "imagedigestmirrorsets",
+            ),
+            Kind::ImageTagMirrorSet => (
+                "config.openshift.io",
+                "v1",
+                "ImageTagMirrorSet",
+                "imagetagmirrorsets",
+            ),
+            Kind::ImageContentSourcePolicy => (
+                "operator.openshift.io",
+                "v1alpha1",
+                "ImageContentSourcePolicy",
+                "imagecontentsourcepolicies",
+            ),
+            Kind::Image => ("config.openshift.io", "v1", "Image", "images"),
+            Kind::ClusterVersion => (
+                "config.openshift.io",
+                "v1",
+                "ClusterVersion",
+                "clusterversions",
+            ),
+        };
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+    }
+
+    /// The kinds MCO renders registries.conf from (plus the release they are rendered for).
+    pub fn feeds_rendering(self) -> bool {
+        matches!(
+            self,
+            Kind::ImageDigestMirrorSet
+                | Kind::ImageTagMirrorSet
+                | Kind::ImageContentSourcePolicy
+                | Kind::Image
+                | Kind::ClusterVersion
+        )
+    }
+
+    /// A kind whose watch may be refused (403) without blinding the rollout: without read access
+    /// to MachineConfigs, the "pool's target carries it" hint is simply left out.
+    pub fn optional(self) -> bool {
+        self == Kind::MachineConfig
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Node => "nodes",
+            Kind::MachineConfigPool => "machineconfigpools",
+            Kind::MachineConfig => "machineconfigs",
+            Kind::ImageDigestMirrorSet => "imagedigestmirrorsets",
+            Kind::ImageTagMirrorSet => "imagetagmirrorsets",
+            Kind::ImageContentSourcePolicy => "imagecontentsourcepolicies",
+            Kind::Image => "images",
+            Kind::ClusterVersion => "clusterversions",
         }
     }
-    let (items, nodes_version) = client.list_versioned("/api/v1/nodes").await?;
-    let nodes = items.iter().filter_map(|n| kube_node(n, &pools)).collect();
-    let desired = if render_desired {
-        Some(render_cluster(client, fallback_version).await?)
-    } else {
-        None
-    };
-    Ok(ClusterSnapshot {
-        nodes,
-        pools,
-        nodes_version,
-        desired,
-    })
 }
 
-/// A Node object as the rollout sees it: labels, pool, MCO annotations.
-pub fn kube_node(n: &Value, pools: &[PoolInfo]) -> Option<(String, KubeNode)> {
-    let name = n["metadata"]["name"].as_str()?;
-    let labels = string_map(&n["metadata"]["labels"]);
+/// What is kept of one object.
+#[derive(Debug, Clone)]
+pub enum Kept {
+    /// A Node's labels and MCD annotations (its pool is assigned once pools are known).
+    Node(NodeLabels),
+    Pool(PoolInfo),
+    /// The canonical hash of the registries configuration a MachineConfig carries.
+    MachineConfig(Option<String>),
+    /// An object MCO renders from, as the API serves it.
+    Object(Value),
+}
+
+/// A Node as the rollout sees it, before pool assignment.
+#[derive(Debug, Clone, Default)]
+pub struct NodeLabels {
+    pub labels: BTreeMap<String, String>,
+    pub mco: McoNodeState,
+}
+
+/// Keeps what the rollout needs of `obj`.
+pub fn keep(kind: Kind, obj: &Value) -> Kept {
+    match kind {
+        Kind::Node => Kept::Node(node_labels(obj)),
+        Kind::MachineConfigPool => Kept::Pool(pool_info(obj)),
+        Kind::MachineConfig => Kept::MachineConfig(machine_config_sha256(obj)),
+        _ => Kept::Object(obj.clone()),
+    }
+}
+
+fn node_labels(n: &Value) -> NodeLabels {
     let ann = string_map(&n["metadata"]["annotations"]);
-    let pool = pool_of(pools, &labels);
     let get = |k: &str| ann.get(&format!("{ANNOTATION}{k}")).cloned();
-    let mco = McoNodeState {
-        current_config: get("currentConfig"),
-        desired_config: get("desiredConfig"),
-        state: get("state"),
-        reason: get("reason").filter(|r| !r.is_empty()),
-        pool_target: pool.and_then(|p| p.target.clone()),
-        pool_target_sha256: pool.and_then(|p| p.target_sha256.clone()),
-        pool_paused: pool.is_some_and(|p| p.paused),
-    };
-    Some((
-        name.to_string(),
-        KubeNode {
-            labels,
-            pool: pool.map(|p| p.name.clone()).unwrap_or_default(),
-            mco,
+    NodeLabels {
+        labels: string_map(&n["metadata"]["labels"]),
+        mco: McoNodeState {
+            current_config: get("currentConfig"),
+            desired_config: get("desiredConfig"),
+            state: get("state").map(Into::into),
+            reason: get("reason").filter(|r| !r.is_empty()),
+            ..Default::default()
         },
-    ))
+    }
+}
+
+fn pool_info(p: &Value) -> PoolInfo {
+    PoolInfo {
+        name: p["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        match_labels: string_map(&p["spec"]["nodeSelector"]["matchLabels"]),
+        target: p["spec"]["configuration"]["name"]
+            .as_str()
+            .map(str::to_string),
+        target_sha256: None,
+        paused: p["spec"]["paused"].as_bool().unwrap_or(false),
+    }
+}
+
+/// A Node with its pool: the pool's target and whether it is paused.
+pub fn node_in_pools(n: &NodeLabels, pools: &[PoolInfo]) -> KubeNode {
+    let pool = pool_of(pools, &n.labels);
+    let mut mco = n.mco.clone();
+    mco.pool_target = pool.and_then(|p| p.target.clone());
+    mco.pool_target_sha256 = pool.and_then(|p| p.target_sha256.clone());
+    mco.pool_paused = pool.is_some_and(|p| p.paused);
+    KubeNode {
+        labels: n.labels.clone(),
+        pool: pool.map(|p| p.name.clone()).unwrap_or_default(),
+        mco,
+    }
 }
 
 /// MCO's choice: a node matched by a custom pool belongs to it rather than to `worker`.
@@ -120,68 +204,6 @@ fn pool_of<'a>(pools: &'a [PoolInfo], labels: &BTreeMap<String, String>) -> Opti
         .copied()
 }
 
-async fn render_cluster(
-    client: &KubeClient,
-    fallback_version: OcpVersion,
-) -> Result<DesiredState, KubeError> {
-    let cv = optional(
-        client
-            .get_json("/apis/config.openshift.io/v1/clusterversions/version")
-            .await,
-    )?;
-    let release_image = cv
-        .as_ref()
-        .and_then(|v| v["status"]["desired"]["image"].as_str())
-        .map(str::to_string);
-    let version = cv
-        .as_ref()
-        .and_then(|v| v["status"]["desired"]["version"].as_str())
-        .and_then(|v| v.parse::<OcpVersion>().ok())
-        .unwrap_or(fallback_version);
-    let opts = ParseOptions { version };
-    let mut set = InputSet::default();
-    let mut objects = Vec::new();
-    if let Some(img) = optional(
-        client
-            .get_json("/apis/config.openshift.io/v1/images/cluster")
-            .await,
-    )? {
-        objects.push(img);
-    }
-    for path in [
-        "/apis/config.openshift.io/v1/imagedigestmirrorsets",
-        "/apis/config.openshift.io/v1/imagetagmirrorsets",
-        "/apis/operator.openshift.io/v1alpha1/imagecontentsourcepolicies",
-    ] {
-        if let Some(list) = optional(client.get_json(path).await)? {
-            for item in list["items"].as_array().cloned().unwrap_or_default() {
-                objects.push(item);
-            }
-        }
-    }
-    for (i, o) in objects.iter().enumerate() {
-        let name = o["metadata"]["name"].as_str().unwrap_or("?");
-        let origin = format!("api#{i}({name})");
-        match serde_yaml::to_value(o) {
-            Ok(v) => set.add_value(&v, &origin, &opts),
-            Err(e) => set.errors.push(mirrorscope_core::openshift::InputError {
-                origin,
-                object: None,
-                field: String::new(),
-                message: e.to_string(),
-            }),
-        }
-    }
-    let options = RenderOptions {
-        ocp_version: version,
-        release_image,
-    };
-    let mut d = desired::from_inputs(&set, &options, "the cluster's IDMS/ITMS/ICSP/Image objects");
-    d.notes
-        .extend(set.errors.iter().map(|e| format!("input error: {e}")));
-    Ok(d)
-}
-
 /// The effective registries configuration a rendered MachineConfig carries: its registries.conf
 /// and drop-ins, merged as containers/image does (later files of one path win, as in Ignition).
 fn machine_config_sha256(mc: &Value) -> Option<String> {
@@ -193,36 +215,11 @@ fn machine_config_sha256(mc: &Value) -> Option<String> {
             _ => None,
         }
     };
-    let v = Default::default();
-    let main =
-        parse_config_str(&text(REGISTRIES_CONF)?, REGISTRIES_CONF, FileKind::Main, v).ok()?;
-    let mut drop_in_paths: Vec<&str> = cc
-        .files
-        .iter()
-        .map(|f| f.path.as_str())
-        .filter(|p| p.starts_with("/etc/containers/registries.conf.d/") && p.ends_with(".conf"))
-        .collect();
-    drop_in_paths.sort();
-    drop_in_paths.dedup();
-    let mut drop_ins = Vec::new();
-    for p in drop_in_paths {
-        drop_ins.push(parse_config_str(&text(p)?, p, FileKind::DropIn, v).ok()?);
-    }
-    let cfg = EffectiveConfig::from_files(
-        Some(main),
-        drop_ins,
-        (REGISTRIES_CONF.into(), String::new()),
-    );
+    // Rendered MachineConfigs always carry registries.conf; one without it says nothing.
+    text(mirrorscope_core::openshift::REGISTRIES_CONF)?;
+    let drop_ins: Vec<&str> = cc.files.iter().map(|f| f.path.as_str()).collect();
+    let cfg = node_config_from_files(Default::default(), &text, &drop_ins).ok()?;
     Some(cfg.canonical_sha256())
-}
-
-/// A kind the cluster does not serve (404) is an empty input, not an error.
-fn optional(r: Result<Value, KubeError>) -> Result<Option<Value>, KubeError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(KubeError::Status { status: 404, .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 fn string_map(v: &Value) -> BTreeMap<String, String> {

@@ -1,0 +1,92 @@
+//! `POST /v1/reports`: authenticate, bound, decode and file one agent's report.
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use mirrorscope_core::report::{NodeReport, NODE_REPORT_VERSION};
+
+use super::auth::AuthError;
+use super::responses::{error, json, Resp};
+use super::{now_unix, App, MAX_BODY};
+
+pub async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
+    let authz = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return too_large();
+    }
+    let identity = match app.auth.authenticate(authz.as_deref()).await {
+        Ok(i) => i,
+        Err(e) => return auth_error(&e),
+    };
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return too_large();
+            }
+            return error(StatusCode::BAD_REQUEST, &format!("reading body: {e}"));
+        }
+    };
+    let report: NodeReport = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            #[derive(serde::Deserialize)]
+            struct V {
+                version: Option<u32>,
+            }
+            if let Ok(V { version: Some(v) }) = serde_json::from_slice::<V>(&body) {
+                if v != NODE_REPORT_VERSION {
+                    return version_error(v);
+                }
+            }
+            return error(StatusCode::BAD_REQUEST, &format!("invalid NodeReport: {e}"));
+        }
+    };
+    if report.version != NODE_REPORT_VERSION {
+        return version_error(report.version);
+    }
+    if report.node.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "invalid NodeReport: node is empty");
+    }
+    if let Err(e) = identity.may_report(&report.node) {
+        return auth_error(&e);
+    }
+    let ack = app.store().ingest(report, now_unix());
+    json(StatusCode::OK, &ack)
+}
+
+fn too_large() -> Resp {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("report larger than {MAX_BODY} bytes"),
+    )
+}
+
+fn version_error(v: u32) -> Resp {
+    error(
+        StatusCode::BAD_REQUEST,
+        &format!(
+            "NodeReport version {v} is not supported: this collector accepts version {NODE_REPORT_VERSION}; run agents and collector of the same release"
+        ),
+    )
+}
+
+fn auth_error(e: &AuthError) -> Resp {
+    let status = match e {
+        AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, &e.to_string())
+}
