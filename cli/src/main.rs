@@ -76,7 +76,7 @@ enum Command {
     Registries(views::RegistriesArgs),
     /// Block until the configuration has landed on every selected node (exit 0), or time out (1).
     #[command(
-        after_help = "Examples:\n  mirrorscope wait --desired idms.yaml --pool worker --timeout 15m && oc adm upgrade ...\n  mirrorscope wait --nodes worker-1,worker-2\n\nExit codes: 0 landed, 1 timed out (the lagging nodes are listed with why), 2 usage or connection error."
+        after_help = "Examples:\n  mirrorscope wait --desired idms.yaml --pool worker --timeout 15m && oc adm upgrade ...\n  mirrorscope wait --nodes worker-1,worker-2\n\nExit codes: 0 landed, 1 timed out (the lagging nodes are listed with why) or a selected node is Degraded (at once), 2 usage, an empty selection, or a collector that stopped answering."
     )]
     Wait(wait::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

@@ -89,11 +89,86 @@ impl Format {
     pub fn print_data<T: Serialize>(self, v: &T) -> anyhow::Result<bool> {
         match self {
             Format::Json => crate::outln!("{}", serde_json::to_string_pretty(v)?)?,
-            Format::Yaml => crate::out!("{}", serde_yaml::to_string(v)?)?,
+            Format::Yaml => crate::out!("{}", serde_norway::to_string(v)?)?,
             Format::Table | Format::Wide => return Ok(false),
         }
         Ok(true)
     }
+}
+
+/// The terminal's width when stdout is one (tables are fitted to it), else `None`.
+pub fn terminal_width() -> Option<usize> {
+    let (terminal_size::Width(w), _) = terminal_size::terminal_size_of(std::io::stdout())?;
+    Some(usize::from(w))
+}
+
+/// `repo@sha256:<64 hex>` shown as `repo@sha256:<12 hex>…` (every digest in the text).
+pub fn short_digests(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("sha256:") {
+        let (head, tail) = rest.split_at(i + "sha256:".len());
+        out.push_str(head);
+        let hex = tail.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if hex == 64 {
+            out.push_str(&tail[..12]);
+            out.push('…');
+        } else {
+            out.push_str(&tail[..hex]);
+        }
+        rest = &tail[hex..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// [`table`] that fits `width` columns: the widest column is elided (`…`) until the table fits
+/// or every column is down to its header's width, as `oc get` keeps to the terminal.
+pub fn table_fit(header: &[&str], rows: &[Vec<String>], width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return table(header, rows);
+    };
+    let mut rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
+    let n = header.len();
+    let col_width = |rows: &[Vec<String>], i: usize| {
+        rows.iter()
+            .filter_map(|r| r.get(i))
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(header[i].chars().count())
+    };
+    loop {
+        let widths: Vec<usize> = (0..n).map(|i| col_width(&rows, i)).collect();
+        let total: usize = widths.iter().sum::<usize>() + 2 * n.saturating_sub(1);
+        if total <= width {
+            break;
+        }
+        let Some((widest, w)) = widths
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| **w > header[*i].chars().count().max(8))
+            .max_by_key(|(_, w)| **w)
+            .map(|(i, w)| (i, *w))
+        else {
+            break;
+        };
+        let target = w
+            .saturating_sub(total - width)
+            .max(header[widest].chars().count().max(8));
+        for r in &mut rows {
+            if let Some(c) = r.get_mut(widest) {
+                if c.chars().count() > target {
+                    let kept: String = c.chars().take(target.saturating_sub(1)).collect();
+                    *c = format!("{kept}…");
+                }
+            }
+        }
+    }
+    table(header, &rows)
 }
 
 /// Left-aligned columns separated by two spaces (the last column is not padded); cells are
@@ -165,6 +240,20 @@ mod tests {
     fn aligned() {
         let t = super::table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+
+    #[test]
+    fn digests_shorten_and_tables_fit() {
+        let d = format!("quay.io/ns/app@sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            super::short_digests(&d),
+            "quay.io/ns/app@sha256:abababababab…"
+        );
+        assert_eq!(super::short_digests("sha256:xyz"), "sha256:xyz");
+        let rows = vec![vec!["a".repeat(100), "b".into()]];
+        let t = super::table_fit(&["IMAGE", "NODE"], &rows, Some(40));
+        assert!(t.lines().all(|l| l.chars().count() <= 40), "{t}");
+        assert!(t.contains('…'));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use mirrorscope_core::journal::{PullOutcome, PullRecord};
 
 use crate::client::{connect, ConnArgs};
-use crate::output::{pool_name, short_sha, table, Format};
+use crate::output::{pool_name, short_sha, table, table_fit, terminal_width, Format};
 use mirrorscope_core::api::{
     NodeDetail, NodesView, PullsView, RegistriesView, RegistryStats, RolloutView, TargetView,
 };
@@ -76,8 +76,16 @@ pub fn status(conn: &ConnArgs, args: StatusArgs) -> anyhow::Result<i32> {
     };
     if !args.output.print_data(&s)? {
         crate::out!("{}", render_status(&s.rollout, &s.registries, 10))?;
+        if s.rollout.overall.total == 0 {
+            no_agent_hint();
+        }
     }
     Ok(0)
+}
+
+/// The first screen after an install: say why it is empty and where to look.
+fn no_agent_hint() {
+    eprintln!("No agent has reported to this collector yet. Check the DaemonSet and an agent's log:\n  oc -n mirrorscope get ds mirrorscope-agent\n  oc -n mirrorscope logs ds/mirrorscope-agent");
 }
 
 pub fn target_line(t: &TargetView) -> String {
@@ -236,7 +244,10 @@ pub fn nodes(conn: &ConnArgs, args: NodesArgs) -> anyhow::Result<i32> {
         })
         .collect();
     crate::outln!("{}", target_line(&v.target))?;
-    crate::out!("{}", table(&header, &rows))?;
+    crate::out!("{}", table_fit(&header, &rows, terminal_width()))?;
+    if v.nodes.is_empty() {
+        no_agent_hint();
+    }
     Ok(0)
 }
 
@@ -329,7 +340,15 @@ fn outcome_name(p: &PullRecord) -> &'static str {
     }
 }
 
+/// Recent pulls; without `wide`, digests are shortened and the table fits the terminal.
 pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
+    let short = |s: String| {
+        if wide {
+            s
+        } else {
+            crate::output::short_digests(&s)
+        }
+    };
     let mut header = vec![
         "STARTED",
         "NODE",
@@ -347,9 +366,9 @@ pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
             let mut row = vec![
                 p.started_at.clone(),
                 p.node.clone().unwrap_or_else(|| "-".into()),
-                p.image.clone(),
+                short(p.image.clone()),
                 outcome_name(p).into(),
-                p.served_by.clone().unwrap_or_else(|| "-".into()),
+                short(p.served_by.clone().unwrap_or_else(|| "-".into())),
                 if p.fallback {
                     "yes".into()
                 } else {
@@ -371,7 +390,10 @@ pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
             row
         })
         .collect();
-    table(&header, &rows)
+    match wide {
+        true => table(&header, &rows),
+        false => crate::output::table_fit(&header, &rows, crate::output::terminal_width()),
+    }
 }
 
 pub fn registries(conn: &ConnArgs, args: RegistriesArgs) -> anyhow::Result<i32> {

@@ -5,8 +5,8 @@
 //! not met until N nodes are known, an empty selection is a usage error, and a collector that
 //! stops answering ends the wait with exit 2 instead of a silent timeout.
 //!
-//! Exit codes: 0 landed, 1 timeout (the laggards and why are printed), 2 usage or connection
-//! error. Replaces `until oc debug node/... | grep ...; do sleep 5; done`.
+//! Exit codes: 0 landed, 1 timeout (the laggards and why are printed) or a selected node the
+//! MCD gave up on (Degraded: it fails at once), 2 usage or connection error. Replaces `until oc debug node/... | grep ...; do sleep 5; done`.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -100,7 +100,16 @@ pub fn run(conn: &ConnArgs, args: Args) -> anyhow::Result<i32> {
         match rt.block_on(client.get::<RolloutView>(&path)) {
             Ok(v) => {
                 failing_since = None;
-                if v.overall.total == 0 && !args.allow_empty {
+                if v.overall.total == 0 && args.allow_empty {
+                    progress.finish();
+                    if !args.quiet {
+                        crate::outln!(
+                            "no node matches the selection (--allow-empty): nothing to wait for"
+                        )?;
+                    }
+                    return Ok(0);
+                }
+                if v.overall.total == 0 {
                     progress.finish();
                     let known = rt.block_on(describe_known(&client));
                     eprintln!(
@@ -108,6 +117,15 @@ pub fn run(conn: &ConnArgs, args: Args) -> anyhow::Result<i32> {
                         selection_words(&args)
                     );
                     return Ok(2);
+                }
+                if let Some(l) = v.overall.laggards.iter().find(|l| l.degraded.is_some()) {
+                    progress.finish();
+                    eprintln!(
+                        "mirrorscope wait: node {} will not land by itself: {}",
+                        cell(&l.node),
+                        cell(l.degraded.as_deref().unwrap_or_default())
+                    );
+                    return Ok(1);
                 }
                 if v.complete {
                     progress.finish();

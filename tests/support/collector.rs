@@ -140,6 +140,12 @@ impl Collector {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// Kills the process at once (SIGKILL), as a node failure would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits (the collector writes its state file on the way out).
     pub fn stop(mut self) {
         // SAFETY-free: `kill` with SIGTERM through the standard tool keeps this crate libc-free.

@@ -9,8 +9,7 @@ const CONF: &str = "unqualified-search-registries = ['docker.io']\n[[registry]]\
 fn open_loopback_ingest_dedupes_and_rejects_bad_reports() {
     let c = Collector::start(&[]);
     assert!(
-        c.log()
-            .contains("WARNING: no --in-cluster or --tokens-file"),
+        c.log().contains("WARN no --in-cluster or --tokens-file"),
         "{}",
         c.log()
     );

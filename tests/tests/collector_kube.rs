@@ -892,3 +892,122 @@ fn connection_flags_are_global_and_request_timeout_takes_durations() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--collector"));
 }
+
+#[test]
+fn wait_fails_at_once_on_a_degraded_node_and_never_lands_an_unknown_one() {
+    let api = cluster();
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url]);
+    let conf = rendered();
+    let mut w2 = node_on("w2", &conf, "rendered-worker-new", "tok-w2");
+    w2.push_to(&c.url);
+    let mut degraded = node_object(
+        "w2",
+        "worker",
+        "rendered-worker-old",
+        "rendered-worker-new",
+        "Degraded",
+    );
+    degraded["metadata"]["annotations"]["machineconfiguration.openshift.io/reason"] =
+        json!("unexpected on-disk state validating against rendered-worker-new");
+    api.set("/api/v1/nodes/w2", degraded);
+    wait_for("w2 Degraded", || {
+        c.get_json("/v1/nodes/w2")["reasons"]
+            .to_string()
+            .contains("state Degraded")
+    });
+    let t = Instant::now();
+    let out = cli(&c.url, &["wait", "--nodes", "w2", "--timeout", "120s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("node w2 will not land by itself: machine-config-daemon state Degraded: unexpected on-disk state"),
+        "{stderr}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "it did not wait out the timeout"
+    );
+
+    // A node named in --nodes that never reported holds the wait back; a count needs that many.
+    let mut w1 = node_on("w1", &conf, "rendered-worker-new", "tok-w1");
+    w1.push_to(&c.url);
+    let out = cli(
+        &c.url,
+        &["wait", "--nodes", "w1,worker-9", "--timeout", "1s"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("worker-9"), "{stdout}");
+    assert!(
+        stdout.contains("no report from the agent on this node"),
+        "{stdout}"
+    );
+    api.set(
+        "/api/v1/nodes/w2",
+        node_object(
+            "w2",
+            "worker",
+            "rendered-worker-new",
+            "rendered-worker-new",
+            "Done",
+        ),
+    );
+    wait_for("w2 no longer Degraded", || {
+        !c.get_json("/v1/nodes/w2")["reasons"]
+            .to_string()
+            .contains("state Degraded")
+    });
+    let out = cli(&c.url, &["wait", "--nodes", "7", "--timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(7 expected)"));
+
+    // A selection that matches nothing is a usage error at once, naming what exists.
+    let out = cli(&c.url, &["wait", "--pool", "gpu", "--timeout", "120s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no node matches the selection (--pool gpu)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("known pools:") && stderr.contains("worker"),
+        "{stderr}"
+    );
+    let out = cli(
+        &c.url,
+        &["wait", "--pool", "gpu", "--allow-empty", "--timeout", "1s"],
+    );
+    assert_eq!(out.status.code(), Some(0), "--allow-empty accepts it");
+}
+
+#[test]
+fn wait_exits_2_when_the_collector_goes_away() {
+    let mut c = Collector::start(&[]);
+    let mut n = FakeNode::new("w1");
+    n.write_registries("unqualified-search-registries = ['docker.io']\n");
+    n.push_to(&c.url);
+    let url = c.url.clone();
+    let waiter = std::thread::spawn(move || {
+        cli(
+            &url,
+            &[
+                "wait",
+                "--nodes",
+                "w1,w2",
+                "--timeout",
+                "10m",
+                "--request-timeout",
+                "1s",
+            ],
+        )
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    c.kill();
+    let out = waiter.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the collector has not answered for"),
+        "{stderr}"
+    );
+}

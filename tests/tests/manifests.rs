@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use mirrorscope_e2e::collector::TempDir;
 use serde::Deserialize;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 const PROMTOOL: &str = "/usr/bin/promtool";
@@ -41,7 +41,7 @@ fn kustomize(dir: &str) -> String {
 }
 
 fn documents(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
+    serde_norway::Deserializer::from_str(yaml)
         .map(|d| Value::deserialize(d).unwrap())
         .filter(|v| !v.is_null())
         .collect()
@@ -241,7 +241,7 @@ fn base_renders_the_agent_daemonset_as_the_cluster_needs_it() {
     }));
 
     let np = find(&docs, "NetworkPolicy", "mirrorscope-collector");
-    assert!(serde_yaml::to_string(&np["spec"]["ingress"])
+    assert!(serde_norway::to_string(&np["spec"]["ingress"])
         .unwrap()
         .contains("app.kubernetes.io/name: mirrorscope-agent"));
     for sm in ["mirrorscope-agent", "mirrorscope-collector"] {
@@ -399,7 +399,7 @@ fn rules_dir() -> (TempDir, Vec<String>) {
     let dir = TempDir::new("promtool");
     std::fs::write(
         dir.path().join("rules.yaml"),
-        serde_yaml::to_string(&rule["spec"]).unwrap(),
+        serde_norway::to_string(&rule["spec"]).unwrap(),
     )
     .unwrap();
     std::fs::copy(

@@ -867,9 +867,9 @@ fn kustomized_rules() -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let rule = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| <serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap())
+    let rule = serde_norway::Deserializer::from_str(&text)
+        .map(|d| <serde_norway::Value as serde::Deserialize>::deserialize(d).unwrap())
         .find(|d| d["kind"] == "PrometheusRule")
         .unwrap();
-    serde_yaml::to_string(&rule["spec"]).unwrap()
+    serde_norway::to_string(&rule["spec"]).unwrap()
 }

@@ -9,7 +9,23 @@ use super::auth::AuthError;
 use super::responses::{error, json, Resp};
 use super::{now_unix, App, MAX_BODY};
 
+/// Files one report; every refusal is logged and counted by kind.
 pub async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
+    let resp = file_report(app, req).await;
+    let kind = match resp.status().as_u16() {
+        200..=299 => return resp,
+        413 => "too_large",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        503 => "auth_unavailable",
+        _ => "invalid_report",
+    };
+    app.errors.count("ingest", kind);
+    tracing::warn!(status = resp.status().as_u16(), "report refused: {kind}");
+    resp
+}
+
+async fn file_report(app: &App, req: Request<Incoming>) -> Resp {
     let authz = req
         .headers()
         .get(hyper::header::AUTHORIZATION)

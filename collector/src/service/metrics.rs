@@ -24,8 +24,23 @@ pub fn render(
     rollout: &RolloutView,
     registries: &RegistriesView,
     counters: (u64, u64, u64),
+    errors: &[((&'static str, &'static str), u64)],
 ) -> Result<String, std::fmt::Error> {
     let mut reg = Registry::default();
+
+    let errs = Family::<Labels, Counter>::default();
+    for ((component, error_type), n) in errors {
+        errs.get_or_create(&labels(&[
+            ("component", component),
+            ("error_type", error_type),
+        ]))
+        .inc_by(*n);
+    }
+    reg.register(
+        "mirrorscope_errors",
+        "Failures by component and kind (each is also logged once)",
+        errs,
+    );
 
     let nodes = Family::<Labels, Gauge>::default();
     for p in &rollout.pools {

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod errors;
 pub mod html;
 mod ingest;
 pub mod metrics;
@@ -58,6 +59,7 @@ pub struct App {
     store: Mutex<Store>,
     auth: Auth,
     policy: Policy,
+    pub errors: errors::Errors,
 }
 
 impl App {
@@ -111,7 +113,7 @@ fn restore(store: &mut Store, path: &std::path::Path) {
             Ok(snap) => {
                 let n = snap.nodes.len();
                 store.restore(snap);
-                tracing::info!(nodes = n, path = %path.display(), "restored state");
+                tracing::info!("restored {n} nodes from {}", path.display());
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring state file")
@@ -136,6 +138,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store: Mutex::new(store),
         auth: cfg.auth,
         policy: cfg.policy,
+        errors: errors::Errors::default(),
     });
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -263,7 +266,13 @@ async fn save_state(app: &Arc<App>, path: &std::path::Path) {
     .await;
     match r {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "writing state file"),
-        Err(e) => tracing::error!(error = %e, "writing state file"),
+        Ok(Err(e)) => {
+            app.errors.count("state", "save_failed");
+            tracing::error!(error = %e, "writing state file")
+        }
+        Err(e) => {
+            app.errors.count("state", "save_failed");
+            tracing::error!(error = %e, "writing state file")
+        }
     }
 }

@@ -36,7 +36,10 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
         Vec::new()
     };
     let policy = app.policy;
-    match tokio::task::spawn_blocking(move || get_view(&store, &pulls, &policy, &path, &q)).await {
+    let errors = app.errors.snapshot();
+    match tokio::task::spawn_blocking(move || get_view(&store, &pulls, &policy, &errors, &path, &q))
+        .await
+    {
         Ok(r) => r,
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
@@ -46,6 +49,7 @@ fn get_view(
     store: &Store,
     pulls: &[Arc<PullRecord>],
     policy: &Policy,
+    errors: &[((&'static str, &'static str), u64)],
     path: &str,
     q: &[(String, String)],
 ) -> Resp {
@@ -126,7 +130,7 @@ fn get_view(
                 store.pulls_accepted_total,
                 store.pulls_duplicate_total,
             );
-            match metrics::render(&rollout, &regs, counters) {
+            match metrics::render(&rollout, &regs, counters, errors) {
                 Ok(body) => text(
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",

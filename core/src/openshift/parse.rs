@@ -10,7 +10,7 @@ use super::notes::Note;
 use super::patterns;
 use super::version::OcpVersion;
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -92,7 +92,7 @@ impl InputSet {
         let body = text.trim_start_matches('\u{feff}').trim_start();
         if body.starts_with('{') || body.starts_with('[') {
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(body) {
-                match serde_yaml::to_value(json) {
+                match serde_norway::to_value(json) {
                     Ok(v) => self.add_value(&v, origin, opts),
                     Err(e) => self.doc_error(origin, format!("cannot read JSON: {e}")),
                 }
@@ -100,7 +100,7 @@ impl InputSet {
             }
         }
         let mut docs = Vec::new();
-        for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
             match Value::deserialize(de) {
                 Ok(v) => docs.push(v),
                 Err(e) => {
@@ -362,7 +362,7 @@ impl Decoder {
         self.errors.push((field.to_string(), message));
     }
 
-    fn known_fields(&mut self, map: &serde_yaml::Mapping, path: &str, known: &[&str]) {
+    fn known_fields(&mut self, map: &serde_norway::Mapping, path: &str, known: &[&str]) {
         for key in map.keys() {
             let name = match untag(key) {
                 Value::String(s) => s.clone(),
@@ -382,7 +382,7 @@ impl Decoder {
         v: Option<&'v Value>,
         path: &str,
         required: bool,
-    ) -> Option<&'v serde_yaml::Mapping> {
+    ) -> Option<&'v serde_norway::Mapping> {
         match v.map(untag) {
             None | Some(Value::Null) => {
                 if required {

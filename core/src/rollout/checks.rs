@@ -40,7 +40,15 @@ pub fn evaluate(input: &NodeInput<'_>, target: &Target, policy: &Policy) -> Node
     checks.push(machine_config_check(report, input.mco));
     checks.push(crio_check(report));
     let sha = report.registries.effective_sha256.clone();
-    finish(input.node, sha, stale, checks, policy)
+    let mut r = finish(input.node, sha, stale, checks, policy);
+    r.degraded = input.mco.and_then(|m| {
+        let state = m.state.as_ref().filter(|s| s.is_failed())?;
+        Some(format!(
+            "machine-config-daemon state {state}: {}",
+            m.reason.as_deref().unwrap_or("no reason given")
+        ))
+    });
+    r
 }
 
 fn finish(
@@ -62,6 +70,7 @@ fn finish(
         effective_sha256,
         checks,
         reasons,
+        degraded: None,
     }
 }
 

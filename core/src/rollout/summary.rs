@@ -25,6 +25,9 @@ pub struct Summary {
 pub struct Laggard {
     pub node: String,
     pub reasons: Vec<String>,
+    /// Why the node will not land by itself (the MCD is Degraded), when that is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// Summarises evaluated nodes. Under [`Target::Agreement`], a node whose effective configuration
@@ -77,6 +80,7 @@ pub fn count(nodes: &[NodeRollout]) -> Summary {
         .map(|n| Laggard {
             node: n.node.clone(),
             reasons: n.reasons.clone(),
+            degraded: n.degraded.clone(),
         })
         .collect();
     Summary {

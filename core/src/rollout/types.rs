@@ -185,6 +185,10 @@ pub struct NodeRollout {
     pub checks: Vec<Check>,
     /// The details of the checks that keep the node from landing, in check order.
     pub reasons: Vec<String>,
+    /// The MCD gave up on this node (Degraded, Unreconcilable): it will not land by itself, so
+    /// a rollout gate fails at once instead of waiting out its timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// A node as the collector knows it.

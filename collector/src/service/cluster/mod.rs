@@ -150,7 +150,7 @@ impl World {
         let mut set = InputSet::default();
         let mut add = |kind: Kind, name: &str, v: &Value| {
             let origin = format!("{}/{name}", kind.as_str());
-            match serde_yaml::to_value(v) {
+            match serde_norway::to_value(v) {
                 Ok(y) => set.add_value(&y, &origin, &opts),
                 Err(e) => set.errors.push(mirrorscope_core::openshift::InputError {
                     origin,
@@ -209,14 +209,22 @@ pub async fn run(
             u = rx.recv() => u,
         };
         let Some(u) = first else { break };
+        count_failure(&app, &u);
         world.apply(u);
         let until = tokio::time::Instant::now() + COALESCE;
         while let Ok(Some(u)) = tokio::time::timeout_at(until, rx.recv()).await {
+            count_failure(&app, &u);
             world.apply(u);
         }
         publish(&mut world, &app, render_desired, fallback_version);
     }
     watchers.shutdown().await;
+}
+
+fn count_failure(app: &App, u: &Update) {
+    if let Update::Status(_, KindStatus::Failed(_)) = u {
+        app.errors.count("kube", "watch_failed");
+    }
 }
 
 fn publish(world: &mut World, app: &App, render_desired: bool, fallback_version: OcpVersion) {
