@@ -24,6 +24,7 @@ pub struct Args {
     /// /etc/containers/registries.conf.d then /root/.config/containers/registries.conf.d).
     #[arg(long = "registries-conf-d", value_name = "DIR")]
     pub registries_conf_d: Vec<PathBuf>,
+    /// Output format: text for people, json for scripts.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
     /// Reproduce the texts and rules of this containers/image release (e.g. 5.23 for Debian's skopeo).
@@ -46,8 +47,8 @@ impl Args {
     }
 }
 
-/// Runs the subcommand: 0 when every image resolves, 1 when one fails before any attempt, 2 when
-/// the configuration itself is invalid.
+/// Runs the subcommand: 0 when every image resolves, 1 when one will not pull (it fails before
+/// any attempt, or every location is blocked), 2 when the configuration itself is invalid.
 pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
     if let Some(node) = &args.node {
         return run_on_node(conn, &args, node);
@@ -86,7 +87,7 @@ fn print_all(args: &Args, explanations: &[Explanation]) -> anyhow::Result<i32> {
             }
         }
     }
-    Ok(if explanations.iter().any(|e| e.error.is_some()) {
+    Ok(if explanations.iter().any(Explanation::will_not_pull) {
         1
     } else {
         0

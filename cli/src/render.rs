@@ -39,6 +39,7 @@ pub struct Args {
     /// Also explain where each of these images will be pulled from once the rendering lands.
     #[arg(long = "image", value_name = "IMG", num_args = 1..)]
     pub images: Vec<String>,
+    /// Output format: text (registries.conf on stdout) or json.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
 }

@@ -14,6 +14,7 @@ use mirrorscope_core::query;
 /// Arguments of `mirrorscope status`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
+    /// Output format: table, wide (every column), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
 }
@@ -21,6 +22,7 @@ pub struct StatusArgs {
 /// Arguments of `mirrorscope nodes`.
 #[derive(clap::Args, Debug)]
 pub struct NodesArgs {
+    /// Output format: table, wide (every column), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
     /// One node: every check, whether it holds, and why.
@@ -31,6 +33,7 @@ pub struct NodesArgs {
 /// Arguments of `mirrorscope pulls`.
 #[derive(clap::Args, Debug)]
 pub struct PullsArgs {
+    /// Output format: table, wide (every column), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
     /// Only pulls from this source registry (e.g. docker.io).
@@ -53,6 +56,7 @@ pub struct PullsArgs {
 /// Arguments of `mirrorscope registries`.
 #[derive(clap::Args, Debug)]
 pub struct RegistriesArgs {
+    /// Output format: table, wide (every column), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
 }

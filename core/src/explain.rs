@@ -41,6 +41,14 @@ pub struct Explanation {
     pub summary: String,
 }
 
+impl Explanation {
+    /// The pull will fail: before any attempt (a bad reference), or because every location it
+    /// could use is blocked.
+    pub fn will_not_pull(&self) -> bool {
+        self.error.is_some() || (!self.sources.is_empty() && self.sources.iter().all(|s| s.blocked))
+    }
+}
+
 /// Explains one image against an effective configuration.
 pub fn explain(config: &EffectiveConfig, image: &str) -> Explanation {
     let mut out = Explanation {
