@@ -7,6 +7,8 @@
 //! the collector is the e2e fake collector. `MIRRORSCOPE_BENCH_SECONDS` sets the length of the
 //! quiet and flood phases (default 30), `MIRRORSCOPE_BENCH_RENAMES` the latency samples (200).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -48,7 +50,7 @@ fn cpu(pid: u32) -> Duration {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
     // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
     Duration::from_micros(ticks * 1_000_000 / hz)
 }
 

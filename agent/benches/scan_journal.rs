@@ -5,6 +5,10 @@
 //! is built once by systemd-journal-remote and kept in target/ for later runs.
 //! `MIRRORSCOPE_BENCH_ENTRIES` changes the size, `MIRRORSCOPE_BENCH_ARGS` adds scan arguments.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// wait4 for the child's rusage: the benchmark measures scan's own CPU and peak RSS.
+#![allow(unsafe_code)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

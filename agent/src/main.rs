@@ -1,6 +1,8 @@
 //! `mirrorscope-agent`: the per-node agent.
 
 mod clock;
+// The one module that talks to C (sd-journal's descriptors, page advice) may use unsafe.
+#[allow(unsafe_code)]
 mod journal;
 mod logger;
 mod order;

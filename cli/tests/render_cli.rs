@@ -2,6 +2,8 @@
 //! node-root tree under --output-dir, exit 3 with MCO's reason on refusal, exit 1 with field
 //! paths for objects the API server rejects, explanations for --image.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};

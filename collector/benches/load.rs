@@ -6,6 +6,8 @@
 //! Knobs: MIRRORSCOPE_BENCH_NODES (5000), MIRRORSCOPE_BENCH_SECS (60),
 //! MIRRORSCOPE_BENCH_HEARTBEAT_SECS (10), MIRRORSCOPE_BENCH_CONNS (64).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};

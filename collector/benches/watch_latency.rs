@@ -6,6 +6,8 @@
 //! `cargo build --workspace --bins && cargo bench -p mirrorscope-collector --bench watch_latency`
 //! (not part of `tests/run`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use mirrorscope_e2e::collector::{list, Collector, MockApi};

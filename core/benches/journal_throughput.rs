@@ -1,6 +1,8 @@
 //! Grammar + correlation throughput (entries/s) on a synthetic node journal where 10 % of the
 //! entries are about pulls, the shape `mirrorscope-agent scan` sees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

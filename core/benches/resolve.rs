@@ -1,6 +1,8 @@
 //! Resolution speed on a 500-entry registries.conf with drop-ins, and parse time of that file.
 //! Run: `cargo bench -p mirrorscope-core --bench resolve`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -2,6 +2,10 @@
 //! global allocator wrapper, on the measuring thread only (the test harness's own threads may
 //! allocate at any time).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A counting global allocator is the measurement itself.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,5 +1,7 @@
 //! Correlation edge cases, each with a small inline journal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod journal_support;
 
 use journal_support::{parse, run_with};

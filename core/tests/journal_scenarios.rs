@@ -1,5 +1,7 @@
 //! Pull correlation over fixture journals: one test per scenario of the spec.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod journal_support;
 
 use journal_support::{by_id, load, run, run_with};

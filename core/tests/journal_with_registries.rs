@@ -1,5 +1,7 @@
 //! The correlator with the real registries.conf engine as its source resolver.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod journal_support;
 
 use journal_support::{load, parse};

@@ -1,5 +1,7 @@
 //! The registries.conf engine against the rules of containers/image, one rule per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use mirrorscope_core::cimage_version::CImageVersion;
 use mirrorscope_core::explain::explain;
 use mirrorscope_core::reference::ImageReference;

@@ -3,6 +3,8 @@
 //! (in the entry's own order when it is the only list for its source), the source comes last,
 //! and NeverContactSource blocks it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use mirrorscope_core::cimage_version::CImageVersion;

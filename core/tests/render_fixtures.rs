@@ -4,6 +4,8 @@
 //! or MCO's exact refusal text, or the API server's field errors. Expected outputs were written
 //! by hand from shared/spec/mco-rendering.md (see `generate.py`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,8 @@
 //! TOML is always well-formed, renderings of valid scopes always load in the engine, and the
 //! order of the mirror-set objects never changes the files (MCO lists them in no fixed order).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use mirrorscope_core::openshift::{

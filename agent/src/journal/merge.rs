@@ -37,25 +37,29 @@ impl<R: JournalReader> JournalReader for Merged<R> {
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<WaitOutcome, JournalError> {
-        let mut fds = Vec::with_capacity(self.readers.len());
+        let mut raw = Vec::with_capacity(self.readers.len());
         for r in &mut self.readers {
-            fds.push(libc::pollfd {
-                fd: r.wait_fd()?,
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            raw.push(r.wait_fd()?);
         }
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
+        let borrowed: Vec<std::os::fd::BorrowedFd<'_>> = raw
+            .iter()
+            // SAFETY: sd-journal owns these descriptors and keeps them open while its reader
+            // lives; the readers are borrowed for this whole call, which outlives `borrowed`.
+            .map(|fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) })
+            .collect();
+        let mut fds: Vec<rustix::event::PollFd<'_>> = borrowed
+            .iter()
+            .map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN))
+            .collect();
+        let timeout = rustix::event::Timespec::try_from(timeout).ok();
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
                 return Err(JournalError::Read {
                     what: "merged directories".into(),
                     op: "polling",
-                    source: e,
-                });
+                    source: e.into(),
+                })
             }
         }
         let mut seen = WaitOutcome::Timeout;

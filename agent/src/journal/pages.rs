@@ -21,8 +21,7 @@ pub fn release_if_large() {
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let page = u64::try_from(rustix::param::page_size()).unwrap_or(4096);
     if shared_pages.saturating_mul(page) > FILE_RSS_LIMIT {
         release_journal_pages();
     }
@@ -62,9 +61,14 @@ pub fn release_journal_pages() -> usize {
         // SAFETY: the range is a whole mapping of this process, read-only and shared (backed by
         // the file); MADV_DONTNEED only drops its resident pages, which are re-read from the
         // page cache on the next access. No memory is unmapped or changed.
-        let r =
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-        if r == 0 {
+        let r = unsafe {
+            rustix::mm::madvise(
+                start as *mut std::ffi::c_void,
+                end - start,
+                rustix::mm::Advice::LinuxDontNeed,
+            )
+        };
+        if r.is_ok() {
             released += 1;
         }
     }

@@ -134,7 +134,7 @@ fn desired_check(report: &NodeReport, target: &Target, mco: Option<&McoNodeState
                     CheckName::Desired,
                     CheckState::Pending,
                     format!(
-                        "effective configuration {} differs from the desired rendering {} ({}){targeted}",
+                        "effective configuration (canonical sha256 {}) differs from the desired rendering ({}, from {}){targeted}",
                         short(s),
                         short(&d.sha256),
                         d.origin
@@ -192,7 +192,7 @@ fn machine_config_check(report: &NodeReport, mco: Option<&McoNodeState>) -> Chec
             CheckName::MachineConfig,
             CheckState::Fail,
             format!(
-                "registries.conf does not match MachineConfig {name} (on disk {}, MachineConfig {}): drift, the MCD will mark the node Degraded",
+                "registries.conf does not match MachineConfig {name} (file bytes: sha256 {} on disk, {} in the MachineConfig): drift, the MCD will mark the node Degraded",
                 short(actual_sha256),
                 short(expected_sha256)
             ),
