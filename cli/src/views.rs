@@ -216,7 +216,7 @@ pub fn nodes(conn: &ConnArgs, args: NodesArgs) -> anyhow::Result<i32> {
     let wide = args.output.wide();
     let mut header = vec!["NODE", "POOL", "STATE", "CONFIG", "LAST-REPORT"];
     if wide {
-        header.extend(["AGENT", "MACHINECONFIG"]);
+        header.extend(["AGENT", "MACHINECONFIG", "MCN-PHASE"]);
     }
     header.push("REASON");
     let rows: Vec<Vec<String>> = v
@@ -240,6 +240,7 @@ pub fn nodes(conn: &ConnArgs, args: NodesArgs) -> anyhow::Result<i32> {
             if wide {
                 row.push(n.agent_version.clone().unwrap_or_else(|| "-".into()));
                 row.push(n.current_config.clone().unwrap_or_else(|| "-".into()));
+                row.push(n.mcn_phase.clone().unwrap_or_else(|| "-".into()));
                 row.push(n.reasons.join("; "));
             } else {
                 row.push(n.reasons.first().cloned().unwrap_or_default());

@@ -59,6 +59,10 @@ pub struct NodeView {
     pub report_age_secs: Option<u64>,
     pub agent_version: Option<String>,
     pub current_config: Option<String>,
+    /// The MachineConfigNode's phase (`updated`, `draining`, `rebooting`, `reloading crio`,
+    /// `degraded: ...`), where the cluster has MachineConfigNodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcn_phase: Option<String>,
     pub checks: Vec<Check>,
     pub reasons: Vec<String>,
 }

@@ -1011,3 +1011,96 @@ fn wait_exits_2_when_the_collector_goes_away() {
         "{stderr}"
     );
 }
+
+/// A MachineConfigNode in the API's shape (`v1` from 4.19, `v1alpha1` in 4.16-4.18).
+fn mcn_object(
+    api_version: &str,
+    node: &str,
+    current: &str,
+    desired: &str,
+    conditions: serde_json::Value,
+) -> serde_json::Value {
+    json!({
+        "apiVersion": api_version, "kind": "MachineConfigNode",
+        "metadata": {"name": node, "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": "a1b2"}]},
+        "spec": {"node": {"name": node}, "pool": {"name": "worker"}, "configVersion": {"desired": desired}},
+        "status": {"observedGeneration": 3, "configVersion": {"current": current, "desired": desired}, "conditions": conditions}
+    })
+}
+
+#[test]
+fn machine_config_nodes_hold_wait_back_and_fail_it_fast() {
+    for api_version in [
+        "machineconfiguration.openshift.io/v1",
+        "machineconfiguration.openshift.io/v1alpha1",
+    ] {
+        let api = cluster();
+        let path = format!("/apis/{api_version}/machineconfignodes");
+        // The annotations say w1 is Done on rendered-worker-new; its MCN is still draining.
+        api.set(
+            &path,
+            list(
+                "MachineConfigNode",
+                api_version,
+                vec![mcn_object(api_version, "w1", "rendered-worker-old", "rendered-worker-new", json!([
+                    {"type": "Updated", "status": "False", "reason": "", "message": ""},
+                    {"type": "UpdatePrepared", "status": "True", "message": "Update Compatible. Post Cfg Actions [] Drain Required: true"},
+                    {"type": "Drained", "status": "Unknown", "message": "Draining node."}]))],
+            ),
+        );
+        let c = Collector::start(&["--in-cluster", "--kube-api", &api.url]);
+        let conf = rendered();
+        let mut w1 = node_on("w1", &conf, "rendered-worker-new", "tok-w1");
+        w1.push_to(&c.url);
+        wait_for_or_log(&c, "w1 draining by its MCN", || {
+            c.get_json("/v1/nodes/w1")["mcn_phase"] == "draining"
+        });
+        let out = cli(&c.url, &["wait", "--nodes", "w1", "--timeout", "1s"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{api_version}: {stdout}");
+        assert!(stdout.contains("MachineConfigNode draining"), "{stdout}");
+
+        // Degraded: wait fails at once, naming the node and the MCN's message.
+        api.set(
+            &format!("{path}/w1"),
+            mcn_object(api_version, "w1", "rendered-worker-old", "rendered-worker-new", json!([
+                {"type": "Updated", "status": "False"},
+                {"type": "NodeDegraded", "status": "True", "reason": "UpdateFailed", "message": "failed to drain node: cannot evict pod as it would violate the pod's disruption budget"}])),
+        );
+        wait_for("the degraded MCN", || {
+            c.get_json("/v1/nodes/w1")["mcn_phase"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("degraded: failed to drain node"))
+        });
+        let t = Instant::now();
+        let out = cli(&c.url, &["wait", "--nodes", "w1", "--timeout", "120s"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("node w1 will not land by itself: MachineConfigNode NodeDegraded: failed to drain node"),
+            "{stderr}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(60));
+
+        // Updated on the desired config: w1 lands.
+        api.set(
+            &format!("{path}/w1"),
+            mcn_object(
+                api_version,
+                "w1",
+                "rendered-worker-new",
+                "rendered-worker-new",
+                json!([
+                {"type": "Updated", "status": "True", "message": "Node w1 Updated"},
+                {"type": "NodeDegraded", "status": "False"}]),
+            ),
+        );
+        let out = cli(&c.url, &["wait", "--nodes", "w1", "--timeout", "20s"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{api_version}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}

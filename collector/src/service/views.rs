@@ -104,6 +104,11 @@ fn view(store: &Store, pool: String, r: NodeRollout, now_unix: f64) -> NodeView 
         report_age_secs: entry.map(|e| (now_unix - e.received_unix).max(0.0) as u64),
         agent_version: entry.map(|e| e.report.agent_version.clone()),
         current_config: entry.and_then(|e| e.report.machine_config.current_config.clone()),
+        mcn_phase: store
+            .kube
+            .nodes
+            .get(&r.node)
+            .and_then(|k| Some(k.mco.mcn.as_ref()?.phase.clone())),
         checks: r.checks,
         reasons: r.reasons,
         node: r.node,

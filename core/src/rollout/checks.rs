@@ -42,6 +42,9 @@ pub fn evaluate(input: &NodeInput<'_>, target: &Target, policy: &Policy) -> Node
     let sha = report.registries.effective_sha256.clone();
     let mut r = finish(input.node, sha, stale, checks, policy);
     r.degraded = input.mco.and_then(|m| {
+        if let Some(d) = m.mcn.as_ref().and_then(|n| n.degraded.as_deref()) {
+            return Some(format!("MachineConfigNode NodeDegraded: {d}"));
+        }
         let state = m.state.as_ref().filter(|s| s.is_failed())?;
         Some(format!(
             "machine-config-daemon state {state}: {}",
@@ -217,6 +220,39 @@ fn machine_config_check(report: &NodeReport, mco: Option<&McoNodeState>) -> Chec
         return file_state;
     }
     let Some(m) = mco else { return file_state };
+    if let Some(n) = &m.mcn {
+        if let Some(d) = &n.degraded {
+            return check(
+                CheckName::MachineConfig,
+                CheckState::Fail,
+                format!("MachineConfigNode NodeDegraded: {d}"),
+            );
+        }
+        if !n.landed() {
+            return check(
+                CheckName::MachineConfig,
+                CheckState::Pending,
+                format!(
+                    "MachineConfigNode {}: current {} -> desired {}{}",
+                    n.phase,
+                    n.current.as_deref().unwrap_or("?"),
+                    n.desired.as_deref().unwrap_or("?"),
+                    m.paused_note()
+                ),
+            );
+        }
+        // The MCD finished this desired config; the file must be the one it carries.
+        if n.current.as_deref() != mc.current_config.as_deref() {
+            return check(
+                CheckName::MachineConfig,
+                CheckState::Pending,
+                format!(
+                    "MachineConfigNode says {}, the node's currentconfig file says {name}",
+                    n.current.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+    }
     let (cur, des) = (m.current_config.as_deref(), m.desired_config.as_deref());
     if let Some(target) = m.pool_target.as_deref() {
         if des.is_some_and(|d| d != target) {

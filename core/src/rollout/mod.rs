@@ -9,11 +9,13 @@
 
 mod checks;
 mod desired;
+mod mcn;
 mod summary;
 mod types;
 
 pub use checks::evaluate;
 pub use desired::{Desired, DesiredState, Target};
+pub use mcn::McnState;
 pub use summary::{count, summarize, Laggard, Summary};
 pub use types::{
     Check, CheckName, CheckState, McdState, McoNodeState, NodeInput, NodeRollout, Policy,
@@ -217,6 +219,7 @@ mod tests {
             pool_target: Some("rendered-worker-2".into()),
             pool_target_sha256: Some("sha256:0123456789abcdef".into()),
             pool_paused: false,
+            mcn: None,
         };
         let mut i = input(&r);
         i.mco = Some(&mco);
@@ -271,5 +274,56 @@ mod tests {
         assert_eq!((s.total, s.landed, s.complete), (3, 2, false));
         assert_eq!(s.laggards[0].node, "n3");
         assert_eq!(s.majority_sha256.as_deref(), Some(a.as_str()));
+    }
+
+    #[test]
+    fn machine_config_node_decides_when_present() {
+        let Target::Desired(d) = desired() else {
+            panic!()
+        };
+        let r = report(Some(d.sha256.clone()));
+        let target = Target::Desired(d);
+        let mcn = |current: &str, updated: &str, degraded: Option<&str>| {
+            let mut conditions = vec![serde_json::json!({"type": "Updated", "status": updated})];
+            if let Some(m) = degraded {
+                conditions.push(
+                    serde_json::json!({"type": "NodeDegraded", "status": "True", "message": m}),
+                );
+            }
+            McnState::from_object(&serde_json::json!({
+                "kind": "MachineConfigNode", "metadata": {"name": "n1"},
+                "spec": {"configVersion": {"desired": "rendered-worker-1"}},
+                "status": {"configVersion": {"current": current}, "conditions": conditions}}))
+        };
+        // The annotations say Done, the MachineConfigNode is still on the old config: not landed.
+        let mut mco = McoNodeState {
+            current_config: Some("rendered-worker-1".into()),
+            desired_config: Some("rendered-worker-1".into()),
+            state: Some("Done".into()),
+            mcn: mcn("rendered-worker-0", "False", None),
+            ..Default::default()
+        };
+        let mut i = input(&r);
+        i.mco = Some(&mco);
+        let n = evaluate(&i, &target, &Policy::default());
+        assert!(!n.landed);
+        assert!(
+            n.reasons[0].contains("MachineConfigNode update pending: current rendered-worker-0"),
+            "{:?}",
+            n.reasons
+        );
+        assert_eq!(n.degraded, None);
+        mco.mcn = mcn("rendered-worker-1", "True", None);
+        let mut i = input(&r);
+        i.mco = Some(&mco);
+        assert!(evaluate(&i, &target, &Policy::default()).landed);
+        mco.mcn = mcn("rendered-worker-0", "False", Some("failed to drain: PDB"));
+        let mut i = input(&r);
+        i.mco = Some(&mco);
+        let n = evaluate(&i, &target, &Policy::default());
+        assert_eq!(
+            n.degraded.as_deref(),
+            Some("MachineConfigNode NodeDegraded: failed to drain: PDB")
+        );
     }
 }

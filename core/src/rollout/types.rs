@@ -21,6 +21,10 @@ pub struct McoNodeState {
     /// The pool's `spec.paused`: the MCO does not roll anything out to it.
     #[serde(default)]
     pub pool_paused: bool,
+    /// The node's MachineConfigNode (OpenShift 4.16 and later): when present, the authority on
+    /// whether the MCD has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcn: Option<super::McnState>,
 }
 
 impl McoNodeState {

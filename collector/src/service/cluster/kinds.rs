@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kube::core::{ApiResource, GroupVersionKind};
 use mirrorscope_core::machineconfig::parse_current_config;
 use mirrorscope_core::openshift::node_config_from_files;
-use mirrorscope_core::rollout::McoNodeState;
+use mirrorscope_core::rollout::{McnState, McoNodeState};
 use serde_json::Value;
 
 use crate::service::state::{KubeNode, PoolInfo};
@@ -25,10 +25,14 @@ pub enum Kind {
     ImageContentSourcePolicy,
     Image,
     ClusterVersion,
+    /// OpenShift 4.19 and later.
+    MachineConfigNode,
+    /// The tech preview of 4.16-4.18, read when v1 is not served.
+    MachineConfigNodeV1Alpha1,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Node,
         Kind::MachineConfigPool,
         Kind::MachineConfig,
@@ -37,6 +41,8 @@ impl Kind {
         Kind::ImageContentSourcePolicy,
         Kind::Image,
         Kind::ClusterVersion,
+        Kind::MachineConfigNode,
+        Kind::MachineConfigNodeV1Alpha1,
     ];
 
     pub fn resource(self) -> ApiResource {
@@ -79,6 +85,18 @@ impl Kind {
                 "ClusterVersion",
                 "clusterversions",
             ),
+            Kind::MachineConfigNode => (
+                "machineconfiguration.openshift.io",
+                "v1",
+                "MachineConfigNode",
+                "machineconfignodes",
+            ),
+            Kind::MachineConfigNodeV1Alpha1 => (
+                "machineconfiguration.openshift.io",
+                "v1alpha1",
+                "MachineConfigNode",
+                "machineconfignodes",
+            ),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
@@ -98,7 +116,10 @@ impl Kind {
     /// A kind whose watch may be refused (403) without blinding the rollout: without read access
     /// to MachineConfigs, the "pool's target carries it" hint is simply left out.
     pub fn optional(self) -> bool {
-        self == Kind::MachineConfig
+        matches!(
+            self,
+            Kind::MachineConfig | Kind::MachineConfigNode | Kind::MachineConfigNodeV1Alpha1
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +132,8 @@ impl Kind {
             Kind::ImageContentSourcePolicy => "imagecontentsourcepolicies",
             Kind::Image => "images",
             Kind::ClusterVersion => "clusterversions",
+            Kind::MachineConfigNode => "machineconfignodes (v1)",
+            Kind::MachineConfigNodeV1Alpha1 => "machineconfignodes (v1alpha1)",
         }
     }
 }
@@ -123,6 +146,8 @@ pub enum Kept {
     Pool(PoolInfo),
     /// The canonical hash of the registries configuration a MachineConfig carries.
     MachineConfig(Option<String>),
+    /// A node's MachineConfigNode, keyed by the node's name.
+    Mcn(McnState),
     /// An object MCO renders from, as the API serves it.
     Object(Value),
 }
@@ -140,6 +165,9 @@ pub fn keep(kind: Kind, obj: &Value) -> Kept {
         Kind::Node => Kept::Node(node_labels(obj)),
         Kind::MachineConfigPool => Kept::Pool(pool_info(obj)),
         Kind::MachineConfig => Kept::MachineConfig(machine_config_sha256(obj)),
+        Kind::MachineConfigNode | Kind::MachineConfigNodeV1Alpha1 => {
+            Kept::Mcn(McnState::from_object(obj).unwrap_or_default())
+        }
         _ => Kept::Object(obj.clone()),
     }
 }
@@ -175,9 +203,10 @@ fn pool_info(p: &Value) -> PoolInfo {
 }
 
 /// A Node with its pool: the pool's target and whether it is paused.
-pub fn node_in_pools(n: &NodeLabels, pools: &[PoolInfo]) -> KubeNode {
+pub fn node_in_pools(n: &NodeLabels, pools: &[PoolInfo], mcn: Option<&McnState>) -> KubeNode {
     let pool = pool_of(pools, &n.labels);
     let mut mco = n.mco.clone();
+    mco.mcn = mcn.cloned();
     mco.pool_target = pool.and_then(|p| p.target.clone());
     mco.pool_target_sha256 = pool.and_then(|p| p.target_sha256.clone());
     mco.pool_paused = pool.is_some_and(|p| p.paused);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mirrorscope_core::openshift::{InputSet, OcpVersion, ParseOptions, RenderOptions};
-use mirrorscope_core::rollout::DesiredState;
+use mirrorscope_core::rollout::{DesiredState, McnState};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -110,15 +110,33 @@ impl World {
         pools
     }
 
+    /// MachineConfigNodes by node name: v1 where it is served, else the v1alpha1 preview.
+    fn mcns(&self) -> BTreeMap<String, McnState> {
+        let kind = match self.status.get(&Kind::MachineConfigNode) {
+            Some(KindStatus::Ready) => Kind::MachineConfigNode,
+            _ => Kind::MachineConfigNodeV1Alpha1,
+        };
+        self.objects
+            .get(&kind)
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, k)| match k {
+                Kept::Mcn(m) => Some((name.clone(), m.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn view(&self) -> KubeView {
         let pools = self.pools();
+        let mcns = self.mcns();
         let nodes = self
             .objects
             .get(&Kind::Node)
             .into_iter()
             .flat_map(|m| m.iter())
             .filter_map(|(name, k)| match k {
-                Kept::Node(n) => Some((name.clone(), node_in_pools(n, &pools))),
+                Kept::Node(n) => Some((name.clone(), node_in_pools(n, &pools, mcns.get(name)))),
                 _ => None,
             })
             .collect();
