@@ -48,7 +48,7 @@ impl World {
                 self.objects.insert(k, all.into_iter().collect());
             }
             Update::Apply(k, name, kept) => {
-                self.objects.entry(k).or_default().insert(name, kept);
+                self.objects.entry(k).or_default().insert(name, *kept);
             }
             Update::Delete(k, name) => {
                 self.objects.entry(k).or_default().remove(&name);

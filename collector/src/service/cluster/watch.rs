@@ -26,7 +26,7 @@ pub enum KindStatus {
 pub enum Update {
     /// The complete set after a (re)list.
     Reset(Kind, Vec<(String, Kept)>),
-    Apply(Kind, String, Kept),
+    Apply(Kind, String, Box<Kept>),
     Delete(Kind, String),
     Status(Kind, KindStatus),
 }
@@ -61,7 +61,9 @@ pub async fn watch_kind(
                 None
             }
             Ok(Event::InitDone) => Some(Update::Reset(kind, relist.take().unwrap_or_default())),
-            Ok(Event::Apply(obj)) => kept(kind, &obj).map(|(n, k)| Update::Apply(kind, n, k)),
+            Ok(Event::Apply(obj)) => {
+                kept(kind, &obj).map(|(n, k)| Update::Apply(kind, n, Box::new(k)))
+            }
             Ok(Event::Delete(obj)) => obj.metadata.name.map(|n| Update::Delete(kind, n)),
             Err(e) => Some(Update::Status(kind, failure(kind, &e))),
         };
