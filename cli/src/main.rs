@@ -4,6 +4,7 @@
 mod client;
 mod explain;
 mod output;
+mod plan;
 mod render;
 mod views;
 mod wait;
@@ -54,6 +55,11 @@ enum Command {
         after_help = "Examples:\n  oc get idms,itms,icsp,image.config -o yaml > current.yaml\n  mirrorscope render -f current.yaml -f new-itms.yaml --image docker.io/library/nginx:1.25.3\n  mirrorscope render -f objects/ --output-dir /tmp/node\n\nExit codes: 0 rendered, 1 the API server would reject an object, 2 no objects or unreadable input, 3 the MCO would refuse."
     )]
     Render(render::Args),
+    /// What applying objects will do: MCO's refusal, the diff of each file, drain or reload per node.
+    #[command(
+        after_help = "Examples:\n  oc get idms,itms,icsp,image.config -o yaml > current.yaml\n  mirrorscope plan --current current.yaml -f new-idms.yaml --merge\n  mirrorscope plan --current current.yaml -f whole-new-set/ -o json\n\nExit codes: 0 planned, 1 the API server would reject an object, 2 no objects or unreadable input, 3 the MCO would refuse the new objects."
+    )]
+    Plan(plan::Args),
     /// Rollout per pool, lagging nodes and why, registries with fallbacks, blocked pulls or failures.
     #[command(
         after_help = "Examples:\n  mirrorscope status\n  oc mirrorscope status -o json\n\nExit codes: 0 answered, 2 connection error."
@@ -118,6 +124,7 @@ fn main() {
     let result = match cli.command {
         Command::Explain(args) => explain::run(conn, args),
         Command::Render(args) => render::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Status(args) => views::status(conn, args),
         Command::Nodes(args) => views::nodes(conn, args),
         Command::Pulls(args) => views::pulls(conn, args),

@@ -16,6 +16,7 @@
 //! (release-4.12 … main), openshift/runtime-utils `pkg/registries` (3beb0b5, 7bdb5b9),
 //! openshift/api CRDs; see `shared/spec/mco-rendering.md`.
 
+pub mod disruption;
 mod edit;
 mod encode;
 pub mod inputs;

@@ -1,0 +1,211 @@
+//! `mirrorscope plan`: what applying IDMS/ITMS/ICSP/Image objects will do, before anything is
+//! applied: MCO's refusal, the diff of every file MCO writes, and the disruption the MCD will
+//! cause on each node (none, a CRI-O reload, a drain and a reload, a reboot), with the reason.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use mirrorscope_core::openshift::disruption::{disruption, Disruption};
+use mirrorscope_core::openshift::inputs::read_paths;
+use mirrorscope_core::openshift::{
+    render, InputSet, OcpVersion, ParseOptions, Refusal, RenderOptions, Rendering, REGISTRIES_CONF,
+    TEMPLATE_REGISTRIES_CONF,
+};
+use serde::Serialize;
+
+use crate::render::EXIT_REFUSED;
+
+/// Arguments of `mirrorscope plan`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// What the cluster has now (`oc get idms,itms,icsp,image.config -o yaml > current.yaml`).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub current: Vec<PathBuf>,
+    /// The objects after the change: the whole new set, or with --merge only the new and changed
+    /// objects (they replace objects of the same kind and name in --current).
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
+    /// -f adds to and replaces objects of --current instead of being the whole new set.
+    #[arg(long)]
+    pub merge: bool,
+    /// The OpenShift release whose MCO and MCD to predict.
+    #[arg(long, value_name = "X.Y[.Z]", default_value_t = OcpVersion::DEFAULT)]
+    pub ocp_version: OcpVersion,
+    /// The cluster's release image (payload protection of blockedRegistries).
+    #[arg(long, value_name = "REF")]
+    pub release_image: Option<String>,
+    /// Output format: text for people, json for scripts.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: crate::explain::Output,
+}
+
+/// One file MCO writes, before and after.
+#[derive(Serialize)]
+struct FileChange {
+    path: String,
+    changed: bool,
+    diff: String,
+}
+
+/// The `-o json` document.
+#[derive(Serialize)]
+struct Plan {
+    refused: Option<String>,
+    files: Vec<FileChange>,
+    disruption: Option<Disruption>,
+}
+
+/// Runs the subcommand: 0 planned, 1 the API server would reject an input object, 3 MCO would
+/// refuse the new objects.
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let opts = ParseOptions {
+        version: args.ocp_version,
+    };
+    let current = read_paths(&args.current, &opts, &mut std::io::stdin())?;
+    let mut after = read_paths(&args.files, &opts, &mut std::io::stdin())?;
+    for (set, flag) in [(&current, "--current"), (&after, "-f")] {
+        if let Some(e) = set.errors.first() {
+            eprintln!("error: {e}");
+            eprintln!(
+                "mirrorscope plan: the API server would reject {flag}'s objects; nothing planned"
+            );
+            return Ok(1);
+        }
+    }
+    if args.merge {
+        after = merged(&current, after);
+    }
+    let options = RenderOptions {
+        ocp_version: args.ocp_version,
+        release_image: args.release_image.clone(),
+    };
+    let before = match render(&current.input, &options) {
+        Ok(r) => r,
+        Err(refusal) => bail!(
+            "MCO refuses the --current objects already ({}): the cluster's nodes run an older rendering; plan against what MCO rendered last",
+            refusal.reason
+        ),
+    };
+    let plan = match render(&after.input, &options) {
+        Err(refusal) => refused(&refusal),
+        Ok(new) => planned(&before, &new),
+    };
+    match args.output {
+        crate::explain::Output::Json => {
+            crate::outln!("{}", serde_json::to_string_pretty(&plan)?)?;
+        }
+        crate::explain::Output::Text => print_text(&plan)?,
+    }
+    Ok(if plan.refused.is_some() {
+        EXIT_REFUSED
+    } else {
+        0
+    })
+}
+
+/// `current` with `changes` applied: an object of the same kind and name is replaced, others
+/// are added; a changed Image config replaces the current one.
+fn merged(current: &InputSet, changes: InputSet) -> InputSet {
+    let mut out = current.clone();
+    let replace = |list: &mut Vec<mirrorscope_core::openshift::MirrorSet>,
+                   new: Vec<mirrorscope_core::openshift::MirrorSet>| {
+        for n in new {
+            list.retain(|o| o.object.name != n.object.name);
+            list.push(n);
+        }
+    };
+    replace(&mut out.input.idms, changes.input.idms);
+    replace(&mut out.input.itms, changes.input.itms);
+    replace(&mut out.input.icsp, changes.input.icsp);
+    if changes.input.image.is_some() {
+        out.input.image = changes.input.image;
+    }
+    out.notes.extend(changes.notes);
+    out
+}
+
+fn refused(refusal: &Refusal) -> Plan {
+    Plan {
+        refused: Some(format!(
+            "MCO will not render this; nodes keep the old config: {}",
+            refusal.reason
+        )),
+        files: Vec::new(),
+        disruption: None,
+    }
+}
+
+/// The files a node has after a rendering lands: MCO's, or the template registries.conf when
+/// MCO writes none.
+fn node_files(r: &Rendering) -> BTreeMap<String, String> {
+    let mut files: BTreeMap<String, String> = r
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.contents.clone()))
+        .collect();
+    files
+        .entry(REGISTRIES_CONF.to_string())
+        .or_insert_with(|| TEMPLATE_REGISTRIES_CONF.to_string());
+    files
+}
+
+fn planned(before: &Rendering, after: &Rendering) -> Plan {
+    let (old, new) = (node_files(before), node_files(after));
+    let mut paths: Vec<&String> = old.keys().chain(new.keys()).collect();
+    paths.sort();
+    paths.dedup();
+    let files = paths
+        .into_iter()
+        .map(|p| {
+            let (a, b) = (
+                old.get(p).map(String::as_str).unwrap_or_default(),
+                new.get(p).map(String::as_str).unwrap_or_default(),
+            );
+            let diff = similar::TextDiff::from_lines(a, b)
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("a{p}"), &format!("b{p}"))
+                .to_string();
+            FileChange {
+                path: p.clone(),
+                changed: a != b,
+                diff: if a == b { String::new() } else { diff },
+            }
+        })
+        .collect();
+    Plan {
+        refused: None,
+        files,
+        disruption: Some(disruption(&old, &new)),
+    }
+}
+
+fn print_text(plan: &Plan) -> anyhow::Result<()> {
+    if let Some(r) = &plan.refused {
+        eprintln!("mirrorscope plan: {r}");
+        return Ok(());
+    }
+    for f in &plan.files {
+        if f.changed {
+            crate::out!("{}", f.diff)?;
+        } else {
+            crate::outln!("{}: unchanged", f.path)?;
+        }
+    }
+    if let Some(d) = &plan.disruption {
+        crate::outln!(
+            "\nnode disruption: {}{}",
+            d.action.as_str(),
+            if d.drain {
+                " (every node of the pool is drained, one at a time by maxUnavailable)"
+            } else {
+                ""
+            }
+        )?;
+        for r in &d.reasons {
+            crate::outln!("  - {r}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! `mirrorscope plan` as a user runs it: the diff of what MCO writes, the MCD's disruption,
+//! `--merge`, and MCO's refusal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CURRENT: &str = "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\nmetadata: {name: quay}\nspec:\n  imageDigestMirrors:\n  - source: quay.io/ns\n    mirrors: [mirror.example.com/ns]\n";
+const NEW_IDMS: &str = "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\nmetadata: {name: nvidia}\nspec:\n  imageDigestMirrors:\n  - source: nvcr.io/nvidia\n    mirrors: [mirror.example.com/nvidia]\n";
+const ITMS: &str = "apiVersion: config.openshift.io/v1\nkind: ImageTagMirrorSet\nmetadata: {name: hub}\nspec:\n  imageTagMirrors:\n  - source: docker.io\n    mirrors: [mirror.example.com/docker]\n";
+const QUAY_NEVER: &str = "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\nmetadata: {name: quay}\nspec:\n  imageDigestMirrors:\n  - source: quay.io/ns\n    mirrors: [mirror.example.com/ns]\n    mirrorSourcePolicy: NeverContactSource\n";
+const CONFLICT: &str = "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\nmetadata: {name: other}\nspec:\n  imageDigestMirrors:\n  - source: quay.io/ns\n    mirrors: [mirror2.example.com/ns]\n    mirrorSourcePolicy: AllowContactingSource\n";
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mirrorscope-plan-cli-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+fn file(name: &str, text: &str) -> String {
+    let p = dir().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn plan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mirrorscope"))
+        .arg("plan")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn disruption_follows_the_mcd() {
+    let current = file("current.yaml", CURRENT);
+    // A new IDMS (digest-only mirrors): CRI-O reload, no drain.
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        &file("new.yaml", NEW_IDMS),
+        "--merge",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json(&o);
+    assert_eq!(v["disruption"]["action"], "reload-crio");
+    assert_eq!(v["disruption"]["drain"], false);
+    let diff = v["files"][0]["diff"].as_str().unwrap();
+    assert!(diff.contains("+  location = \"nvcr.io/nvidia\""), "{diff}");
+    assert!(
+        !diff.contains("-  location = \"quay.io/ns\""),
+        "--merge keeps the current IDMS: {diff}"
+    );
+    // Without --merge -f is the whole new set: quay.io/ns goes away, so the node drains.
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        &file("new.yaml", NEW_IDMS),
+        "-o",
+        "json",
+    ]);
+    let v = json(&o);
+    assert_eq!(v["disruption"]["action"], "drain-and-reload-crio");
+    assert!(v["disruption"]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("registry quay.io/ns was removed"));
+    // An ITMS (tag mirrors) drains.
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        &file("itms.yaml", ITMS),
+        "--merge",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("node disruption: drain-and-reload-crio"),
+        "{text}"
+    );
+    // NeverContactSource on an existing source changes `blocked`: drain.
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        &file("never.yaml", QUAY_NEVER),
+        "--merge",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(json(&o)["disruption"]["action"], "drain-and-reload-crio");
+    assert!(json(&o)["disruption"]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("blocked of registry quay.io/ns changed to true"));
+    // The same objects again: nothing happens.
+    let o = plan(&["--current", &current, "-f", &current]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("node disruption: none"));
+}
+
+#[test]
+fn refusal_exits_3_and_bad_input_is_named() {
+    let current = file("current2.yaml", QUAY_NEVER);
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        &file("conflict.yaml", CONFLICT),
+        "--merge",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("conflicting mirrorSourcePolicy"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        Path::new("/nonexistent/objects.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/objects.yaml"));
+}
