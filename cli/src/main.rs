@@ -124,7 +124,7 @@ fn main() {
     let result = match cli.command {
         Command::Explain(args) => explain::run(conn, args),
         Command::Render(args) => render::run(args),
-        Command::Plan(args) => plan::run(args),
+        Command::Plan(args) => plan::run(conn, args),
         Command::Status(args) => views::status(conn, args),
         Command::Nodes(args) => views::nodes(conn, args),
         Command::Pulls(args) => views::pulls(conn, args),

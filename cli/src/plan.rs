@@ -9,8 +9,8 @@ use anyhow::bail;
 use mirrorscope_core::openshift::disruption::{disruption, Disruption};
 use mirrorscope_core::openshift::inputs::read_paths;
 use mirrorscope_core::openshift::{
-    render, InputSet, OcpVersion, ParseOptions, Refusal, RenderOptions, Rendering, REGISTRIES_CONF,
-    TEMPLATE_REGISTRIES_CONF,
+    node_config, render, InputSet, OcpVersion, ParseOptions, Refusal, RenderOptions, Rendering,
+    REGISTRIES_CONF, TEMPLATE_REGISTRIES_CONF,
 };
 use serde::Serialize;
 
@@ -38,6 +38,20 @@ pub struct Args {
     /// Output format: text for people, json for scripts.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: crate::explain::Output,
+    /// Replay the collector's recent pulls against the new configuration (implied by
+    /// --collector / MIRRORSCOPE_COLLECTOR; without them, through the API server).
+    #[arg(long)]
+    pub replay: bool,
+}
+
+/// A pulled image whose sources the change alters.
+#[derive(Serialize)]
+struct Affected {
+    image: String,
+    /// The first source before and after (what serves the pull when it is there).
+    before: String,
+    after: String,
+    change: String,
 }
 
 /// One file MCO writes, before and after.
@@ -54,11 +68,14 @@ struct Plan {
     refused: Option<String>,
     files: Vec<FileChange>,
     disruption: Option<Disruption>,
+    /// Recent pulls the change affects (only with a collector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    affected: Option<Vec<Affected>>,
 }
 
 /// Runs the subcommand: 0 planned, 1 the API server would reject an input object, 3 MCO would
 /// refuse the new objects.
-pub fn run(args: Args) -> anyhow::Result<i32> {
+pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
     let opts = ParseOptions {
         version: args.ocp_version,
     };
@@ -87,10 +104,19 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             refusal.reason
         ),
     };
-    let plan = match render(&after.input, &options) {
+    let mut plan = match render(&after.input, &options) {
         Err(refusal) => refused(&refusal),
-        Ok(new) => planned(&before, &new),
+        Ok(new) => {
+            let mut p = planned(&before, &new);
+            if args.replay || conn.collector.is_some() {
+                p.affected = Some(replay(conn, &before, &new)?);
+            }
+            p
+        }
     };
+    if plan.refused.is_some() {
+        plan.affected = None;
+    }
     match args.output {
         crate::explain::Output::Json => {
             crate::outln!("{}", serde_json::to_string_pretty(&plan)?)?;
@@ -133,7 +159,63 @@ fn refused(refusal: &Refusal) -> Plan {
         )),
         files: Vec::new(),
         disruption: None,
+        affected: None,
     }
+}
+
+/// Explains every image the collector saw pulled under both renderings; lists those whose
+/// first source, source order or outcome changes.
+fn replay(
+    conn: &crate::client::ConnArgs,
+    before: &Rendering,
+    after: &Rendering,
+) -> anyhow::Result<Vec<Affected>> {
+    use mirrorscope_core::explain::{explain, Explanation};
+    let (old, new) = (node_config(before)?, node_config(after)?);
+    let (rt, client) = crate::client::connect(conn)?;
+    let pulls: mirrorscope_core::api::PullsView =
+        rt.block_on(client.get("/v1/pulls?limit=5000"))?;
+    let mut images: Vec<String> = pulls.pulls.into_iter().map(|p| p.image).collect();
+    images.sort();
+    images.dedup();
+    let first = |e: &Explanation| {
+        e.sources
+            .iter()
+            .find(|s| !s.blocked)
+            .map(|s| s.reference.clone())
+            .unwrap_or_else(|| "(nothing: every location is blocked)".into())
+    };
+    let order = |e: &Explanation| {
+        e.sources
+            .iter()
+            .map(|s| s.reference.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut out = Vec::new();
+    for image in images {
+        let (a, b) = (explain(&old, &image), explain(&new, &image));
+        let change = match (a.will_not_pull(), b.will_not_pull()) {
+            (false, true) => "starts failing: every location is blocked".to_string(),
+            (true, false) => "starts pulling".to_string(),
+            _ if first(&a) != first(&b) => {
+                let kind = |e: &Explanation| match e.sources.iter().find(|s| !s.blocked) {
+                    Some(s) if s.mirror => "a mirror",
+                    Some(_) => "the source",
+                    None => "nothing",
+                };
+                format!("served by {} instead of {}", kind(&b), kind(&a))
+            }
+            _ if order(&a) != order(&b) => "tries other locations or another order".to_string(),
+            _ => continue,
+        };
+        out.push(Affected {
+            before: first(&a),
+            after: first(&b),
+            image,
+            change,
+        });
+    }
+    Ok(out)
 }
 
 /// The files a node has after a rendering lands: MCO's, or the template registries.conf when
@@ -178,6 +260,7 @@ fn planned(before: &Rendering, after: &Rendering) -> Plan {
         refused: None,
         files,
         disruption: Some(disruption(&old, &new)),
+        affected: None,
     }
 }
 
@@ -191,6 +274,18 @@ fn print_text(plan: &Plan) -> anyhow::Result<()> {
             crate::out!("{}", f.diff)?;
         } else {
             crate::outln!("{}: unchanged", f.path)?;
+        }
+    }
+    if let Some(affected) = &plan.affected {
+        crate::outln!("\nrecent pulls the change affects: {}", affected.len())?;
+        for a in affected {
+            crate::outln!(
+                "  {}: {} ({} -> {})",
+                crate::output::cell(&a.image),
+                a.change,
+                crate::output::cell(&a.before),
+                crate::output::cell(&a.after)
+            )?;
         }
     }
     if let Some(d) = &plan.disruption {
