@@ -370,6 +370,38 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
         rendered.contains(&format!("location = \"{local}\"")),
         "{rendered}"
     );
+    // And planned: from a cluster with no mirror sets, the tag mirrors make every node drain.
+    let current = work.path().join("current.yaml");
+    std::fs::write(
+        &current,
+        "apiVersion: config.openshift.io/v1\nkind: Image\nmetadata: {name: cluster}\nspec: {}\n",
+    )
+    .unwrap();
+    let planned = Command::new(bin("mirrorscope"))
+        .args(["plan", "--current", current.to_str().unwrap(), "-f"])
+        .arg(&desired)
+        .args(["-o", "json"])
+        .env_remove("MIRRORSCOPE_COLLECTOR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        planned.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let planned: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    assert_eq!(
+        planned["disruption"]["action"], "drain-and-reload-crio",
+        "{planned}"
+    );
+    assert!(
+        planned["files"][0]["diff"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("+  location = \"docker.io\""),
+        "{planned}"
+    );
 
     // The collector: desired state from the same objects, one token per node.
     let tokens = work.path().join("tokens");
