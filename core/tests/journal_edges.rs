@@ -145,11 +145,20 @@ fn deduplicated_identical_requests_and_duplicate_ids() {
     ]
     .join("\n");
     let out = run(&body);
-    assert_eq!(out.records.len(), 2);
+    assert_eq!(out.records.len(), 3);
     assert_eq!(
         out.records[0].served_by.as_deref(),
         Some("m1.example/x/app:1")
     );
+    // p3 never opened: its start is outside the input, so it is a partial record with no
+    // location (the only `Trying` line belongs to p1).
+    let p3 = &out.records[2];
+    assert_eq!(p3.pull_id, "p3");
+    assert!(p3.partial);
+    assert_eq!(p3.started_at, None);
+    assert_eq!(p3.outcome, PullOutcome::Pulled);
+    assert_eq!(p3.served_by, None);
+    assert_eq!(p3.digest.as_deref(), Some("sha256:00"));
     // p2 was served by the same underlying pull: it takes p1's locations.
     assert_eq!(
         out.records[1].served_by.as_deref(),
@@ -276,7 +285,7 @@ fn real_skopeo_debug_output() {
     let mut fatal = None;
     for line in text.lines() {
         match crio::parse_crio_line(line).unwrap() {
-            Some(crio::CrioEvent::TryingToAccess { location }) => tried.push(location),
+            Some(crio::CrioEvent::TryingToAccess { location, .. }) => tried.push(location),
             Some(crio::CrioEvent::AccessFailed { location, error }) => {
                 failed.push((location, cimage_error::classify_error(&error)))
             }
