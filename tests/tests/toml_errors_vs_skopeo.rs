@@ -132,6 +132,15 @@ const HAND: &[&str] = &[
     "\u{feff}[[registry]]\nlocation = \"a\"\n",
 ];
 
+/// Files that are not UTF-8 (BurntSushi/toml reads bytes).
+const BYTES: &[&[u8]] = &[
+    b"a = \"\x80\"\n",
+    b"[[registry]]\nlocation = \"a\xc3\"\n",
+    b"\xff\xfe\x00\x80\n\xc3",
+    b"a\x00 = 1\n",
+    b"x = 1\n\xe2\x82 = 2\n",
+];
+
 /// A valid file the generator mutates.
 const BASE: &str = r#"unqualified-search-registries = ["registry.access.redhat.com", "docker.io"]
 short-name-mode = "enforcing"
@@ -268,9 +277,10 @@ enum Verdict {
     },
 }
 
-fn check(text: &str) -> Verdict {
+fn check(text: &[u8]) -> Verdict {
     let home = SkopeoHome::new();
-    let conf = home.write("registries.conf", text);
+    let conf = home.write("registries.conf", "");
+    std::fs::write(&conf, text).unwrap();
     let sk = inspect_raw(&home, &conf, IMAGE);
     let (code, ours) = explain(&conf, &home.dropin_dirs());
     let skopeo_error = match &sk.result {
@@ -301,8 +311,13 @@ fn check(text: &str) -> Verdict {
 #[test]
 fn toml_errors_match_skopeo_5_23_word_for_word() {
     mirrorscope_bin();
-    let mut files: Vec<String> = HAND.iter().map(|s| (*s).to_owned()).collect();
-    files.extend(generated(0x746f_6d6c, 80));
+    let mut files: Vec<Vec<u8>> = HAND.iter().map(|s| s.as_bytes().to_vec()).collect();
+    files.extend(BYTES.iter().map(|b| b.to_vec()));
+    files.extend(
+        generated(0x746f_6d6c, 80)
+            .into_iter()
+            .map(String::into_bytes),
+    );
     let verdicts = parallel_map(&files, 3, |t| check(t));
     let mut agree = 0;
     let mut valid = 0;
@@ -315,7 +330,8 @@ fn toml_errors_match_skopeo_5_23_word_for_word() {
                 skopeo,
                 mirrorscope,
             } => differ.push(format!(
-                "file {t:?}\n  skopeo:      {skopeo}\n  mirrorscope: {mirrorscope}"
+                "file {:?}\n  skopeo:      {skopeo}\n  mirrorscope: {mirrorscope}",
+                String::from_utf8_lossy(t)
             )),
         }
     }

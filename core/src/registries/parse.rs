@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::aliases::validate_aliases;
 use super::model::{ConfigFile, Mirror, PullFromMirror, Registry, ShortNameMode};
-use super::toml::{self, Node, Table, TomlError};
+use super::toml::{self, Node, Release, Table, TomlError};
 use crate::cimage_version::CImageVersion;
 use crate::go::quote;
 use crate::reference::is_domain;
@@ -169,10 +169,12 @@ fn decode(text: &[u8], version: CImageVersion) -> Result<RawFile, FileError> {
         Some(rest) if version.at_least(CImageVersion::V5_26) => rest,
         _ => text,
     };
-    let doc = toml::parse(text).map_err(syntax)?;
+    let release = Release::of(version);
+    let doc = toml::parse(text, release).map_err(syntax)?;
     let mut d = Decoder {
         lines: &doc.lines,
         context: Vec::new(),
+        any: release >= Release::V1_4,
     };
     d.file(&doc.root, version).map_err(syntax)
 }
@@ -189,6 +191,8 @@ fn syntax(e: TomlError) -> FileError {
 struct Decoder<'a> {
     lines: &'a HashMap<String, usize>,
     context: Vec<String>,
+    /// Go types are printed with `any` (BurntSushi ≥ 1.4).
+    any: bool,
 }
 
 type Decoded<T> = Result<T, TomlError>;
@@ -224,7 +228,7 @@ impl Decoder<'_> {
     fn badtype(&self, dst: &str, data: &Node) -> TomlError {
         self.e(format!(
             "incompatible types: TOML value has type {}; destination has type {dst}",
-            data.go_type()
+            data.go_type(self.any)
         ))
     }
 
@@ -233,7 +237,7 @@ impl Decoder<'_> {
             Node::Table(t) => Ok(t),
             other => Err(self.e(format!(
                 "type mismatch for sysregistriesv2.{go_type}: expected table but found {}",
-                other.go_type()
+                other.go_type(self.any)
             ))),
         }
     }
@@ -284,10 +288,10 @@ impl Decoder<'_> {
             .into_iter()
             .map(|e| match e {
                 ElementRef::Node(n) => self.string(n),
-                ElementRef::Table(_) => Err(self.e(
-                    "incompatible types: TOML value has type map[string]interface {}; destination has type string"
-                        .to_owned(),
-                )),
+                ElementRef::Table(_) => {
+                    let table = Node::Table(Table::default());
+                    Err(self.badtype("string", &table))
+                }
             })
             .collect()
     }

@@ -7,6 +7,7 @@
 //! multi-line string has the line of its end). An error raised after the end of input was seen is
 //! reported on the line before.
 
+use super::Release;
 use crate::go::quote;
 
 /// Go's `0` rune: the lexer's end-of-input marker (a NUL byte in the input is a control-character
@@ -99,6 +100,7 @@ enum St {
 }
 
 struct Lexer<'a> {
+    release: Release,
     input: &'a [u8],
     start: usize,
     pos: usize,
@@ -125,8 +127,9 @@ pub(super) fn quote_rune(c: char) -> String {
 
 /// Lexes `input` into items, in the order the parser reads them, up to the end of input or the
 /// first error (which the parser meets only if no earlier item made it fail).
-pub(super) fn lex(input: &[u8]) -> (Vec<Item>, Option<LexError>) {
+pub(super) fn lex(input: &[u8], release: Release) -> (Vec<Item>, Option<LexError>) {
     let mut lx = Lexer {
+        release,
         input,
         start: 0,
         pos: 0,
@@ -249,7 +252,7 @@ impl Lexer<'_> {
             self.nprev += 1;
         }
         let (r, w) = self.decode();
-        if r == RUNE_ERROR {
+        if r == RUNE_ERROR && (w == 1 || self.release < Release::V1_4) {
             let b = self.input[self.pos];
             self.fail(format!("invalid UTF-8 byte: 0x{b:02x}"));
             return RUNE_ERROR;
@@ -322,7 +325,8 @@ impl Lexer<'_> {
     /// An error at the current position, or on the line before once the end of input was seen.
     fn fail(&mut self, message: String) -> Option<St> {
         if self.error.is_none() {
-            let line = if self.at_eof {
+            let after_newline = self.pos >= 1 && self.input.get(self.pos - 1) == Some(&b'\n');
+            let line = if self.at_eof && (self.release < Release::V1_5 || after_newline) {
                 self.line.saturating_sub(1)
             } else {
                 self.line
@@ -539,10 +543,14 @@ impl Lexer<'_> {
                         self.ignore();
                         Some(St::Value)
                     }
-                    r => self.fail(format!(
-                        "expected '.' or '=', but got {} instead",
-                        quote_rune(r)
-                    )),
+                    r => {
+                        let message =
+                            format!("expected '.' or '=', but got {} instead", quote_rune(r));
+                        if r == '\n' && self.release >= Release::V1_5 {
+                            return self.fail_prev_line(&message);
+                        }
+                        self.fail(message)
+                    }
                 }
             }
             St::Value => self.value(),
@@ -796,7 +804,14 @@ impl Lexer<'_> {
                     '.' | 'e' | 'E' => Some(St::Float),
                     'b' => self.base_prefix(is_binary, "not a binary number", St::BinaryInteger),
                     'o' => self.base_prefix(is_octal, "not an octal number", St::OctalInteger),
-                    'x' => self.base_prefix(is_hex, "not a hexidecimal number", St::HexInteger),
+                    'x' => {
+                        let what = if self.release >= Release::V1_5 {
+                            "not a hexadecimal number"
+                        } else {
+                            "not a hexidecimal number"
+                        };
+                        self.base_prefix(is_hex, what, St::HexInteger)
+                    }
                     _ => {
                         self.backup();
                         self.emit(Kind::Integer);
@@ -907,10 +922,11 @@ impl Lexer<'_> {
         if r == EOF {
             return self.fail("unexpected EOF; expected value".to_owned());
         }
-        self.fail(format!(
-            "expected value but found {} instead",
-            quote_rune(r)
-        ))
+        let message = format!("expected value but found {} instead", quote_rune(r));
+        if r == '\n' && self.release >= Release::V1_5 {
+            return self.fail_prev_line(&message);
+        }
+        self.fail(message)
     }
 
     /// The body of a `"""` or `'''` string: up to three closing quotes (plus up to two more that

@@ -2,10 +2,11 @@
 //! containers/image uses), byte for byte: the same checks in the same order, the same wording,
 //! and the same line and "last key" in `toml: line N (last key "K"): …`.
 //!
-//! The model is BurntSushi/toml v1.2.0 (containers/image 5.22–5.23, Debian's skopeo): it is the
-//! release the differential test can check. Some of its behaviour looks accidental and is kept
-//! because CRI-O shows it: an array-valued key may be assigned twice, a dotted key may reopen a
-//! table, and a type error names the line of the *last* definition of that key path.
+//! The model is BurntSushi/toml v1.2.0 (containers/image 5.22–5.25; Debian's skopeo, so the
+//! differential test checks it), with the later releases' changes to errors as [`Release`] lists
+//! them. Some of its behaviour looks accidental and is kept because CRI-O shows it: an
+//! array-valued key may be assigned twice, a dotted key may reopen a table, and a type error names
+//! the line of the *last* definition of that key path.
 
 mod lex;
 mod parse;
@@ -14,7 +15,39 @@ mod value;
 pub(crate) use parse::parse;
 pub(crate) use value::{Node, Table};
 
+use crate::cimage_version::CImageVersion;
 use crate::go::quote;
+
+/// The BurntSushi/toml release whose error behaviour to reproduce. Releases before 1.2 (vendored
+/// by containers/image before 5.22) are not modelled: they get 1.2's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Release {
+    /// 1.2.0 and 1.2.1 (containers/image 5.22–5.25).
+    V1_2,
+    /// 1.3.2 (5.26–5.31): a UTF-8 byte-order mark is skipped; a `\` ending a line of a `"""`
+    /// string is no longer an error when only whitespace follows it.
+    V1_3,
+    /// 1.4.0 (5.32–5.34): Go types printed with `any`; a literal U+FFFD is text; bad datetimes
+    /// say `invalid datetime: "…"`, and one missing a leading zero is bad.
+    V1_4,
+    /// 1.5.0 (5.35–5.39): a newline where a key separator or value was expected, and an end of
+    /// input not after a newline, are reported on the line they end.
+    V1_5,
+}
+
+impl Release {
+    pub(crate) fn of(version: CImageVersion) -> Self {
+        if version.at_least(CImageVersion::V5_35) {
+            Release::V1_5
+        } else if version.at_least(CImageVersion::new(5, 32)) {
+            Release::V1_4
+        } else if version.at_least(CImageVersion::V5_26) {
+            Release::V1_3
+        } else {
+            Release::V1_2
+        }
+    }
+}
 
 /// A BurntSushi/toml error, as `Error()` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]

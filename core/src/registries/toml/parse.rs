@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::lex::{lex, Item, Kind, LexError};
 use super::value::{Node, Table};
-use super::{key_string, TomlError};
+use super::{key_string, Release, TomlError};
 use crate::go::quote;
 
 /// A parsed document and the line recorded for each key path (`Key.String()` form): the last
@@ -27,6 +27,7 @@ enum Ty {
 type R<T> = Result<T, TomlError>;
 
 struct Parser {
+    release: Release,
     items: std::vec::IntoIter<Item>,
     lex_error: Option<LexError>,
     context: Vec<String>,
@@ -49,7 +50,7 @@ fn current(context: &[String], key: &str) -> String {
 }
 
 /// Parses a whole file.
-pub(crate) fn parse(data: &[u8]) -> R<Doc> {
+pub(crate) fn parse(data: &[u8], release: Release) -> R<Doc> {
     let data = data
         .strip_prefix(b"\xff\xfe")
         .or_else(|| data.strip_prefix(b"\xfe\xff"))
@@ -63,8 +64,9 @@ pub(crate) fn parse(data: &[u8]) -> R<Doc> {
                     .to_owned(),
         });
     }
-    let (items, lex_error) = lex(data);
+    let (items, lex_error) = lex(data, release);
     let mut p = Parser {
+        release,
         items: items.into_iter(),
         lex_error,
         context: Vec::new(),
@@ -220,8 +222,12 @@ impl Parser {
         match it.kind {
             Kind::String => s(self.replace_escapes(it, &it.val)?),
             Kind::MultilineString => {
-                let joined = self.strip_escaped_newlines(&it.val)?;
-                let v = strip_first_newline(&joined).to_owned();
+                let v = if self.release >= Release::V1_3 {
+                    strip_line_ending_backslashes(strip_first_newline(&it.val))
+                } else {
+                    let joined = self.strip_escaped_newlines(&it.val)?;
+                    strip_first_newline(&joined).to_owned()
+                };
                 s(self.replace_escapes(it, &v)?)
             }
             Kind::RawString => s(it.val.clone()),
@@ -239,7 +245,12 @@ impl Parser {
                         c => c,
                     })
                     .collect();
-                if !valid_datetime(&v) {
+                let layout = datetime_layout(&v);
+                if self.release >= Release::V1_4 {
+                    if layout.is_none_or(|l| missing_leading_zero(&v, l)) {
+                        return Err(self.at_item(it, format!("invalid datetime: {}", quote(&v))));
+                    }
+                } else if layout.is_none() {
                     return Err(self.at_item(it, format!("Invalid TOML Datetime: {}.", quote(&v))));
                 }
                 Ok((Node::Datetime, Ty::Scalar))
@@ -656,24 +667,74 @@ fn parse_go_int(s: &str) -> Option<Result<i64, ()>> {
     Some(v.and_then(|v| i64::try_from(v).ok()).ok_or(()))
 }
 
-/// Whether `s` (with `t`, `z` and the space already made `T` and `Z`) is a datetime Go's
-/// `time.ParseInLocation` accepts in one of BurntSushi's four layouts: offset date-time, local
-/// date-time, local date, local time.
-fn valid_datetime(s: &str) -> bool {
+const OFFSET_DATETIME: &str = "2006-01-02T15:04:05.999999999Z07:00";
+const LOCAL_DATETIME: &str = "2006-01-02T15:04:05.999999999";
+const LOCAL_DATE: &str = "2006-01-02";
+const LOCAL_TIME: &str = "15:04:05.999999999";
+
+/// The first of BurntSushi's four Go layouts (offset date-time, local date-time, local date,
+/// local time) in which `time.ParseInLocation` accepts `s` (`t`, `z` and the space already made
+/// `T` and `Z`).
+fn datetime_layout(s: &str) -> Option<&'static str> {
     let b = s.as_bytes();
     if let Some(rest) = date(b) {
         if rest.is_empty() {
+            return Some(LOCAL_DATE);
+        }
+        let rest = time(rest.strip_prefix(b"T")?)?;
+        if rest.is_empty() {
+            return Some(LOCAL_DATETIME);
+        }
+        return zone(rest).then_some(OFFSET_DATETIME);
+    }
+    time(b).is_some_and(<[u8]>::is_empty).then_some(LOCAL_TIME)
+}
+
+/// BurntSushi ≥ 1.4 rejects what Go parsed with a one-digit hour: the separators of the layout,
+/// up to the fraction or zone, must sit at the same offsets in the text.
+fn missing_leading_zero(d: &str, layout: &str) -> bool {
+    let d = d.as_bytes();
+    for (i, c) in layout.bytes().enumerate() {
+        if c == b'.' || c == b'Z' {
+            return false;
+        }
+        if !c.is_ascii_digit() && d.get(i) != Some(&c) {
             return true;
         }
-        let Some(rest) = rest.strip_prefix(b"T") else {
-            return false;
-        };
-        let Some(rest) = time(rest) else {
-            return false;
-        };
-        return rest.is_empty() || zone(rest);
     }
-    time(b).is_some_and(<[u8]>::is_empty)
+    false
+}
+
+/// BurntSushi ≥ 1.3: a backslash followed by whitespace that includes a newline is removed with
+/// that whitespace; anything else is left for escape processing.
+fn strip_line_ending_backslashes(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut from = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'\\') {
+            i += 2;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r' | b'\n') {
+            j += 1;
+        }
+        if j == i + 1 || !b[i + 1..j].contains(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[from..i]);
+        from = j;
+        i = j;
+    }
+    out.push_str(&s[from..]);
+    out
 }
 
 fn fixed2(b: &[u8]) -> Option<(u32, &[u8])> {
@@ -746,7 +807,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        match parse(text.as_bytes()) {
+        match parse(text.as_bytes(), Release::V1_2) {
             Ok(_) => "ok".to_owned(),
             Err(e) => e.to_string(),
         }
@@ -772,5 +833,51 @@ mod tests {
             "toml: line 1 (last key \"a\"): Invalid TOML Datetime: \"2024-02-30\"."
         );
         assert_eq!(err("a = [1]\na = 2\n"), "ok");
+    }
+
+    fn err_in(release: Release, text: &str) -> String {
+        match parse(text.as_bytes(), release) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn later_releases_change_lines_and_words() {
+        let key_nl = "toml: line 2: expected '.' or '=', but got '\\n' instead";
+        assert_eq!(
+            err_in(Release::V1_4, "x = 1\ninvalid\n"),
+            format!("toml: line 3{}", &key_nl[12..])
+        );
+        assert_eq!(err_in(Release::V1_5, "x = 1\ninvalid\n"), key_nl);
+        assert_eq!(
+            err_in(Release::V1_5, "a =\n"),
+            "toml: line 1 (last key \"a\"): expected value but found '\\n' instead"
+        );
+        assert_eq!(
+            err_in(Release::V1_2, "a = [1, 2"),
+            "toml: line 0 (last key \"a\"): expected a comma (',') or array terminator (']'), but got end of file"
+        );
+        assert_eq!(
+            err_in(Release::V1_5, "a = [1, 2"),
+            "toml: line 1 (last key \"a\"): expected a comma (',') or array terminator (']'), but got end of file"
+        );
+        assert_eq!(err_in(Release::V1_2, "a = 7:32:00\n"), "ok");
+        assert_eq!(
+            err_in(Release::V1_4, "a = 7:32:00\n"),
+            "toml: line 1 (last key \"a\"): invalid datetime: \"7:32:00\""
+        );
+        assert_eq!(
+            err_in(Release::V1_2, "a = 2024-13-01\n"),
+            "toml: line 1 (last key \"a\"): Invalid TOML Datetime: \"2024-13-01\"."
+        );
+        assert_eq!(
+            err_in(Release::V1_2, "a = \"\u{fffd}\"\n"),
+            "toml: line 1 (last key \"a\"): invalid UTF-8 byte: 0xef"
+        );
+        assert_eq!(err_in(Release::V1_4, "a = \"\u{fffd}\"\n"), "ok");
+        let ml = "a = \"\"\"x \\\n  y\"\"\"\n";
+        assert_eq!(err_in(Release::V1_2, ml), "ok");
+        assert_eq!(err_in(Release::V1_3, ml), "ok");
     }
 }

@@ -17,8 +17,17 @@ pub(crate) enum Node {
 }
 
 impl Node {
-    /// Go's `%T` of the value BurntSushi/toml v1.2.0 decodes this into.
-    pub(crate) fn go_type(&self) -> &'static str {
+    /// Go's `%T` of the value BurntSushi/toml decodes this into; from 1.4 on, `interface {}` is
+    /// printed as `any`.
+    pub(crate) fn go_type(&self, any: bool) -> &'static str {
+        if any {
+            return match self {
+                Node::Array(_) => "[]any",
+                Node::Table(_) => "map[string]any",
+                Node::Tables(_) => "[]map[string]any",
+                other => other.go_type(false),
+            };
+        }
         match self {
             Node::Str(_) => "string",
             Node::Int(_) => "int64",
