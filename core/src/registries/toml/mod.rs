@@ -100,7 +100,7 @@ fn maybe_quoted(part: &str) -> String {
             '\u{c}' => out.push_str("\\f"),
             '\r' => out.push_str("\\r"),
             c if c <= '\u{1f}' || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04X}", c as u32));
+                out.push_str(&format!("\\u{:04x}", c as u32));
             }
             c => out.push(c),
         }

@@ -175,7 +175,7 @@ impl Parser {
                 let outer = self.context.clone();
                 let first = self.next_pos()?;
                 let key = self.key_parts(first, Kind::KeyEnd)?;
-                self.key_value(key, false, None)?;
+                self.key_value(key, None)?;
                 self.context = outer;
                 self.current_key.clear();
             }
@@ -186,7 +186,7 @@ impl Parser {
 
     /// `a.b.c = value` in the current context; `pos` overrides the line recorded for the key
     /// (inline tables record the key's line, top-level pairs the value's).
-    fn key_value(&mut self, key: Vec<String>, _inline: bool, pos: Option<usize>) -> R<Node> {
+    fn key_value(&mut self, key: Vec<String>, pos: Option<usize>) -> R<Node> {
         let Some((last, prefix)) = key.split_last() else {
             return Err(self.bug("empty key"));
         };
@@ -364,7 +364,7 @@ impl Parser {
             }
             let first = self.next_pos()?;
             let key = self.key_parts(first, Kind::KeyEnd)?;
-            let val = self.key_value(key, true, Some(it.line))?;
+            let val = self.key_value(key, Some(it.line))?;
             hash.insert(self.current_key.clone(), val);
             self.context = prev_context.clone();
         }
