@@ -290,7 +290,7 @@ impl Lexer<'_> {
         self.widths[1] = self.widths[2];
         self.widths[2] = self.widths[3];
         self.nprev -= 1;
-        self.pos -= w;
+        self.pos = self.pos.saturating_sub(w);
         if self.input.get(self.pos) == Some(&b'\n') {
             self.line -= 1;
         }

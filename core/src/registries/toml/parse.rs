@@ -37,7 +37,13 @@ struct Parser {
     mapping: Table,
     implicits: HashSet<String>,
     last_line: usize,
+    /// Arrays and inline tables being read, one inside the other.
+    depth: usize,
 }
+
+/// Go reads any depth; this parser recurses, so absurd nesting is refused rather than allowed to
+/// exhaust the stack. No real registries.conf comes near it.
+const MAX_DEPTH: usize = 256;
 
 fn current(context: &[String], key: &str) -> String {
     if key.is_empty() {
@@ -76,6 +82,7 @@ pub(crate) fn parse(data: &[u8], release: Release) -> R<Doc> {
         mapping: Table::default(),
         implicits: HashSet::new(),
         last_line: 1,
+        depth: 0,
     };
     loop {
         let it = p.next()?;
@@ -255,8 +262,22 @@ impl Parser {
                 }
                 Ok((Node::Datetime, Ty::Scalar))
             }
-            Kind::Array => self.value_array(it),
-            Kind::InlineTableStart => self.value_inline_table(parent_is_array),
+            Kind::Array | Kind::InlineTableStart => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(self.at_item(
+                        it,
+                        format!("arrays and inline tables nested deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                self.depth += 1;
+                let v = if it.kind == Kind::Array {
+                    self.value_array(it)
+                } else {
+                    self.value_inline_table(parent_is_array)
+                };
+                self.depth -= 1;
+                v
+            }
             _ => Err(self.bug("unexpected value type")),
         }
     }
@@ -876,6 +897,8 @@ mod tests {
             "toml: line 1 (last key \"a\"): invalid UTF-8 byte: 0xef"
         );
         assert_eq!(err_in(Release::V1_4, "a = \"\u{fffd}\"\n"), "ok");
+        let deep = format!("a = {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(err_in(Release::V1_2, &deep).contains("nested deeper than 256 levels"));
         let ml = "a = \"\"\"x \\\n  y\"\"\"\n";
         assert_eq!(err_in(Release::V1_2, ml), "ok");
         assert_eq!(err_in(Release::V1_3, ml), "ok");
