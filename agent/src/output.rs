@@ -41,6 +41,7 @@ fn attempts(r: &PullRecord) -> String {
         .map(|a| {
             let mark = match a.outcome {
                 AttemptOutcome::Served => "served".to_owned(),
+                AttemptOutcome::Pending => "pending".to_owned(),
                 AttemptOutcome::Failed => match a.error_class {
                     Some(c) => format!(
                         "failed:{}",
@@ -76,7 +77,7 @@ pub fn table(out: &mut impl Write, records: &[PullRecord]) -> io::Result<()> {
         .iter()
         .map(|r| {
             [
-                r.started_at.clone(),
+                r.started_at.clone().unwrap_or_else(|| "-".into()),
                 outcome(r.outcome).to_owned(),
                 via(r).to_owned(),
                 r.image.clone(),

@@ -54,6 +54,11 @@ pub struct ResumeTracker {
     suppress: HashSet<String>,
     /// Without a checkpoint file there is nothing to track.
     active: bool,
+    /// The previous run's last entry while this run is re-reading up to it.
+    replay_until: Option<String>,
+    /// Entries re-read up to `replay_until`: a partial record closing at one of them is a pull
+    /// the previous run saw from its start, so it was already reported.
+    replayed: HashSet<String>,
 }
 
 impl ResumeTracker {
@@ -68,6 +73,8 @@ impl ResumeTracker {
                 .map(|c| c.emitted.iter().cloned().collect())
                 .unwrap_or_default(),
             active: true,
+            replay_until: saved.and_then(|c| c.read_to.clone()),
+            replayed: HashSet::new(),
         }
     }
 
@@ -83,6 +90,12 @@ impl ResumeTracker {
     pub fn observe(&mut self, entry: &JournalEntry) {
         if !self.active {
             return;
+        }
+        if let Some(until) = &self.replay_until {
+            if entry.cursor == *until {
+                self.replay_until = None;
+            }
+            self.replayed.insert(entry.cursor.clone());
         }
         if entry.message.contains("Pulling image: ") {
             if let Ok(Some(CrioEvent::PullingImage { request_id, .. })) =
@@ -116,6 +129,9 @@ impl ResumeTracker {
         let Some(cursor) = record.cursor.as_deref() else {
             return true;
         };
+        if record.partial && self.replayed.contains(cursor) {
+            return false;
+        }
         let seq = match self.pending.iter().position(|p| p.cursor == cursor) {
             Some(i) => self.pending.remove(i).seq,
             None => self.seq,
@@ -129,10 +145,9 @@ impl ResumeTracker {
 
     /// Whether the previous run already reported this pull (without marking it reported).
     pub fn is_suppressed(&self, record: &PullRecord) -> bool {
-        record
-            .cursor
-            .as_deref()
-            .is_some_and(|c| self.suppress.contains(c))
+        record.cursor.as_deref().is_some_and(|c| {
+            self.suppress.contains(c) || (record.partial && self.replayed.contains(c))
+        })
     }
 
     /// The checkpoint to save now.
@@ -146,6 +161,7 @@ impl ResumeTracker {
                 Checkpoint {
                     cursor: self.last.clone(),
                     emitted: self.suppress.iter().cloned().collect(),
+                    read_to: None,
                 }
             }
             Some(oldest) => {
@@ -161,6 +177,7 @@ impl ResumeTracker {
                 Checkpoint {
                     cursor: oldest.before.clone().or_else(|| self.start.clone()),
                     emitted,
+                    read_to: self.last.clone(),
                 }
             }
         }
@@ -194,7 +211,8 @@ mod tests {
             pull_id: cursor.into(),
             image: "quay.io/a/b:1".into(),
             node: None,
-            started_at: String::new(),
+            started_at: None,
+            partial: false,
             finished_at: None,
             outcome: PullOutcome::Pulled,
             attempts: Vec::new(),
@@ -228,7 +246,8 @@ mod tests {
             t.checkpoint(),
             Checkpoint {
                 cursor: Some("c3".into()),
-                emitted: vec![]
+                emitted: vec![],
+                read_to: None,
             }
         );
 
@@ -239,6 +258,31 @@ mod tests {
         assert!(!r.report(&record("c2")));
         assert!(r.report(&record("c1")));
         assert_eq!(r.checkpoint().cursor.as_deref(), Some("c2"));
+    }
+
+    #[test]
+    fn a_replayed_end_of_a_pull_reported_whole_is_not_reported_again_as_partial() {
+        let mut t = ResumeTracker::new(None);
+        t.observe(&pulling("c1", 1, "a"));
+        t.observe(&pulling("c2", 2, "b"));
+        t.observe(&entry("c3", 3, "Pulled image: a"));
+        assert!(t.report(&record("c1")));
+        let cp = t.checkpoint();
+        assert_eq!(cp.cursor.as_deref(), Some("c1"));
+        assert_eq!(cp.read_to.as_deref(), Some("c3"));
+        // The restart re-reads from before b: a's end comes without its start.
+        let mut r = ResumeTracker::new(Some(&cp));
+        r.observe(&pulling("c2", 2, "b"));
+        r.observe(&entry("c3", 3, "Pulled image: a"));
+        let mut partial = record("c3");
+        partial.partial = true;
+        assert!(r.is_suppressed(&partial));
+        assert!(!r.report(&partial));
+        // A partial record closing after the previous run's last entry is new.
+        r.observe(&entry("c4", 4, "Pulled image: z"));
+        let mut fresh = record("c4");
+        fresh.partial = true;
+        assert!(r.report(&fresh));
     }
 
     #[test]

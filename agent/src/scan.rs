@@ -321,6 +321,7 @@ fn dump_entries(
                     cp.save(&Checkpoint {
                         cursor: Some(cursor),
                         emitted: Vec::new(),
+                        read_to: None,
                     })?;
                 }
             }

@@ -369,7 +369,7 @@ pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
         .iter()
         .map(|p| {
             let mut row = vec![
-                p.started_at.clone(),
+                p.started_at.clone().unwrap_or_else(|| "-".into()),
                 p.node.clone().unwrap_or_else(|| "-".into()),
                 short(p.image.clone()),
                 outcome_name(p).into(),

@@ -147,11 +147,20 @@ fn deduplicated_identical_requests_and_duplicate_ids() {
     ]
     .join("\n");
     let out = run(&body);
-    assert_eq!(out.records.len(), 2);
+    assert_eq!(out.records.len(), 3);
     assert_eq!(
         out.records[0].served_by.as_deref(),
         Some("m1.example/x/app:1")
     );
+    // p3 never opened: its start is outside the input, so it is a partial record with no
+    // location (the only `Trying` line belongs to p1).
+    let p3 = &out.records[2];
+    assert_eq!(p3.pull_id, "p3");
+    assert!(p3.partial);
+    assert_eq!(p3.started_at, None);
+    assert_eq!(p3.outcome, PullOutcome::Pulled);
+    assert_eq!(p3.served_by, None);
+    assert_eq!(p3.digest.as_deref(), Some("sha256:00"));
     // p2 was served by the same underlying pull: it takes p1's locations.
     assert_eq!(
         out.records[1].served_by.as_deref(),
@@ -278,7 +287,7 @@ fn real_skopeo_debug_output() {
     let mut fatal = None;
     for line in text.lines() {
         match crio::parse_crio_line(line).unwrap() {
-            Some(crio::CrioEvent::TryingToAccess { location }) => tried.push(location),
+            Some(crio::CrioEvent::TryingToAccess { location, .. }) => tried.push(location),
             Some(crio::CrioEvent::AccessFailed { location, error }) => {
                 failed.push((location, cimage_error::classify_error(&error)))
             }
@@ -421,4 +430,95 @@ fn advance_releases_and_expires_without_entries() {
     assert_eq!(out.len(), 2);
     assert_eq!(out[1].outcome, PullOutcome::Abandoned);
     assert_eq!(c.stats().entries, 3);
+}
+
+fn crio_debug(t: &str, msg: &str) -> String {
+    crio(t, msg, None).replacen("level=info", "level=debug", 1)
+}
+
+#[test]
+fn debug_echoes_of_interleaved_pulls_are_each_one_try() {
+    // Two pods pull the same image at once under containers/image 5.10–5.13 debug logging: each
+    // info line's echo follows it, but the two pulls' lines interleave.
+    let t = |l: &str| format!("Trying to access \"{l}\"");
+    let body = [
+        crio(
+            "01:00:00.000001",
+            "Pulling image: quay.io/x/app:1",
+            Some("p1"),
+        ),
+        crio(
+            "01:00:00.000002",
+            "Pulling image: quay.io/x/app:1",
+            Some("p2"),
+        ),
+        crio("01:00:00.000003", &t("m1.example/x/app:1"), None),
+        crio("01:00:00.000004", &t("m1.example/x/app:1"), None),
+        crio_debug("01:00:00.000005", &t("m1.example/x/app:1")),
+        crio_debug("01:00:00.000006", &t("m1.example/x/app:1")),
+        crio(
+            "01:00:01.000000",
+            "Pulled image: quay.io/x/app@sha256:00",
+            Some("p1"),
+        ),
+        crio(
+            "01:00:01.000001",
+            "Pulled image: quay.io/x/app@sha256:00",
+            Some("p2"),
+        ),
+    ]
+    .join("\n");
+    let out = run(&body);
+    assert_eq!(out.records.len(), 2);
+    for r in &out.records {
+        assert_eq!(r.attempts.len(), 1, "{r:#?}");
+        assert_eq!(r.attempts[0].tries, 1, "{r:#?}");
+        assert_eq!(r.attempts[0].outcome, AttemptOutcome::Served);
+    }
+}
+
+#[test]
+fn a_debug_line_without_its_info_line_still_counts() {
+    // Without the info line (a location retried after `Accessing … failed`), it is a try.
+    let t = "Trying to access \"m1.example/x/app:1\"";
+    let body = [
+        crio("01:00:00.000001", "Pulling image: quay.io/x/app:1", Some("p1")),
+        crio("01:00:00.000002", t, None),
+        crio_debug("01:00:00.000003", t),
+        crio_debug(
+            "01:00:00.000004",
+            "Accessing \"m1.example/x/app:1\" failed: reading manifest 1 in m1.example/x/app: manifest unknown",
+        ),
+        crio_debug("01:00:00.000005", t),
+    ]
+    .join("\n");
+    let out = run(&body);
+    let r = &out.records[0];
+    assert_eq!(r.outcome, PullOutcome::InProgress);
+    assert_eq!(r.attempts[0].tries, 2, "{r:#?}");
+    // Its last known error stays: the location is not pending.
+    assert_eq!(r.attempts[0].outcome, AttemptOutcome::Failed);
+    assert_eq!(r.attempts[0].error_class, Some(ErrorClass::ManifestUnknown));
+}
+
+#[test]
+fn a_kubelet_failure_after_a_crio_restart_is_not_a_second_record() {
+    let body = [
+        crio("01:00:00.000001", "Pulling image: quay.io/x/app:1", Some("p1")),
+        crio("01:00:00.000002", "Trying to access \"m1.example/x/app:1\"", None),
+        "01:00:01.000000 crio[2]: time=\"2026-11-21T01:00:01Z\" level=info msg=\"Starting CRI-O, version: 1.34.2, git: x(clean)\"".to_owned(),
+        r#"01:00:02.000000 kubelet[9]: E1121 01:00:02.000000       9 log.go:32] "PullImage from image service failed" err="rpc error: code = Unavailable desc = error reading from server: EOF" image="quay.io/x/app:1""#.to_owned(),
+    ];
+    let out = run(&body.join("\n"));
+    assert_eq!(out.records.len(), 1, "{:#?}", out.records);
+    assert_eq!(out.records[0].outcome, PullOutcome::Abandoned);
+    assert_eq!(out.records[0].attempts[0].outcome, AttemptOutcome::Pending);
+    // The same kubelet line with the start of the pull before the input is a partial record.
+    let out = run(&body[3]);
+    assert_eq!(out.records.len(), 1, "{:#?}", out.records);
+    let r = &out.records[0];
+    assert!(r.partial);
+    assert_eq!(r.started_at, None);
+    assert_eq!(r.outcome, PullOutcome::Failed);
+    assert_eq!(r.error.as_deref(), Some("error reading from server: EOF"));
 }

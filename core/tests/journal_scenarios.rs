@@ -34,7 +34,7 @@ fn mirror_hit_digest_pull() {
     assert_eq!(r.image, format!("quay.io/acme/ledger@{d}"));
     assert_eq!(r.node.as_deref(), Some("worker-1.example"));
     assert_eq!(r.outcome, PullOutcome::Pulled);
-    assert_eq!(r.started_at, "2026-11-21T07:05:00.101000Z");
+    assert_eq!(r.started_at.as_deref(), Some("2026-11-21T07:05:00.101000Z"));
     assert_eq!(
         r.finished_at.as_deref(),
         Some("2026-11-21T07:05:02.400000Z")
@@ -81,7 +81,7 @@ fn mirror_miss_then_source_is_a_fallback() {
     assert_eq!(r.attempts[0].error, None);
     assert!(!r.via_mirror);
     assert!(r.fallback);
-    assert_eq!(r.started_at, "2026-11-21T08:00:00.000100Z");
+    assert_eq!(r.started_at.as_deref(), Some("2026-11-21T08:00:00.000100Z"));
     assert_eq!(
         r.digest.as_deref(),
         Some("sha256:9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b")
@@ -165,7 +165,10 @@ fn digest_only_mirrors_skipped_for_a_tag_pull() {
         tag.digest.as_deref(),
         Some("sha256:2222222222222222222222222222222222222222222222222222222222222222")
     );
-    assert_eq!(tag.started_at, "2026-11-21T13:00:00.000100Z");
+    assert_eq!(
+        tag.started_at.as_deref(),
+        Some("2026-11-21T13:00:00.000100Z")
+    );
     let dig = by_id(&out.records, "88888888-1111-4222-8333-555555555555");
     assert!(dig.via_mirror);
     assert_eq!(dig.attempts.len(), 1);

@@ -5,7 +5,7 @@
 //! (a) skopeo's `Trying to access` sequence equals explain's sources up to the one that served (the
 //!     whole list when every attempt fails); (b) an attempt skopeo reports as blocked is exactly a
 //!     source explain marks blocked; (c) failures before any attempt have the same text (config
-//!     errors: exit 2 and the text on stderr; TOML syntax errors only up to `toml: line N`);
+//!     errors: exit 2 and the text on stderr; TOML errors word for word);
 //! (d) each attempt's transport outcome agrees with explain's `insecure` flag.
 
 #[path = "explain_vs_skopeo/generate.rs"]

@@ -16,6 +16,10 @@ pub struct Checkpoint {
     pub cursor: Option<String>,
     #[serde(default)]
     pub emitted: Vec<String>,
+    /// The last entry read when the checkpoint was saved, when that is after `cursor`: a partial
+    /// record (its pull opened before `cursor`) that closes up to there was reported whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_to: Option<String>,
 }
 
 /// The checkpoint file.
@@ -96,12 +100,14 @@ mod tests {
         let c = Checkpoint {
             cursor: Some("s=1;i=2".into()),
             emitted: vec!["a".into()],
+            read_to: None,
         };
         f.save(&c).unwrap();
         assert_eq!(f.load().unwrap(), Some(c.clone()));
         let c2 = Checkpoint {
             cursor: Some("s=1;i=3".into()),
             emitted: vec![],
+            read_to: Some("s=1;i=4".into()),
         };
         f.save(&c2).unwrap();
         assert_eq!(f.load().unwrap(), Some(c2));

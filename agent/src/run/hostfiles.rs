@@ -11,7 +11,8 @@ use std::time::UNIX_EPOCH;
 use mirrorscope_core::cimage_version::CImageVersion;
 use mirrorscope_core::hash::sha256_hex;
 use mirrorscope_core::registries::{
-    list_drop_ins, parse_config_str, ConfigError, ConfigFile, EffectiveConfig, FileError, FileKind,
+    list_drop_ins, parse_config_bytes, ConfigError, ConfigFile, EffectiveConfig, FileError,
+    FileKind,
 };
 use mirrorscope_core::report::{FileRole, FileState};
 use mirrorscope_core::time::format_usec;
@@ -116,16 +117,7 @@ fn parse(
     kind: FileKind,
     version: CImageVersion,
 ) -> Result<ConfigFile, FileError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| FileError::Syntax {
-        line: Some(
-            bytes
-                .get(..e.valid_up_to())
-                .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
-                + 1,
-        ),
-        message: "invalid UTF-8".into(),
-    })?;
-    parse_config_str(text, node, kind, version)
+    parse_config_bytes(bytes, node, kind, version)
 }
 
 /// Builds the file state and, for registries files, the parsed file.

@@ -89,6 +89,7 @@ mod tests {
             checkpoint: Checkpoint {
                 cursor: Some("s=1".into()),
                 emitted: vec!["c".into()],
+                read_to: None,
             },
             outbox: Vec::new(),
         };

@@ -289,6 +289,7 @@ impl Shared {
         for a in &r.attempts {
             let class = match (a.outcome, a.error_class) {
                 (AttemptOutcome::Served, _) => "none".to_owned(),
+                (AttemptOutcome::Pending, _) => "pending".to_owned(),
                 (AttemptOutcome::Failed, None) => "unknown".to_owned(),
                 (AttemptOutcome::Failed, Some(c)) => serde_json::to_value(c)
                     .ok()
@@ -373,7 +374,8 @@ mod tests {
             pull_id: id.into(),
             image: "quay.io/a/b:1".into(),
             node: None,
-            started_at: String::new(),
+            started_at: None,
+            partial: false,
             finished_at: None,
             outcome: PullOutcome::Pulled,
             attempts: Vec::new(),

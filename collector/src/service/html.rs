@@ -134,7 +134,7 @@ pub fn page(
         let _ = write!(
             h,
             "<tr class=\"pull\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"err\">{}</td></tr>",
-            esc(&p.started_at),
+            esc(p.started_at.as_deref().unwrap_or("-")),
             esc(p.node.as_deref().unwrap_or("")),
             esc(&p.image),
             esc(p.served_by.as_deref().unwrap_or(if p.fallback { "source" } else { "-" })),

@@ -19,7 +19,13 @@
 //!
 //!   then the fewest `Trying` lines so far, then the pull opened first.
 //! - **Rounds**: a location at or before the previous one in the source list starts a new round;
-//!   `tries` counts the `Trying` lines of each location.
+//!   `tries` counts the attempts of each location. containers/image 5.10–5.13 (CRI-O 1.20–1.22)
+//!   at debug level log each attempt twice, an info `Trying` line then a debug one: a debug
+//!   `Trying to access "L"` right after the info line for L of the same pull (no `Accessing "L"
+//!   failed` in between) is that echo and is not counted. Later releases log only the info line
+//!   when CRI-O asks for it, so every other `Trying` line counts.
+//! - **Pending**: in the record of a pull that has not ended (`in_progress`, `abandoned`), the
+//!   location tried last is `pending` unless its error is known; the others `failed`.
 //! - **Close as pulled** on `Pulled image:` with the same id: the last location tried served it,
 //!   every other location failed (`error_class` null unless the error is known, e.g. from debug
 //!   `Accessing "L" failed:` lines). `digest` is the `@sha256:…` part of the logged reference;
@@ -32,6 +38,14 @@
 //!   error belongs to the last location tried. The whole text (rpc prefix removed) is the
 //!   record's `error`. CRI-O 1.35.1+ `Falling back to pull … as an OCI artifact: E` (with the
 //!   request id) records E early and marks the pull failing; the kubelet line still closes it.
+//! - **Partial records**: a `Pulled image:` whose request is not open (its `Pulling image` came
+//!   before the input: `--since`, a rotated-away file) gives a record with `partial: true` and
+//!   `started_at` null. Its locations are the `Trying` lines no pull claimed (kept for
+//!   `abandon_after_usec`), of the same repository as the logged reference (with a bare image ID:
+//!   the last such line), the last one served; `cursor` is the `Pulled` entry's. Likewise a
+//!   kubelet `PullImage from image service failed` for an image with no open pull (unless a pull
+//!   of it was just abandoned by a CRI-O restart) gives a partial `failed` record, its error
+//!   split as below.
 //! - **Events** that change nothing: `Checking image status`, `Image … not found`, `Pulling OCI
 //!   artifact` are skipped before parsing.
 //! - **Pods**: v≥3 `Event occurred … reason="Pulling"` for X gives its pod to the oldest open pull
@@ -137,7 +151,25 @@ struct OpenPull {
     artifact_failed: bool,
     /// The failure text (rpc prefix removed), as the kubelet or CRI-O logged it.
     error: Option<String>,
+    /// The last `Trying` line was an info one: a debug line for the same location right after it
+    /// is its containers/image 5.10–5.13 echo, not another attempt.
+    echo_expected: bool,
+    /// Rebuilt from its end: its start was not in the input.
+    partial: bool,
 }
+
+/// A `Trying to access` line no open pull claimed: the pull's start may lie before the input, and
+/// its end may still name it.
+#[derive(Debug)]
+struct Orphan {
+    location: String,
+    at_usec: u64,
+    /// Info line whose debug echo may follow (see [`OpenPull::echo_expected`]).
+    echo_expected: bool,
+}
+
+/// Bound on remembered orphan `Trying` lines: enough for a few pulls' worth of locations.
+const MAX_ORPHANS: usize = 256;
 
 #[derive(Debug)]
 struct Finished {
@@ -163,6 +195,10 @@ pub struct Correlator {
     open: Vec<OpenPull>,
     finished: Vec<Finished>,
     hints: Vec<PodHint>,
+    orphans: Vec<Orphan>,
+    /// `_HOSTNAME` of the latest entry that had one: kubelet lines reach the handlers without
+    /// their entry.
+    hostname: Option<String>,
     klog: KlogReassembler,
     next_seq: u64,
     /// Earliest journal time at which something may expire or be released.
@@ -191,6 +227,8 @@ impl Correlator {
             open: Vec::new(),
             finished: Vec::new(),
             hints: Vec::new(),
+            orphans: Vec::new(),
+            hostname: None,
             klog: KlogReassembler::new(),
             next_seq: 0,
             next_deadline: u64::MAX,
@@ -218,6 +256,9 @@ impl Correlator {
         self.stats.entries += 1;
         let now = entry.realtime_usec;
         self.last_usec = self.last_usec.max(now);
+        if entry.hostname.is_some() && self.hostname != entry.hostname {
+            self.hostname.clone_from(&entry.hostname);
+        }
         let notice = self.dispatch(entry);
         if now >= self.next_deadline {
             self.sweep(now, out);
@@ -238,7 +279,7 @@ impl Correlator {
     /// order.
     pub fn finish(&mut self) -> Vec<PullRecord> {
         for text in self.klog.drain() {
-            self.handle_klog_text(&close_incomplete(text), self.last_usec);
+            self.handle_klog_text(&close_incomplete(text), self.last_usec, "");
         }
         let mut rest: Vec<(u64, PullRecord)> =
             self.finished.drain(..).map(|f| (f.seq, f.record)).collect();
@@ -257,7 +298,7 @@ impl Correlator {
         match first {
             Some(b'\t' | b' ') if klog::is_continuation(msg) => {
                 if let Fed::Complete(text) = self.klog.feed(entry.pid, msg) {
-                    self.handle_klog_text(&text, entry.realtime_usec);
+                    self.handle_klog_text(&text, entry.realtime_usec, &entry.cursor);
                 }
                 None
             }
@@ -279,7 +320,7 @@ impl Correlator {
                 if self.klog.is_pending(entry.pid) {
                     // A new line of that process: the pending one will never complete.
                     if let Some(stale) = self.klog.take(entry.pid) {
-                        self.handle_klog_text(&close_incomplete(stale), entry.realtime_usec);
+                        self.handle_klog_text(&close_incomplete(stale), entry.realtime_usec, "");
                     }
                 }
                 if !kubelet::may_be_relevant(msg) {
@@ -288,7 +329,7 @@ impl Correlator {
                 if klog::opens_multiline(msg) {
                     self.klog.start(entry.pid, msg);
                 } else {
-                    self.handle_klog_text(msg, entry.realtime_usec);
+                    self.handle_klog_text(msg, entry.realtime_usec, &entry.cursor);
                 }
                 None
             }
@@ -296,10 +337,10 @@ impl Correlator {
         }
     }
 
-    fn handle_klog_text(&mut self, text: &str, now: u64) {
+    fn handle_klog_text(&mut self, text: &str, now: u64, cursor: &str) {
         self.stats.relevant += 1;
         match kubelet::parse_kubelet_line(text) {
-            Ok(Some(ev)) => self.handle_kubelet(ev, now),
+            Ok(Some(ev)) => self.handle_kubelet(ev, now, cursor),
             Ok(None) => {}
             Err(_) => self.stats.malformed += 1,
         }
@@ -311,7 +352,9 @@ impl Correlator {
             CrioEvent::PullingImage { image, request_id } => {
                 self.open_pull(image, request_id, entry);
             }
-            CrioEvent::TryingToAccess { location } => self.attach_try(location, now),
+            CrioEvent::TryingToAccess { location, debug } => {
+                self.attach_try(location, debug, now);
+            }
             CrioEvent::AccessFailed { location, error } => {
                 let class = super::cimage_error::classify_error(&error);
                 if let Some(a) = self.open.iter_mut().find_map(|p| {
@@ -322,12 +365,21 @@ impl Correlator {
                     a.error = Some(error);
                     a.class = Some(class);
                 }
+                for p in self.open.iter_mut() {
+                    let last = p.last_tried.and_then(|i| p.attempts.get(i));
+                    if last.is_some_and(|a| a.reference == location) {
+                        p.echo_expected = false;
+                    }
+                }
             }
             CrioEvent::PulledImage {
                 reference,
                 request_id,
             } => {
-                let i = self.find_by_id(request_id.as_deref())?;
+                let Some(i) = self.find_by_id(request_id.as_deref()) else {
+                    self.close_partial_pulled(reference, request_id, entry);
+                    return None;
+                };
                 let mut p = self.open.remove(i);
                 if p.attempts.is_empty() {
                     self.borrow_twin_attempts(&mut p);
@@ -451,6 +503,8 @@ impl Correlator {
             pod,
             artifact_failed: false,
             error: None,
+            echo_expected: false,
+            partial: false,
         });
         self.next_deadline = self
             .next_deadline
@@ -465,7 +519,10 @@ impl Correlator {
         Some(self.hints.remove(i).pod)
     }
 
-    fn attach_try(&mut self, location: String, now: u64) {
+    fn attach_try(&mut self, location: String, debug: bool, now: u64) {
+        if debug && self.take_echo(&location, now) {
+            return;
+        }
         let mut best: Option<((u8, u32, u64), usize)> = None;
         for (i, p) in self.open.iter().enumerate() {
             let Some(tier) = match_tier(p, &location) else {
@@ -478,6 +535,7 @@ impl Correlator {
         }
         let Some((_, i)) = best else {
             self.stats.unattached += 1;
+            self.remember_orphan(location, debug, now);
             return;
         };
         let Some(p) = self.open.get_mut(i) else {
@@ -508,12 +566,177 @@ impl Correlator {
         p.last_tried = Some(idx);
         p.total_tries += 1;
         p.last_usec = now;
+        p.echo_expected = !debug;
         self.next_deadline = self
             .next_deadline
             .min(now.saturating_add(self.config.abandon_after_usec));
     }
 
-    fn handle_kubelet(&mut self, ev: KubeletEvent, now: u64) {
+    /// A debug `Trying to access "L"` right after an info one for L (of an open pull, else of
+    /// the orphans) is containers/image 5.10–5.13 logging the same attempt twice: consumes the
+    /// expectation and says so. A real retry always has another line in between (`Accessing …
+    /// failed` at debug level, or another location's `Trying`), so it is still counted.
+    fn take_echo(&mut self, location: &str, now: u64) -> bool {
+        if let Some(p) = self.open.iter_mut().find(|p| {
+            p.echo_expected
+                && p.last_tried
+                    .and_then(|i| p.attempts.get(i))
+                    .is_some_and(|a| a.reference == location)
+        }) {
+            p.echo_expected = false;
+            p.last_usec = now;
+            return true;
+        }
+        if let Some(o) = self
+            .orphans
+            .last_mut()
+            .filter(|o| o.echo_expected && o.location == location)
+        {
+            o.echo_expected = false;
+            return true;
+        }
+        false
+    }
+
+    fn remember_orphan(&mut self, location: String, debug: bool, now: u64) {
+        let window = self.config.abandon_after_usec;
+        self.orphans
+            .retain(|o| o.at_usec.saturating_add(window) >= now);
+        if self.orphans.len() >= MAX_ORPHANS {
+            self.orphans.remove(0);
+        }
+        self.orphans.push(Orphan {
+            location,
+            at_usec: now,
+            echo_expected: !debug,
+        });
+    }
+
+    /// Takes the orphan `Trying` lines that `keep` accepts, oldest first, as attempts (one per
+    /// location, with its count); the last one is the location tried last.
+    fn take_orphans(
+        &mut self,
+        now: u64,
+        keep: impl Fn(&str) -> bool,
+    ) -> (Vec<AttemptState>, Option<usize>) {
+        let window = self.config.abandon_after_usec;
+        let mut attempts: Vec<AttemptState> = Vec::new();
+        let mut last = None;
+        let mut rest = Vec::with_capacity(self.orphans.len());
+        for o in self.orphans.drain(..) {
+            if o.at_usec.saturating_add(window) < now {
+                continue;
+            }
+            if !keep(&o.location) {
+                rest.push(o);
+                continue;
+            }
+            let idx = match attempts.iter().position(|a| a.reference == o.location) {
+                Some(i) => i,
+                None => {
+                    attempts.push(AttemptState {
+                        reference: o.location,
+                        tries: 0,
+                        error: None,
+                        class: None,
+                    });
+                    attempts.len() - 1
+                }
+            };
+            if let Some(a) = attempts.get_mut(idx) {
+                a.tries += 1;
+            }
+            last = Some(idx);
+        }
+        self.orphans = rest;
+        (attempts, last)
+    }
+
+    /// A pull that is not open (its start came before the input) ended.
+    #[allow(clippy::too_many_arguments)]
+    fn partial_pull(
+        &mut self,
+        pull_id: String,
+        request_id: Option<String>,
+        image: String,
+        cursor: String,
+        now: u64,
+        sources: Option<Vec<String>>,
+        attempts: (Vec<AttemptState>, Option<usize>),
+    ) -> OpenPull {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let total_tries = attempts.0.iter().map(|a| a.tries).sum();
+        OpenPull {
+            seq,
+            pull_id,
+            request_id,
+            image,
+            node: self.hostname.clone(),
+            cursor,
+            started_usec: now,
+            last_usec: now,
+            sources,
+            attempts: attempts.0,
+            last_tried: attempts.1,
+            round_pos: None,
+            total_tries,
+            pod: None,
+            artifact_failed: false,
+            error: None,
+            echo_expected: false,
+            partial: true,
+        }
+    }
+
+    /// `Pulled image: R` for a request that is not open. The locations are the orphan `Trying`
+    /// lines of R's repository (of any, when R is a bare image ID); the last one served.
+    fn close_partial_pulled(
+        &mut self,
+        reference: String,
+        request_id: Option<String>,
+        entry: &JournalEntry,
+    ) {
+        let now = entry.realtime_usec;
+        let (digest, name) = match pulled_value(&reference) {
+            PulledValue::Digest(d) => {
+                let name = reference.get(..reference.len() - d.len() - 1);
+                (Some(d.to_owned()), name.map(str::to_owned))
+            }
+            PulledValue::ImageId(_) => (None, None),
+            PulledValue::Other => (None, Some(reference.clone())),
+        };
+        let attempts = match &name {
+            Some(n) => {
+                let repo = repository_tail(n).to_owned();
+                self.take_orphans(now, |l| repository_tail(l) == repo)
+            }
+            None => {
+                // A bare image ID names nothing to match on: only the location tried last by
+                // anyone can be credited.
+                let last = self.orphans.last().map(|o| o.location.clone());
+                self.take_orphans(now, |l| last.as_deref() == Some(l))
+            }
+        };
+        let pull_id = request_id
+            .clone()
+            .unwrap_or_else(|| derived_id(&entry.cursor, now, &entry.message));
+        let mut p = self.partial_pull(
+            pull_id,
+            request_id,
+            reference,
+            entry.cursor.clone(),
+            now,
+            None,
+            attempts,
+        );
+        p.node = entry.hostname.clone().or(p.node);
+        let seq = p.seq;
+        let record = build_record(p, PullOutcome::Pulled, Some(now), digest);
+        self.hold(seq, record, None, now);
+    }
+
+    fn handle_kubelet(&mut self, ev: KubeletEvent, now: u64, cursor: &str) {
         match ev {
             KubeletEvent::PullFailed { image, error } => {
                 // A pull CRI-O already reported as failing (1.35.1+ artifact fallback line, which
@@ -524,6 +747,7 @@ impl Correlator {
                     .position(|p| p.image == image && p.artifact_failed)
                     .or_else(|| self.open.iter().position(|p| p.image == image))
                 else {
+                    self.close_partial_failed(image, &error, now, cursor);
                     return;
                 };
                 let mut p = self.open.remove(i);
@@ -589,6 +813,39 @@ impl Correlator {
             },
             KubeletEvent::PodEvent { .. } => {}
         }
+    }
+
+    /// The kubelet's failure line for an image with no open pull: CRI-O's lines of it came
+    /// before the input. Not when a pull of that image was just abandoned by a CRI-O restart:
+    /// the kubelet is reporting that same pull's end.
+    fn close_partial_failed(&mut self, image: String, error: &str, now: u64, cursor: &str) {
+        if self
+            .finished
+            .iter()
+            .any(|f| f.image == image && f.record.outcome == PullOutcome::Abandoned)
+        {
+            return;
+        }
+        let sources = self.resolver.pull_sources(&image);
+        let attempts = self.take_orphans(now, |l| match &sources {
+            Some(s) => s.iter().any(|x| x == l),
+            None => same_tail(&image, l),
+        });
+        let pull_id = derived_id(cursor, now, error);
+        let mut p = self.partial_pull(
+            pull_id,
+            None,
+            image,
+            cursor.to_owned(),
+            now,
+            sources,
+            attempts,
+        );
+        apply_errors(&mut p, error);
+        let key = failure_key(error).to_owned();
+        let seq = p.seq;
+        let record = build_record(p, PullOutcome::Failed, Some(now), None);
+        self.hold(seq, record, Some(key), now);
     }
 
     /// Holds a finished record back for late pod lines; `seq` is the pull's start order.
@@ -702,6 +959,16 @@ fn same_tail(image: &str, location: &str) -> bool {
     a == b || (!a.contains([':', '@']) && b == format!("{a}:latest"))
 }
 
+/// Last path element without tag or digest: `quay.io/a/b:1` and `m.example/x/b@sha256:…` both
+/// give `b`.
+fn repository_tail(reference: &str) -> &str {
+    let name_end = reference.find('@').unwrap_or(reference.len());
+    let name = &reference[..name_end];
+    let start = name.rfind('/').map_or(0, |i| i + 1);
+    let last = &name[start..];
+    last.split(':').next().unwrap_or(last)
+}
+
 /// Registry host of a reference the way containers/image normalises it.
 fn host_of(reference: &str) -> &str {
     match reference.split_once('/') {
@@ -785,6 +1052,13 @@ fn build_record(
     } else {
         None
     };
+    // A pull that has not ended may still be served by the location it is trying.
+    let pending_idx = match outcome {
+        PullOutcome::InProgress | PullOutcome::Abandoned => p
+            .last_tried
+            .filter(|&i| p.attempts.get(i).is_some_and(|a| a.error.is_none())),
+        PullOutcome::Pulled | PullOutcome::Failed => None,
+    };
     let is_mirror = |r: &str| match &p.sources {
         Some(s) if !s.is_empty() => s.last().map(String::as_str) != Some(r),
         _ => host_of(r) != host_of(&p.image),
@@ -800,6 +1074,8 @@ fn build_record(
                 mirror: is_mirror(&a.reference),
                 outcome: if served {
                     AttemptOutcome::Served
+                } else if Some(i) == pending_idx {
+                    AttemptOutcome::Pending
                 } else {
                     AttemptOutcome::Failed
                 },
@@ -818,7 +1094,7 @@ fn build_record(
         pull_id: p.pull_id,
         image: p.image,
         node: p.node,
-        started_at: format_usec(p.started_usec),
+        started_at: (!p.partial).then(|| format_usec(p.started_usec)),
         finished_at: finished_usec.map(format_usec),
         outcome,
         attempts,
@@ -829,6 +1105,7 @@ fn build_record(
         pod: p.pod,
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
         error: p.error,
+        partial: p.partial,
     }
 }
 

@@ -14,8 +14,10 @@ pub enum CrioEvent {
         image: String,
         request_id: Option<String>,
     },
-    /// `Trying to access "L"` (C6): one location tried; carries no request id.
-    TryingToAccess { location: String },
+    /// `Trying to access "L"` (C6): one location tried; carries no request id. `debug` when
+    /// logged at debug level: containers/image 5.10–5.13 log every location twice when debug
+    /// logging is on (the info line CRI-O asks for, then an unconditional debug one).
+    TryingToAccess { location: String, debug: bool },
     /// `Accessing "L" failed: E` (D1, debug level only).
     AccessFailed { location: String, error: String },
     /// `Pulled image: R` (C8).
@@ -155,7 +157,11 @@ pub fn parse_crio_line(line: &str) -> Result<Option<CrioEvent>, GrammarError> {
         .field("id")
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
-    Ok(classify_message(&parsed.msg, id))
+    let mut ev = classify_message(&parsed.msg, id);
+    if let Some(CrioEvent::TryingToAccess { debug, .. }) = ev.as_mut() {
+        *debug = parsed.level.as_deref() == Some("debug");
+    }
+    Ok(ev)
 }
 
 /// Classifies an unescaped CRI-O message; `request_id` is its `id=` field.
@@ -168,7 +174,10 @@ pub fn classify_message(msg: &str, request_id: Option<String>) -> Option<CrioEve
     }
     if let Some(rest) = msg.strip_prefix("Trying to access ") {
         let location = first_quoted(rest)?;
-        return Some(CrioEvent::TryingToAccess { location });
+        return Some(CrioEvent::TryingToAccess {
+            location,
+            debug: false,
+        });
     }
     if let Some(rest) = msg.strip_prefix("Pulled image: ") {
         return Some(CrioEvent::PulledImage {
@@ -290,7 +299,17 @@ mod tests {
                 r#"time="2026-03-10T09:14:02.1Z" level=info msg="Trying to access \"m.example:8443/a/b@sha256:00\"""#
             ),
             Some(CrioEvent::TryingToAccess {
-                location: "m.example:8443/a/b@sha256:00".into()
+                location: "m.example:8443/a/b@sha256:00".into(),
+                debug: false,
+            })
+        );
+        assert_eq!(
+            ev(
+                r#"time="2021-06-01 10:00:00.000000001Z" level=debug msg="Trying to access \"m/a:1\"" file="docker/docker_image_src.go:72""#
+            ),
+            Some(CrioEvent::TryingToAccess {
+                location: "m/a:1".into(),
+                debug: true,
             })
         );
         assert_eq!(

@@ -18,6 +18,8 @@ pub enum PullOutcome {
 pub enum AttemptOutcome {
     Served,
     Failed,
+    /// Tried last by a pull that has not ended (in progress or abandoned): it may still serve.
+    Pending,
 }
 
 /// Why an attempt failed.
@@ -54,8 +56,8 @@ pub struct PullRecord {
     pub pull_id: String,
     pub image: String,
     pub node: Option<String>,
-    /// RFC 3339 UTC timestamps.
-    pub started_at: String,
+    /// RFC 3339 UTC timestamps. `started_at` is null for a partial record.
+    pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub outcome: PullOutcome,
     pub attempts: Vec<PullAttempt>,
@@ -72,4 +74,9 @@ pub struct PullRecord {
     /// `rpc error: code = … desc = ` prefix), even when no location can be blamed for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The pull's start is not in the journal that was read (before `--since`, in a rotated-away
+    /// file, before the first cursor): the record was rebuilt from its end alone, so attempts and
+    /// pod may be incomplete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::effective::EffectiveConfig;
 use super::model::ConfigFile;
-use super::parse::{parse_config_str, FileError, FileKind};
+use super::parse::{parse_config_bytes, FileError, FileKind};
 use crate::cimage_version::CImageVersion;
 use crate::go::quote;
 
@@ -123,19 +123,7 @@ pub fn read_config_file(
             return Err(FileError::Io(go_io_error(op, path, &e)));
         }
     };
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        FileError::Syntax {
-            line: Some(line),
-            message: "invalid UTF-8".to_string(),
-        }
-    })?;
-    parse_config_str(&text, &path.display().to_string(), kind, version).map(Some)
+    parse_config_bytes(&bytes, &path.display().to_string(), kind, version).map(Some)
 }
 
 /// `*.conf` entries of one drop-in directory in byte order of their names; sub-directories are

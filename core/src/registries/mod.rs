@@ -18,10 +18,11 @@ mod model;
 mod parse;
 mod resolve;
 mod shortnames;
+mod toml;
 
 pub use effective::EffectiveConfig;
 pub use files::{list_drop_ins, load, read_config_file, ConfigError, ConfigLocation};
 pub use model::{AliasValue, ConfigFile, Mirror, PullFromMirror, Registry, ShortNameMode};
-pub use parse::{parse_config_str, FileError, FileKind};
+pub use parse::{parse_config_bytes, parse_config_str, FileError, FileKind};
 pub use resolve::{PullSource, ResolveError};
 pub use shortnames::{ShortNameError, ShortNameResolution};

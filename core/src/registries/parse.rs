@@ -3,10 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Deserialize;
-
 use super::aliases::validate_aliases;
 use super::model::{ConfigFile, Mirror, PullFromMirror, Registry, ShortNameMode};
+use super::toml::{self, Node, Release, Table, TomlError};
 use crate::cimage_version::CImageVersion;
 use crate::go::quote;
 use crate::reference::is_domain;
@@ -22,11 +21,12 @@ pub enum FileKind {
 /// `loading registries configuration "PATH": ` wrapper, see [`super::ConfigError`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
-    /// TOML syntax or type error. containers/image uses BurntSushi/toml, whose wording differs
-    /// from ours after the line number.
-    #[error("toml: {}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    /// TOML syntax or type error, worded as BurntSushi/toml words it (see [`super::toml`]).
+    #[error("{}", syntax_text(*line, last_key, message))]
     Syntax {
         line: Option<usize>,
+        /// The key being read or decoded; empty when none.
+        last_key: String,
         message: String,
     },
     /// The file could not be read, in Go's `open PATH: reason` form.
@@ -37,57 +37,70 @@ pub enum FileError {
     Invalid(String),
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Default)]
 struct RawFile {
     registry: Option<Vec<RawRegistry>>,
-    #[serde(rename = "unqualified-search-registries")]
     unqualified_search_registries: Option<Vec<String>>,
-    #[serde(rename = "credential-helpers")]
     credential_helpers: Option<Vec<String>>,
-    #[serde(rename = "short-name-mode")]
     short_name_mode: Option<String>,
-    #[serde(rename = "additional-layer-store-auth-helper")]
     additional_layer_store_auth_helper: Option<String>,
     aliases: Option<BTreeMap<String, String>>,
     registries: Option<RawV1>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Default)]
 struct RawV1 {
     search: Option<RawV1List>,
     insecure: Option<RawV1List>,
     block: Option<RawV1List>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Default)]
 struct RawV1List {
     registries: Option<Vec<String>>,
 }
 
-#[derive(Deserialize, Default, Clone)]
+#[derive(Debug, Default, Clone)]
 struct RawRegistry {
     prefix: Option<String>,
     location: Option<String>,
     insecure: Option<bool>,
-    #[serde(rename = "pull-from-mirror")]
     pull_from_mirror: Option<String>,
     mirror: Option<Vec<RawMirror>>,
     blocked: Option<bool>,
-    #[serde(rename = "mirror-by-digest-only")]
     mirror_by_digest_only: Option<bool>,
 }
 
-#[derive(Deserialize, Default, Clone)]
+#[derive(Debug, Default, Clone)]
 struct RawMirror {
     location: Option<String>,
     insecure: Option<bool>,
-    #[serde(rename = "pull-from-mirror")]
     pull_from_mirror: Option<String>,
+}
+
+fn syntax_text(line: Option<usize>, last_key: &str, message: &str) -> String {
+    TomlError {
+        line,
+        last_key: last_key.to_owned(),
+        message: message.to_owned(),
+    }
+    .to_string()
 }
 
 /// Parses and validates one file's text. `path` is used for messages and recorded origins.
 pub fn parse_config_str(
     text: &str,
+    path: &str,
+    kind: FileKind,
+    version: CImageVersion,
+) -> Result<ConfigFile, FileError> {
+    parse_config_bytes(text.as_bytes(), path, kind, version)
+}
+
+/// [`parse_config_str`] for a file's bytes, which need not be UTF-8: an invalid byte is the
+/// TOML error BurntSushi/toml reports for it.
+pub fn parse_config_bytes(
+    text: &[u8],
     path: &str,
     kind: FileKind,
     version: CImageVersion,
@@ -146,93 +159,280 @@ fn invalid(msg: impl Into<String>) -> FileError {
     FileError::Invalid(msg.into())
 }
 
-/// BurntSushi/toml (containers/image's parser, TOML 1.0) matches struct keys exactly first and
-/// then case-insensitively, so `Location` or `[[Registry]]` work there; map keys (aliases) are
-/// never folded. serde matches exactly, so keys are folded onto the schema before decoding.
-const TOP_KEYS: &[&str] = &[
-    "registry",
-    "unqualified-search-registries",
-    "credential-helpers",
-    "short-name-mode",
-    "additional-layer-store-auth-helper",
-    "aliases",
-    "registries",
-];
-const REGISTRY_KEYS: &[&str] = &[
-    "prefix",
-    "location",
-    "insecure",
-    "pull-from-mirror",
-    "mirror",
-    "blocked",
-    "mirror-by-digest-only",
-];
-const MIRROR_KEYS: &[&str] = &["location", "insecure", "pull-from-mirror"];
-const V1_KEYS: &[&str] = &["search", "insecure", "block"];
-const V1_LIST_KEYS: &[&str] = &["registries"];
-
-fn decode(text: &str, version: CImageVersion) -> Result<RawFile, FileError> {
-    // BurntSushi/toml learnt to skip a byte-order mark in v1.3 (containers/image 5.26).
-    if text.starts_with('\u{feff}') && !version.at_least(CImageVersion::V5_26) {
-        return Err(FileError::Syntax {
-            line: Some(1),
-            message: "bare keys cannot contain '\\ufeff'".to_string(),
-        });
-    }
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
-    if !fold_file_keys(&mut table) {
-        // Decode from the text again so type errors keep their line numbers.
-        return toml::from_str(text).map_err(|e| syntax_error(text, &e));
-    }
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| FileError::Syntax {
-            line: None,
-            message: e.message().trim().to_string(),
-        })
+/// Decodes the text the way containers/image does: BurntSushi/toml parses it, then its
+/// reflection-based decoder fills `tomlConfig`, matching struct keys exactly first and then
+/// case-insensitively (`Location`, `[[Registry]]`); map keys (aliases) are never folded; unknown
+/// keys are ignored.
+fn decode(text: &[u8], version: CImageVersion) -> Result<RawFile, FileError> {
+    // BurntSushi/toml learnt to skip a UTF-8 byte-order mark in v1.3 (containers/image 5.26).
+    let text = match text.strip_prefix("\u{feff}".as_bytes()) {
+        Some(rest) if version.at_least(CImageVersion::V5_26) => rest,
+        _ => text,
+    };
+    let release = Release::of(version);
+    let doc = toml::parse(text, release).map_err(syntax)?;
+    let mut d = Decoder {
+        lines: &doc.lines,
+        context: Vec::new(),
+        any: release >= Release::V1_4,
+    };
+    d.file(&doc.root, version).map_err(syntax)
 }
 
-/// Renames keys of the known tables to their schema spelling; true when anything changed.
-fn fold_file_keys(top: &mut toml::Table) -> bool {
-    let mut changed = fold_keys(top, TOP_KEYS);
-    if let Some(toml::Value::Array(regs)) = top.get_mut("registry") {
-        for r in regs.iter_mut().filter_map(toml::Value::as_table_mut) {
-            changed |= fold_keys(r, REGISTRY_KEYS);
-            if let Some(toml::Value::Array(ms)) = r.get_mut("mirror") {
-                for m in ms.iter_mut().filter_map(toml::Value::as_table_mut) {
-                    changed |= fold_keys(m, MIRROR_KEYS);
+fn syntax(e: TomlError) -> FileError {
+    FileError::Syntax {
+        line: e.line,
+        last_key: e.last_key,
+        message: e.message,
+    }
+}
+
+/// The decoding half of BurntSushi/toml (`MetaData.unify`) for containers/image's schema.
+struct Decoder<'a> {
+    lines: &'a HashMap<String, usize>,
+    context: Vec<String>,
+    /// Go types are printed with `any` (BurntSushi ≥ 1.4).
+    any: bool,
+}
+
+type Decoded<T> = Result<T, TomlError>;
+
+/// How a struct's fields are found for a TOML key: exact name first, else the first field that
+/// matches it case-insensitively (Go's `strings.EqualFold`).
+fn field<'f>(key: &str, fields: &[&'f str]) -> Option<&'f str> {
+    fields
+        .iter()
+        .find(|f| **f == key)
+        .or_else(|| fields.iter().find(|f| go_equal_fold(key, f)))
+        .copied()
+}
+
+impl Decoder<'_> {
+    /// `md.e`: the message with the current key and the line recorded for it.
+    fn e(&self, message: String) -> TomlError {
+        if self.context.is_empty() {
+            return TomlError {
+                line: None,
+                last_key: String::new(),
+                message,
+            };
+        }
+        let key = toml::key_string(&self.context);
+        TomlError {
+            line: self.lines.get(&key).copied().filter(|&l| l > 0),
+            last_key: key,
+            message,
+        }
+    }
+
+    fn badtype(&self, dst: &str, data: &Node) -> TomlError {
+        self.e(format!(
+            "incompatible types: TOML value has type {}; destination has type {dst}",
+            data.go_type(self.any)
+        ))
+    }
+
+    fn table<'n>(&self, go_type: &str, data: &'n Node) -> Decoded<&'n Table> {
+        match data {
+            Node::Table(t) => Ok(t),
+            other => Err(self.e(format!(
+                "type mismatch for sysregistriesv2.{go_type}: expected table but found {}",
+                other.go_type(self.any)
+            ))),
+        }
+    }
+
+    /// Decodes each key of `table` that names one of `fields` with `f`, the key in context.
+    fn each_field(
+        &mut self,
+        table: &Table,
+        fields: &[&str],
+        mut f: impl FnMut(&mut Self, &str, &Node) -> Decoded<()>,
+    ) -> Decoded<()> {
+        for (key, datum) in table.iter() {
+            let Some(name) = field(key, fields) else {
+                continue;
+            };
+            self.context.push(key.to_owned());
+            f(self, name, datum)?;
+            self.context.pop();
+        }
+        Ok(())
+    }
+
+    fn string(&self, data: &Node) -> Decoded<String> {
+        match data {
+            Node::Str(s) => Ok(s.clone()),
+            other => Err(self.badtype("string", other)),
+        }
+    }
+
+    fn boolean(&self, data: &Node) -> Decoded<bool> {
+        match data {
+            Node::Bool(b) => Ok(*b),
+            other => Err(self.badtype("boolean", other)),
+        }
+    }
+
+    /// The elements of a TOML array or array of tables (both are Go slices).
+    fn slice<'n>(&self, data: &'n Node) -> Decoded<Vec<ElementRef<'n>>> {
+        match data {
+            Node::Array(v) => Ok(v.iter().map(ElementRef::Node).collect()),
+            Node::Tables(v) => Ok(v.iter().map(ElementRef::Table).collect()),
+            other => Err(self.badtype("slice", other)),
+        }
+    }
+
+    fn strings(&self, data: &Node) -> Decoded<Vec<String>> {
+        self.slice(data)?
+            .into_iter()
+            .map(|e| match e {
+                ElementRef::Node(n) => self.string(n),
+                ElementRef::Table(_) => {
+                    let table = Node::Table(Table::default());
+                    Err(self.badtype("string", &table))
+                }
+            })
+            .collect()
+    }
+
+    fn element_table<'n>(&self, go_type: &str, e: ElementRef<'n>) -> Decoded<&'n Table> {
+        match e {
+            ElementRef::Table(t) => Ok(t),
+            ElementRef::Node(n) => self.table(go_type, n),
+        }
+    }
+
+    fn file(&mut self, root: &Table, version: CImageVersion) -> Decoded<RawFile> {
+        let mut fields = vec![
+            "registry",
+            "unqualified-search-registries",
+            "credential-helpers",
+            "short-name-mode",
+            "aliases",
+            "registries",
+        ];
+        // The field (and so its type check) exists from 5.32 on.
+        if version.at_least(CImageVersion::new(5, 32)) {
+            fields.push("additional-layer-store-auth-helper");
+        }
+        let mut raw = RawFile::default();
+        self.each_field(root, &fields, |d, name, datum| {
+            match name {
+                "registry" => {
+                    let mut regs = Vec::new();
+                    for e in d.slice(datum)? {
+                        let t = d.element_table("Registry", e)?;
+                        regs.push(d.registry(t)?);
+                    }
+                    raw.registry = Some(regs);
+                }
+                "unqualified-search-registries" => {
+                    raw.unqualified_search_registries = Some(d.strings(datum)?);
+                }
+                "credential-helpers" => raw.credential_helpers = Some(d.strings(datum)?),
+                "short-name-mode" => raw.short_name_mode = Some(d.string(datum)?),
+                "additional-layer-store-auth-helper" => {
+                    raw.additional_layer_store_auth_helper = Some(d.string(datum)?);
+                }
+                "aliases" => {
+                    // A non-table is silently left unset by BurntSushi's map decoding.
+                    if let Node::Table(t) = datum {
+                        let mut out = BTreeMap::new();
+                        for (k, v) in t.iter() {
+                            d.context.push(k.to_owned());
+                            let s = d.string(v)?;
+                            d.context.pop();
+                            out.insert(k.to_owned(), s);
+                        }
+                        raw.aliases = Some(out);
+                    }
+                }
+                _ => {
+                    let t = d.table("V1TOMLConfig", datum)?;
+                    raw.registries = Some(d.v1(t)?);
                 }
             }
-        }
+            Ok(())
+        })?;
+        Ok(raw)
     }
-    if let Some(toml::Value::Table(v1)) = top.get_mut("registries") {
-        changed |= fold_keys(v1, V1_KEYS);
-        for k in V1_KEYS {
-            if let Some(toml::Value::Table(list)) = v1.get_mut(*k) {
-                changed |= fold_keys(list, V1_LIST_KEYS);
+
+    fn registry(&mut self, t: &Table) -> Decoded<RawRegistry> {
+        let mut r = RawRegistry::default();
+        let fields = [
+            "prefix",
+            "location",
+            "insecure",
+            "pull-from-mirror",
+            "mirror",
+            "blocked",
+            "mirror-by-digest-only",
+        ];
+        self.each_field(t, &fields, |d, name, datum| {
+            match name {
+                "prefix" => r.prefix = Some(d.string(datum)?),
+                "location" => r.location = Some(d.string(datum)?),
+                "insecure" => r.insecure = Some(d.boolean(datum)?),
+                "pull-from-mirror" => r.pull_from_mirror = Some(d.string(datum)?),
+                "blocked" => r.blocked = Some(d.boolean(datum)?),
+                "mirror-by-digest-only" => r.mirror_by_digest_only = Some(d.boolean(datum)?),
+                _ => {
+                    let mut ms = Vec::new();
+                    for e in d.slice(datum)? {
+                        let t = d.element_table("Endpoint", e)?;
+                        ms.push(d.mirror(t)?);
+                    }
+                    r.mirror = Some(ms);
+                }
             }
-        }
+            Ok(())
+        })?;
+        Ok(r)
     }
-    changed
+
+    fn mirror(&mut self, t: &Table) -> Decoded<RawMirror> {
+        let mut m = RawMirror::default();
+        self.each_field(
+            t,
+            &["location", "insecure", "pull-from-mirror"],
+            |d, name, datum| {
+                match name {
+                    "location" => m.location = Some(d.string(datum)?),
+                    "insecure" => m.insecure = Some(d.boolean(datum)?),
+                    _ => m.pull_from_mirror = Some(d.string(datum)?),
+                }
+                Ok(())
+            },
+        )?;
+        Ok(m)
+    }
+
+    fn v1(&mut self, t: &Table) -> Decoded<RawV1> {
+        let mut v1 = RawV1::default();
+        self.each_field(t, &["search", "insecure", "block"], |d, name, datum| {
+            let list = d.table("V1TOMLregistries", datum)?;
+            let mut out = RawV1List::default();
+            d.each_field(list, &["registries"], |d, _, datum| {
+                out.registries = Some(d.strings(datum)?);
+                Ok(())
+            })?;
+            match name {
+                "search" => v1.search = Some(out),
+                "insecure" => v1.insecure = Some(out),
+                _ => v1.block = Some(out),
+            }
+            Ok(())
+        })?;
+        Ok(v1)
+    }
 }
 
-fn fold_keys(table: &mut toml::Table, fields: &[&str]) -> bool {
-    let renames: Vec<(String, &str)> = table
-        .keys()
-        .filter(|k| !fields.contains(&k.as_str()))
-        .filter_map(|k| {
-            fields
-                .iter()
-                .find(|f| go_equal_fold(k, f))
-                .map(|f| (k.clone(), *f))
-        })
-        .collect();
-    for (from, to) in &renames {
-        if let Some(v) = table.remove(from) {
-            table.insert((*to).to_string(), v);
-        }
-    }
-    !renames.is_empty()
+/// An element of a Go slice decoded from TOML.
+#[derive(Clone, Copy)]
+enum ElementRef<'n> {
+    Node(&'n Node),
+    Table(&'n Table),
 }
 
 /// Go's `strings.EqualFold` for our ASCII field names (the Kelvin sign and the long s fold onto
@@ -244,26 +444,6 @@ fn go_equal_fold(key: &str, field: &str) -> bool {
         c => c.to_ascii_lowercase(),
     };
     key.chars().map(fold).eq(field.chars().map(fold))
-}
-
-fn syntax_error(text: &str, e: &toml::de::Error) -> FileError {
-    let line = e.span().map(|s| {
-        let bytes = text.as_bytes();
-        let before = bytes.iter().take(s.start).filter(|&&b| b == b'\n').count() + 1;
-        // BurntSushi's lexer has already counted a newline when it reports an error found there:
-        // an unterminated string, or a table header whose closing bracket is missing.
-        let header_cut_by_newline =
-            e.message().starts_with("invalid table header") && bytes.get(s.end) == Some(&b'\n');
-        if bytes.get(s.start) == Some(&b'\n') || header_cut_by_newline {
-            before + 1
-        } else {
-            before
-        }
-    });
-    FileError::Syntax {
-        line,
-        message: e.message().trim().to_string(),
-    }
 }
 
 /// A v1 file: any `[registries.*] registries` array present (>= 5.24) or non-empty (5.23).
