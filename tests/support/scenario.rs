@@ -589,7 +589,10 @@ pub fn compare(sk: &Inspect, ex: &Explain) -> Result<(), Vec<String>> {
         result => {
             // (a) the attempt sequence.
             let ok = matches!(result, InspectResult::Ok { .. });
-            if ex.code != Some(0) || ex.error.is_some() {
+            // An image whose every location is blocked will not pull: explain says so with 1.
+            let all_blocked = !ex.sources.is_empty() && ex.sources.iter().all(|s| s.blocked);
+            let want_code = if all_blocked { Some(1) } else { Some(0) };
+            if ex.code != want_code || ex.error.is_some() {
                 diffs.push(format!(
                     "skopeo made attempts but explain failed: exit {:?}, error {:?}, stderr {}",
                     ex.code,
