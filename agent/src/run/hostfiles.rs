@@ -4,7 +4,6 @@
 //! Paths in the report and in every message are the node's paths (host root removed), so a
 //! message reads exactly as containers/image would print it on the node.
 
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -15,6 +14,8 @@ use mirrorscope_core::registries::{
     list_drop_ins, parse_config_str, ConfigError, ConfigFile, EffectiveConfig, FileError, FileKind,
 };
 use mirrorscope_core::report::{FileRole, FileState};
+
+use super::readfile::{read_regular, Found, ReadError};
 
 /// Files above this size are not read: a registries.conf is a few KiB, and a runaway file must
 /// not blow the agent's memory budget.
@@ -62,47 +63,27 @@ pub struct RegistriesRead {
     pub files: Vec<FileState>,
     /// The merged configuration, or containers/image's message for the first bad file.
     pub effective: Result<EffectiveConfig, String>,
+    /// Files that could not be read (special files, oversized files, I/O errors), for counting.
+    pub read_failures: Vec<ReadError>,
 }
 
 /// A file's bytes, or why they could not be had.
 enum Bytes {
     Missing,
     Read(Vec<u8>),
-    Failed(FileError),
+    Failed(ReadError),
 }
 
-/// Reads at most [`MAX_FILE_BYTES`]; Go-like `open PATH: reason` errors with the node path.
+/// Reads at most [`MAX_FILE_BYTES`] of a regular file; Go-like `open PATH: reason` errors
+/// with the node path.
 fn read_capped(host: &Path, node: &str) -> (Bytes, Option<std::fs::Metadata>) {
-    let meta = std::fs::metadata(host).ok();
-    let file = match std::fs::File::open(host) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return (Bytes::Missing, meta),
-        Err(e) => return (Bytes::Failed(FileError::Io(go_io("open", node, &e))), meta),
+    let (read, meta) = read_regular(host, node, MAX_FILE_BYTES);
+    let bytes = match read {
+        Ok(Found::Missing) => Bytes::Missing,
+        Ok(Found::Bytes(b)) => Bytes::Read(b),
+        Err(e) => Bytes::Failed(e),
     };
-    let mut buf = Vec::new();
-    match file.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf) {
-        Ok(_) if buf.len() as u64 > MAX_FILE_BYTES => (
-            Bytes::Failed(FileError::Io(format!(
-                "read {node}: file is larger than {MAX_FILE_BYTES} bytes; not read"
-            ))),
-            meta,
-        ),
-        Ok(_) => (Bytes::Read(buf), meta),
-        Err(e) => (Bytes::Failed(FileError::Io(go_io("read", node, &e))), meta),
-    }
-}
-
-fn go_io(op: &str, node: &str, e: &io::Error) -> String {
-    let reason = match e.kind() {
-        io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        io::ErrorKind::IsADirectory => "is a directory".to_owned(),
-        _ => {
-            let s = e.to_string();
-            s.split(" (os error").next().unwrap_or(&s).to_lowercase()
-        }
-    };
-    format!("{op} {node}: {reason}")
+    (bytes, meta)
 }
 
 fn mtime(meta: Option<&std::fs::Metadata>) -> Option<String> {
@@ -134,6 +115,7 @@ fn state_of(
     node: &str,
     role: FileRole,
     version: CImageVersion,
+    failures: &mut Vec<ReadError>,
 ) -> (FileState, Option<Result<ConfigFile, FileError>>) {
     let (bytes, meta) = read_capped(host, node);
     let mut st = FileState {
@@ -159,7 +141,8 @@ fn state_of(
         }
         Bytes::Failed(e) => {
             st.error = Some(e.to_string());
-            kind.map(|_| Err(e))
+            failures.push(e.clone());
+            kind.map(|_| Err(FileError::Io(e.to_string())))
         }
         Bytes::Read(b) => {
             st.sha256 = Some(sha256_hex(&b));
@@ -182,8 +165,15 @@ fn state_of(
 /// Reads and merges everything; never fails as a whole: problems land in the result.
 pub fn read_registries(root: &HostRoot, version: CImageVersion) -> RegistriesRead {
     let mut files = Vec::new();
+    let mut failures = Vec::new();
     let mut first_error: Option<String> = None;
-    let (main_state, main) = state_of(&root.host(MAIN), MAIN, FileRole::Main, version);
+    let (main_state, main) = state_of(
+        &root.host(MAIN),
+        MAIN,
+        FileRole::Main,
+        version,
+        &mut failures,
+    );
     files.push(main_state);
     let main = match main {
         Some(Ok(f)) => Some(f),
@@ -213,7 +203,7 @@ pub fn read_registries(root: &HostRoot, version: CImageVersion) -> RegistriesRea
         };
         for host in listed {
             let node = root.node(&host);
-            let (st, parsed) = state_of(&host, &node, FileRole::DropIn, version);
+            let (st, parsed) = state_of(&host, &node, FileRole::DropIn, version, &mut failures);
             // A drop-in removed between listing and reading is skipped, as CRI-O does.
             if !st.exists {
                 continue;
@@ -229,7 +219,13 @@ pub fn read_registries(root: &HostRoot, version: CImageVersion) -> RegistriesRea
             }
         }
     }
-    let (policy, _) = state_of(&root.host(POLICY), POLICY, FileRole::Policy, version);
+    let (policy, _) = state_of(
+        &root.host(POLICY),
+        POLICY,
+        FileRole::Policy,
+        version,
+        &mut failures,
+    );
     files.push(policy);
     let effective = match first_error {
         Some(e) => Err(e),
@@ -239,15 +235,19 @@ pub fn read_registries(root: &HostRoot, version: CImageVersion) -> RegistriesRea
             (MAIN.to_owned(), DROP_IN_DIRS[1].to_owned()),
         )),
     };
-    RegistriesRead { files, effective }
+    RegistriesRead {
+        files,
+        effective,
+        read_failures: failures,
+    }
 }
 
 /// The bytes of the main registries.conf on disk (for the MachineConfig comparison).
-pub fn main_bytes(root: &HostRoot) -> Result<Option<Vec<u8>>, String> {
+pub fn main_bytes(root: &HostRoot) -> Result<Option<Vec<u8>>, ReadError> {
     match read_capped(&root.host(MAIN), MAIN).0 {
         Bytes::Missing => Ok(None),
         Bytes::Read(b) => Ok(Some(b)),
-        Bytes::Failed(e) => Err(e.to_string()),
+        Bytes::Failed(e) => Err(e),
     }
 }
 

@@ -56,7 +56,13 @@ pub struct Pipeline {
 /// Runs until `stop`; the state file is saved before returning.
 pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     if p.dirs.is_empty() {
+        log::error!("no journal directory to read; no pull records will be reported");
+        shared.metrics.error("journal", "no_directory");
         shared.set_journal(false, None, Some("no journal directory to read".into()));
+        // Stays up until the stop: a thread that ends early is taken for a crash.
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(IDLE_TICK);
+        }
         return;
     }
     let mut saved = p.saved.clone();
