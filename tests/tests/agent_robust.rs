@@ -334,3 +334,86 @@ fn a_huge_registries_conf_still_gets_reports_through() {
         "{m}"
     );
 }
+
+/// A pull the mirror served.
+fn served_pull(n: u32, t0: u64) -> Vec<Entry> {
+    let id = format!("{n:08}-1111-4222-8333-444455556666");
+    [
+        (
+            0,
+            format!("Pulling image: quay.io/acme/app-{n}:1"),
+            Some(&id),
+        ),
+        (
+            1000,
+            format!("Trying to access \"mirror.corp.example.com/acme/app-{n}:1\""),
+            None,
+        ),
+        (
+            2000,
+            format!("Pulled image: quay.io/acme/app-{n}@sha256:{n:064x}"),
+            Some(&id),
+        ),
+    ]
+    .into_iter()
+    .map(|(dt, msg, id)| {
+        let t = t0 + dt;
+        Entry::crio(
+            t,
+            &crio_msg(t, TimeFormat::Rfc3339Nano, &msg, id.map(|s| s.as_str())),
+        )
+    })
+    .collect()
+}
+
+fn has_pull(r: &Value, n: u32) -> bool {
+    let id = format!("{n:08}-1111-4222-8333-444455556666");
+    r["pulls"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|p| p["pull_id"] == id.as_str()))
+}
+
+/// Before the fix the agent went on saying `following: true` over the deleted files and never
+/// read the directory created in its place.
+#[test]
+fn a_removed_journal_directory_is_reported_and_reopened_when_it_comes_back() {
+    let root = HostRoot::new("agent-rmjournal");
+    write_atomic(&root.at("/etc/containers/registries.conf"), CONF.as_bytes());
+    let dir = root.at("/journal");
+    write_journal(&dir, "one", &served_pull(1, at("10:00:00")));
+    let mut args = root.args();
+    args.extend([
+        "--since".to_owned(),
+        format!("@{}", at("09:00:00") / 1_000_000),
+    ]);
+    let agent = Agent::start(&args_of(&args));
+    agent.wait_report("pull 1 while following", WITHIN, |r| {
+        has_pull(r, 1) && r["journal"]["following"] == true
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    let dir_text = dir.display().to_string();
+    let r = agent.wait_report("the directory reported missing", WITHIN, |r| {
+        r["journal"]["following"] == false
+            && r["journal"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(&dir_text))
+    });
+    let (status, body) = agent.get("/readyz");
+    assert_eq!(status, 503, "{body}\n{r:#}");
+    assert!(body.contains(&dir_text), "{body}");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_journal(&dir, "two", &served_pull(2, at("11:00:00")));
+    agent.wait_report("pull 2 from the new directory", WITHIN, |r| {
+        has_pull(r, 2) && r["journal"]["following"] == true && r["journal"]["error"].is_null()
+    });
+    assert_eq!(agent.get("/readyz").0, 200);
+    let m = agent.metrics();
+    assert!(
+        metric(
+            &m,
+            "mirrorscope_errors_total{component=\"journal\",error_type=\"directory_vanished\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{m}"
+    );
+}

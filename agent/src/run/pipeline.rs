@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mirrorscope_core::journal::{
-    Correlator, CorrelatorConfig, JournalEntry, Notice, PullOutcome, PullRecord, SourceResolver,
-    StaticResolver,
+    Correlator, CorrelatorConfig, CorrelatorStats, JournalEntry, Notice, PullOutcome, PullRecord,
+    SourceResolver, StaticResolver,
 };
 use mirrorscope_core::registries::EffectiveConfig;
 
@@ -28,6 +28,30 @@ const IDLE_TICK: Duration = Duration::from_millis(250);
 /// The state file is written at most this often while entries flow (and on stop).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 const REOPEN_AFTER: Duration = Duration::from_secs(5);
+/// How often the followed journal directories are checked for removal or replacement.
+const CHECK_DIRS_EVERY: Duration = Duration::from_secs(1);
+
+/// A directory's identity: device and inode.
+type DirId = (u64, u64);
+
+fn dir_id(dir: &std::path::Path) -> Option<DirId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Why following must start over: a directory vanished or another one took its place.
+fn changed_dir(dirs: &[PathBuf], opened: &[Option<DirId>]) -> Option<String> {
+    dirs.iter()
+        .zip(opened)
+        .find_map(|(d, was)| match dir_id(d) {
+            None => Some(format!("journal directory {} vanished", d.display())),
+            now if now != *was => Some(format!("journal directory {} was replaced", d.display())),
+            _ => None,
+        })
+}
 
 /// Pull sources from the configuration CRI-O is believed to use.
 struct ConfigResolver(Arc<EffectiveConfig>);
@@ -81,6 +105,8 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             last_cursor: None,
             dirty: false,
             last_save: Instant::now(),
+            counted: CorrelatorStats::default(),
+            save_failing: false,
         };
         let outcome = run.follow(&p.dirs, start, &stop);
         saved = Some(run.resume.checkpoint());
@@ -88,6 +114,7 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             Ok(()) => return,
             Err(e) => {
                 // Once per distinct error: a missing directory must not fill the log.
+                shared.metrics.error("journal", error_kind(&e));
                 if last_error.as_ref() != Some(&e) {
                     log::error!("journal: {e}; reopening every {}s", REOPEN_AFTER.as_secs());
                     last_error = Some(e.clone());
@@ -111,6 +138,10 @@ struct Run<'a> {
     last_cursor: Option<String>,
     dirty: bool,
     last_save: Instant,
+    /// Correlator statistics already counted in the metrics.
+    counted: CorrelatorStats,
+    /// The last save failed (logged once until one succeeds).
+    save_failing: bool,
 }
 
 impl Run<'_> {
@@ -121,6 +152,10 @@ impl Run<'_> {
         start: StartAt,
         stop: &AtomicBool,
     ) -> Result<(), String> {
+        // sd-journal keeps reading the deleted files of a removed directory and never notices
+        // a new one in its place: the directories are checked here.
+        let identities: Vec<Option<DirId>> = dirs.iter().map(|d| dir_id(d)).collect();
+        let mut last_check = Instant::now();
         let location = JournalLocation::Directories(dirs.to_vec());
         let selection = Selection {
             pull_lines_only: true,
@@ -163,6 +198,13 @@ impl Run<'_> {
             }
             if self.dirty && self.last_save.elapsed() >= SAVE_EVERY {
                 self.save();
+            }
+            if last_check.elapsed() >= CHECK_DIRS_EVERY {
+                last_check = Instant::now();
+                if let Some(e) = changed_dir(dirs, &identities) {
+                    self.save();
+                    return Err(e);
+                }
             }
         }
     }
@@ -209,6 +251,7 @@ impl Run<'_> {
 
     fn save(&mut self) {
         self.last_save = Instant::now();
+        self.count_stats();
         let following = self.shared.lock().journal.following;
         self.shared
             .set_journal(following, self.last_cursor.clone(), None);
@@ -218,9 +261,54 @@ impl Run<'_> {
         let checkpoint = self.resume.checkpoint();
         let outbox = self.shared.lock().outbox.all();
         match file.save(&Saved { checkpoint, outbox }) {
-            Ok(()) => self.dirty = false,
-            Err(e) => log::error!("{e}"),
+            Ok(()) => {
+                self.dirty = false;
+                if std::mem::take(&mut self.save_failing) {
+                    log::info!("state file saved again");
+                }
+            }
+            Err(e) => {
+                self.shared.metrics.error("journal", "state_save");
+                if !self.save_failing {
+                    log::error!("{e}; retrying every {}s", SAVE_EVERY.as_secs());
+                    self.save_failing = true;
+                }
+            }
         }
+    }
+
+    /// Journal lines the correlator could not use, into the error counters (logged the first
+    /// time each kind appears).
+    fn count_stats(&mut self) {
+        let now = self.correlator.stats();
+        let metrics = &self.shared.metrics;
+        for (kind, was, is) in [
+            ("malformed_line", self.counted.malformed, now.malformed),
+            ("unattached_line", self.counted.unattached, now.unattached),
+        ] {
+            if is > was {
+                if was == 0 {
+                    log::warn!(
+                        "journal: {} pull-related lines skipped ({kind}; counted in mirrorscope_errors_total)",
+                        is - was
+                    );
+                }
+                metrics.errors_by(is - was, "journal", kind);
+            }
+        }
+        self.counted = now;
+    }
+}
+
+fn error_kind(e: &str) -> &'static str {
+    if e.contains(" vanished") {
+        "directory_vanished"
+    } else if e.contains(" was replaced") {
+        "directory_replaced"
+    } else if e.starts_with("opening journal") {
+        "open"
+    } else {
+        "read"
     }
 }
 
