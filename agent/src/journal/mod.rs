@@ -3,6 +3,7 @@
 //! Everything that talks to sd-journal sits behind [`JournalReader`] so the follower thread, the
 //! merge of several directories and the scan command do not depend on libsystemd directly.
 
+pub mod check;
 pub mod cursor;
 pub mod libsystemd;
 pub mod merge;

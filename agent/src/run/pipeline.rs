@@ -91,7 +91,9 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     }
     let mut saved = p.saved.clone();
     let mut last_error = None;
+    let mut unreadable = std::collections::HashSet::new();
     while !stop.load(Ordering::Relaxed) {
+        report_unreadable_files(&p.dirs, &shared, &mut unreadable);
         let start = match saved.as_ref().and_then(|c| c.cursor.clone()) {
             Some(c) => StartAt::AfterCursor(c),
             None => StartAt::Realtime(p.since_usec),
@@ -297,6 +299,24 @@ impl Run<'_> {
             }
         }
         self.counted = now;
+    }
+}
+
+/// Journal files sd-journal would skip without a word: logged (once each) and counted.
+fn report_unreadable_files(
+    dirs: &[PathBuf],
+    shared: &Shared,
+    reported: &mut std::collections::HashSet<PathBuf>,
+) {
+    for f in dirs.iter().flat_map(|d| js::check::files_in(d)) {
+        if reported.contains(&f) {
+            continue;
+        }
+        if let Some(why) = js::check::check_file(&f) {
+            log::error!("journal: {why}; its entries cannot be read");
+            shared.metrics.error("journal", "unreadable_file");
+            reported.insert(f);
+        }
     }
 }
 
