@@ -119,6 +119,7 @@ pub fn run(args: ScanArgs) -> Result<()> {
     let unreadable = check_journal_files(&location);
     let source =
         JournalSource::spawn(move || js::open(&location, &selection, &start), args.follow)?;
+    let skipped = source.stats();
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = match config {
@@ -143,6 +144,12 @@ pub fn run(args: ScanArgs) -> Result<()> {
         }
     };
     result?;
+    let (_, untrusted) = skipped.skipped();
+    if untrusted > 0 {
+        eprintln!(
+            "warning: {untrusted} journal entries claimed to be CRI-O or the kubelet only by SYSLOG_IDENTIFIER (not by unit or root process) and were ignored"
+        );
+    }
     if unreadable > 0 {
         bail!("{unreadable} journal files could not be read (see above); the output lacks their entries");
     }

@@ -76,13 +76,24 @@ pub trait JournalReader {
     fn damaged(&self) -> u64 {
         0
     }
+    /// Entries skipped because only their client-chosen fields claimed CRI-O or the kubelet.
+    fn untrusted(&self) -> u64 {
+        0
+    }
 }
 
-/// The units and syslog identifiers whose entries mirrorscope reads.
+/// The units and processes whose entries mirrorscope reads.
+///
+/// Only fields journald sets itself from the sender's credentials are trusted: `_SYSTEMD_UNIT`
+/// (from the sender's cgroup), or `_UID` 0 with `_COMM` (for hosts where journald records no
+/// unit). `SYSLOG_IDENTIFIER` is whatever the sender wrote (`logger -t crio` from any user), so
+/// it only pre-selects entries, which are then checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub units: Vec<String>,
     pub identifiers: Vec<String>,
+    /// Process names (`_COMM`) trusted when the sender is root.
+    pub commands: Vec<String>,
     /// Pass on only entries whose MESSAGE can matter for pull records (see
     /// [`may_matter_for_pulls`]); the other entries are skipped before their fields are read.
     pub pull_lines_only: bool,
@@ -97,12 +108,36 @@ impl Default for Selection {
             identifiers: ["crio", "kubenswrapper", "hyperkube", "kubelet"]
                 .map(String::from)
                 .to_vec(),
+            commands: ["crio", "kubenswrapper", "hyperkube", "kubelet"]
+                .map(String::from)
+                .to_vec(),
             pull_lines_only: false,
         }
     }
 }
 
+/// What journald itself recorded about an entry's sender.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sender {
+    pub uid: Option<u32>,
+    pub comm: Option<String>,
+}
+
 impl Selection {
+    /// Whether the entry comes from a selected unit or process by the fields journald sets.
+    pub fn trusts(&self, entry: &JournalEntry, sender: &Sender) -> bool {
+        let unit_ok = entry
+            .systemd_unit
+            .as_deref()
+            .is_some_and(|u| self.units.iter().any(|s| s == u));
+        let process_ok = sender.uid == Some(0)
+            && sender
+                .comm
+                .as_deref()
+                .is_some_and(|c| self.commands.iter().any(|s| s == c));
+        unit_ok || process_ok
+    }
+
     /// Same test as the journal matches, for entries from readers that cannot filter.
     pub fn accepts(&self, entry: &JournalEntry) -> bool {
         let unit_ok = entry
@@ -179,6 +214,30 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_fields_journald_sets_are_trusted() {
+        let sel = Selection::default();
+        let entry = |unit: Option<&str>| JournalEntry {
+            systemd_unit: unit.map(str::to_owned),
+            syslog_identifier: Some("crio".into()),
+            ..JournalEntry::default()
+        };
+        let sender = |uid, comm: &str| Sender {
+            uid: Some(uid),
+            comm: Some(comm.into()),
+        };
+        // `logger -t crio` as nobody: the identifier says crio, nothing else does.
+        assert!(sel.accepts(&entry(None)));
+        assert!(!sel.trusts(&entry(None), &sender(65534, "logger")));
+        assert!(!sel.trusts(&entry(None), &sender(65534, "crio")));
+        assert!(!sel.trusts(&entry(None), &sender(0, "logger")));
+        assert!(!sel.trusts(&entry(None), &Sender::default()));
+        assert!(sel.trusts(&entry(Some("crio.service")), &Sender::default()));
+        assert!(sel.trusts(&entry(None), &sender(0, "crio")));
+        assert!(sel.trusts(&entry(None), &sender(0, "kubelet")));
+        assert!(!sel.trusts(&entry(Some("user@1000.service")), &sender(1000, "crio")));
+    }
 
     #[test]
     fn pull_lines_pass_and_other_lines_are_dropped() {

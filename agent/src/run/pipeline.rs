@@ -16,7 +16,7 @@ use mirrorscope_core::journal::{
 use mirrorscope_core::registries::EffectiveConfig;
 
 use crate::journal::cursor::Checkpoint;
-use crate::journal::source::{JournalSource, SourceEvent};
+use crate::journal::source::{JournalSource, SourceEvent, SourceStats};
 use crate::journal::{self as js, JournalLocation, Selection, StartAt};
 use crate::resume::ResumeTracker;
 
@@ -108,6 +108,9 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             dirty: false,
             last_save: Instant::now(),
             counted: CorrelatorStats::default(),
+            counted_untrusted: 0,
+            counted_damaged: 0,
+            skipped: None,
             save_failing: false,
         };
         let outcome = run.follow(&p.dirs, start, &stop);
@@ -142,6 +145,10 @@ struct Run<'a> {
     last_save: Instant,
     /// Correlator statistics already counted in the metrics.
     counted: CorrelatorStats,
+    counted_untrusted: u64,
+    counted_damaged: u64,
+    /// The reader's skip counters (set once it runs).
+    skipped: Option<Arc<SourceStats>>,
     /// The last save failed (logged once until one succeeds).
     save_failing: bool,
 }
@@ -165,6 +172,7 @@ impl Run<'_> {
         };
         let source = JournalSource::spawn(move || js::open(&location, &selection, &start), true)
             .map_err(|e| chain(&e))?;
+        self.skipped = Some(source.stats());
         loop {
             if stop.load(Ordering::Relaxed) {
                 self.save();
@@ -299,6 +307,31 @@ impl Run<'_> {
             }
         }
         self.counted = now;
+        if let Some(stats) = &self.skipped {
+            let (damaged, untrusted) = stats.skipped();
+            for (kind, was, is, what) in [
+                (
+                    "damaged_entry",
+                    &mut self.counted_damaged,
+                    damaged,
+                    "entries had unreadable fields; read what was readable",
+                ),
+                (
+                    "untrusted_entry",
+                    &mut self.counted_untrusted,
+                    untrusted,
+                    "entries claimed to be CRI-O or the kubelet only by fields their sender chose (SYSLOG_IDENTIFIER), not by unit or root process; ignored",
+                ),
+            ] {
+                if is > *was {
+                    if *was == 0 {
+                        log::warn!("journal: {} {what}", is - *was);
+                    }
+                    metrics.errors_by(is - *was, "journal", kind);
+                    *was = is;
+                }
+            }
+        }
     }
 }
 
