@@ -325,14 +325,17 @@ fn a_huge_registries_conf_still_gets_reports_through() {
         "MEASURE agent with a 100,000-entry registries.conf: VmRSS {rss} KiB, VmHWM {peak} KiB"
     );
     let m = agent.metrics();
-    assert!(
+    assert_eq!(
         metric(
             &m,
-            "mirrorscope_errors_total{component=\"push\",error_type=\"report_truncated\"}"
-        )
-        .is_some_and(|n| n > 0.0),
+            "mirrorscope_errors_total{component=\"config\",error_type=\"canonical_too_large\"}"
+        ),
+        Some(1.0),
         "{m}"
     );
+    let last = collector.last_report().unwrap();
+    assert_eq!(last.registries.effective_canonical, None);
+    assert_eq!(collector.received.lock().unwrap().too_large, 0);
 }
 
 /// A pull the mirror served.

@@ -78,9 +78,7 @@ fn pull_lines_sent_by_an_unprivileged_user_as_crio_are_ignored_and_counted() {
     }
     // A pull logged as the root process named crio (as on a host without units) still counts.
     LivePulls(&journal).via_mirror(1);
-    let r = agent.wait_report("the real pull", RECORDS, |r| {
-        has_pull(r, &LivePulls::id(1))
-    });
+    let r = agent.wait_report("the real pull", RECORDS, |r| has_pull(r, &LivePulls::id(1)));
     assert!(!has_pull(&r, &forged), "forged record reported:\n{r:#}");
     let m = agent.metrics();
     assert_eq!(

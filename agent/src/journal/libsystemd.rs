@@ -179,7 +179,12 @@ impl SdJournal {
             };
             let (name, value) = (&data[..eq], &data[eq + 1..]);
             match name {
-                b"MESSAGE" => entry.message = lossy(value),
+                b"MESSAGE" => {
+                    entry.message = match self.selection.max_message {
+                        Some(max) => lossy(&super::shorten_message(value, max)),
+                        None => lossy(value),
+                    }
+                }
                 b"_SYSTEMD_UNIT" => entry.systemd_unit = Some(lossy(value)),
                 b"SYSLOG_IDENTIFIER" => entry.syslog_identifier = Some(lossy(value)),
                 b"_HOSTNAME" => entry.hostname = Some(lossy(value)),

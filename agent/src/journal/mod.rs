@@ -94,6 +94,9 @@ pub struct Selection {
     pub identifiers: Vec<String>,
     /// Process names (`_COMM`) trusted when the sender is root.
     pub commands: Vec<String>,
+    /// Longer messages have their middle cut out ([`shorten_message`]): a megabyte error line
+    /// must not cost the agent megabytes in every stage it passes.
+    pub max_message: Option<usize>,
     /// Pass on only entries whose MESSAGE can matter for pull records (see
     /// [`may_matter_for_pulls`]); the other entries are skipped before their fields are read.
     pub pull_lines_only: bool,
@@ -112,6 +115,7 @@ impl Default for Selection {
                 .map(String::from)
                 .to_vec(),
             pull_lines_only: false,
+            max_message: None,
         }
     }
 }
@@ -264,5 +268,72 @@ mod tests {
         }
         // Undecodable bytes are left to the full read.
         assert!(may_matter_for_pulls(b"\xff\xfe"));
+    }
+}
+
+/// Cuts the middle out of a MESSAGE longer than `max` bytes, keeping its start and its end
+/// (where klog puts the `image="…"` of an error line) and saying how much was cut. The cuts
+/// fall on spaces where possible: inside a quoted value a space is never part of an escape,
+/// so the line still parses.
+pub fn shorten_message(value: &[u8], max: usize) -> std::borrow::Cow<'_, [u8]> {
+    const SEARCH: usize = 256;
+    if value.len() <= max || max < 4 * SEARCH {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut head = max * 3 / 4;
+    if let Some(i) = value[head - SEARCH..head].iter().rposition(|&b| b == b' ') {
+        head = head - SEARCH + i;
+    }
+    while head > 0 && (value[head - 1] == b'\\' || value[head] & 0xC0 == 0x80) {
+        head -= 1;
+    }
+    let mut tail = value.len() - max / 4;
+    if let Some(i) = value[tail..tail + SEARCH].iter().position(|&b| b == b' ') {
+        tail += i;
+    }
+    while tail < value.len() && (value[tail - 1] == b'\\' || value[tail] & 0xC0 == 0x80) {
+        tail += 1;
+    }
+    let marker = format!(" [{} bytes cut by mirrorscope-agent]", tail - head);
+    let mut out = Vec::with_capacity(head + marker.len() + value.len() - tail);
+    out.extend_from_slice(&value[..head]);
+    out.extend_from_slice(marker.as_bytes());
+    out.extend_from_slice(&value[tail..]);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod shorten_tests {
+    use super::*;
+
+    #[test]
+    fn long_kubelet_errors_keep_their_start_and_image_and_still_parse() {
+        let err = format!(
+            "rpc error: code = Unknown desc = reading manifest: {}",
+            "Get \\\"https://m.example/v2/\\\": no such host ".repeat(30_000)
+        );
+        let line = format!(
+            "E1121 10:00:00.002000    2213 log.go:32] \"PullImage from image service failed\" err=\"{err}\" image=\"quay.io/acme/app-1:1\""
+        );
+        let short = shorten_message(line.as_bytes(), 64 * 1024);
+        assert!(short.len() <= 64 * 1024 + 64, "{}", short.len());
+        let text = std::str::from_utf8(&short).unwrap();
+        assert!(text.starts_with("E1121 10:00:00.002000"));
+        assert!(
+            text.ends_with(" image=\"quay.io/acme/app-1:1\""),
+            "{}",
+            &text[text.len() - 100..]
+        );
+        assert!(text.contains("bytes cut by mirrorscope-agent]"));
+        let parsed = mirrorscope_core::journal::klog::parse_klog(text).unwrap();
+        assert_eq!(parsed.value("image"), Some("quay.io/acme/app-1:1"));
+        assert!(parsed
+            .value("err")
+            .is_some_and(|e| e.starts_with("rpc error: code = Unknown desc = reading manifest")));
+        // Short lines pass untouched.
+        assert!(matches!(
+            shorten_message(b"short", 64 * 1024),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -12,6 +12,9 @@ use super::{JournalError, JournalReader};
 
 /// Entries per channel message: large enough that channel costs vanish next to sd-journal's.
 const BATCH: usize = 1024;
+/// Message bytes per channel message: with long lines a batch is sent early, so that the
+/// batches in flight stay small however long the lines are.
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Batches in flight: bounds memory when the consumer is slower than the journal.
 const IN_FLIGHT: usize = 4;
 /// Longest block in sd_journal_wait, so a stop request is seen within this time.
@@ -117,6 +120,7 @@ fn run<F>(
         }
     };
     let mut batch = Vec::with_capacity(BATCH);
+    let mut batch_bytes = 0usize;
     let mut reported_damage = 0;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -124,14 +128,15 @@ fn run<F>(
         }
         match reader.next_entry() {
             Ok(Some(entry)) => {
+                batch_bytes = batch_bytes.saturating_add(entry.message.len());
                 batch.push(entry);
-                if batch.len() >= BATCH {
+                let full = batch.len() >= BATCH || batch_bytes >= BATCH_BYTES;
+                if full {
+                    batch_bytes = 0;
                     stats.damaged.store(reader.damaged(), Ordering::Relaxed);
-                    stats
-                        .untrusted
-                        .store(reader.untrusted(), Ordering::Relaxed);
+                    stats.untrusted.store(reader.untrusted(), Ordering::Relaxed);
                 }
-                if batch.len() >= BATCH
+                if full
                     && tx
                         .send(SourceEvent::Entries(std::mem::replace(
                             &mut batch,
@@ -143,10 +148,9 @@ fn run<F>(
                 }
             }
             Ok(None) => {
+                batch_bytes = 0;
                 stats.damaged.store(reader.damaged(), Ordering::Relaxed);
-                stats
-                    .untrusted
-                    .store(reader.untrusted(), Ordering::Relaxed);
+                stats.untrusted.store(reader.untrusted(), Ordering::Relaxed);
                 if !batch.is_empty()
                     && tx
                         .send(SourceEvent::Entries(std::mem::take(&mut batch)))

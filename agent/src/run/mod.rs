@@ -469,7 +469,9 @@ impl Refresher {
             }
             Ok(Ok((reg, (mc, mc_failure)))) => {
                 let error = reg.effective.as_ref().err().cloned();
-                if shared.set_host_files(reg, mc, mc_failure) {
+                let changed = shared.set_host_files(reg, mc, mc_failure);
+                release_freed_memory();
+                if changed {
                     match error {
                         Some(e) => {
                             shared.metrics.error("config", "invalid");
@@ -494,6 +496,17 @@ impl Refresher {
                 log::error!("reading node files: {e}");
             }
         }
+    }
+}
+
+/// Hands memory freed after a large read (a big registries.conf parses into many small
+/// allocations) back to the system; glibc keeps it otherwise, and RSS is what the pod's
+/// memory limit sees.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

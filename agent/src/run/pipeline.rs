@@ -28,6 +28,9 @@ const IDLE_TICK: Duration = Duration::from_millis(250);
 /// The state file is written at most this often while entries flow (and on stop).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 const REOPEN_AFTER: Duration = Duration::from_secs(5);
+/// Journal messages are cut to this size before the correlator sees them (records cut their
+/// fields to 16 KiB anyway).
+const MAX_MESSAGE: usize = 64 * 1024;
 /// How often the followed journal directories are checked for removal or replacement.
 const CHECK_DIRS_EVERY: Duration = Duration::from_secs(1);
 
@@ -168,6 +171,7 @@ impl Run<'_> {
         let location = JournalLocation::Directories(dirs.to_vec());
         let selection = Selection {
             pull_lines_only: true,
+            max_message: Some(MAX_MESSAGE),
             ..Selection::default()
         };
         let source = JournalSource::spawn(move || js::open(&location, &selection, &start), true)

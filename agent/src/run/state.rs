@@ -6,6 +6,7 @@ use crate::clock::now_usec;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use mirrorscope_core::hash::sha256_hex;
 use mirrorscope_core::journal::timefmt::format_rfc3339_usec;
 use mirrorscope_core::journal::{AttemptOutcome, PullOutcome, PullRecord};
 use mirrorscope_core::machineconfig::FileMatch;
@@ -87,7 +88,7 @@ impl Outbox {
         let mut used = 0usize;
         for r in self.records.iter().take(max) {
             // The separating comma.
-            let size = serde_json::to_vec(r).map_or(0, |b| b.len()) + 1;
+            let size = json_len(r) + 1;
             if !out.is_empty() && used.saturating_add(size) > budget {
                 break;
             }
@@ -181,8 +182,27 @@ pub struct Shared {
     pub metrics: Metrics,
 }
 
-fn json_len<T: serde::Serialize>(v: &T) -> usize {
-    serde_json::to_vec(v).map_or(0, |b| b.len())
+/// The canonical configuration is kept (and reported) only up to this size: it is a
+/// convenience for people reading the report, and every report carries a copy.
+pub const MAX_CANONICAL_BYTES: usize = 1024 * 1024;
+
+/// Length of `v` as JSON, without building the JSON.
+pub fn json_len<T: serde::Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => 0,
+    }
 }
 
 pub fn now_rfc3339() -> String {
@@ -291,11 +311,22 @@ impl Shared {
         next.files = read.files;
         match read.effective {
             Ok(eff) => {
-                let sha = eff.canonical_sha256();
+                // One rendering for both (canonical_sha256 renders it again).
+                let json = eff.canonical_json();
+                let sha = sha256_hex(json.as_bytes());
                 next.valid = true;
                 next.error = None;
                 if next.effective_sha256.as_deref() != Some(sha.as_str()) {
-                    next.effective_canonical = Some(eff.canonical_json());
+                    next.effective_canonical = if json.len() <= MAX_CANONICAL_BYTES {
+                        Some(json)
+                    } else {
+                        log::warn!(
+                            "effective configuration {sha}: canonical form is {} bytes; left out of reports (over {MAX_CANONICAL_BYTES})",
+                            json.len()
+                        );
+                        self.metrics.error("config", "canonical_too_large");
+                        None
+                    };
                     next.effective_sha256 = Some(sha);
                     next.changed_at = Some(now_rfc3339());
                 }
