@@ -203,6 +203,7 @@ async fn agent(args: RunArgs) -> Result<()> {
         version,
         shared: Arc::clone(&shared),
         pending: None,
+        cache: Default::default(),
     };
     let listener = tokio::select! {
         _ = signals.wait() => {
@@ -435,6 +436,7 @@ struct Refresher {
     shared: Arc<Shared>,
     /// A read that outlived [`READ_TIMEOUT`]: waited on again instead of starting another.
     pending: Option<tokio::task::JoinHandle<HostRead>>,
+    cache: Arc<std::sync::Mutex<hostfiles::ReadCache>>,
 }
 
 impl Refresher {
@@ -443,9 +445,11 @@ impl Refresher {
             Some(h) => h,
             None => {
                 let (root, version) = (self.root.clone(), self.version);
+                let cache = Arc::clone(&self.cache);
                 tokio::task::spawn_blocking(move || {
+                    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
                     (
-                        hostfiles::read_registries(&root, version),
+                        hostfiles::read_registries(&root, version, &mut cache),
                         machine::read_machine_config(&root),
                     )
                 })

@@ -310,6 +310,11 @@ impl Shared {
         let mut next = st.registries.clone();
         next.files = read.files;
         match read.effective {
+            // The same configuration as last time (the read cache hit): nothing to render.
+            Ok(eff) if st.last_valid.as_ref().is_some_and(|l| Arc::ptr_eq(l, &eff)) => {
+                next.valid = true;
+                next.error = None;
+            }
             Ok(eff) => {
                 // One rendering for both (canonical_sha256 renders it again).
                 let json = eff.canonical_json();
@@ -330,7 +335,7 @@ impl Shared {
                     next.effective_sha256 = Some(sha);
                     next.changed_at = Some(now_rfc3339());
                 }
-                st.last_valid = Some(Arc::new(eff));
+                st.last_valid = Some(eff);
             }
             Err(e) => {
                 next.valid = false;
