@@ -1,5 +1,6 @@
 //! `mirrorscope-agent`: the per-node agent.
 
+mod atomic;
 mod clock;
 mod journal;
 mod logger;

@@ -1,12 +1,12 @@
 //! Checkpoints: where to resume reading, saved atomically so a crash never leaves a torn file.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::JournalError;
+use crate::atomic::write_atomic;
 
 /// A resume point: reading restarts after `cursor`; records in `emitted` were already reported
 /// although entries they came from lie after `cursor` (pulls still open at the checkpoint are
@@ -41,32 +41,11 @@ impl CheckpointFile {
             .map_err(|e| self.err(format!("not a mirrorscope checkpoint: {e}")))
     }
 
-    /// Replaces the checkpoint: temp file, fsync, rename, fsync of the directory.
+    /// Replaces the checkpoint atomically and durably ([`write_atomic`]).
     pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), JournalError> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = self
-            .path
-            .file_name()
-            .ok_or_else(|| self.err("path has no file name".into()))?;
-        let mut tmp_name = name.to_os_string();
-        tmp_name.push(format!(".tmp{}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        let body = serde_json::to_vec(checkpoint).map_err(|e| self.err(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            File::open(&dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.err(format!("saving: {e}"))
-        })
+        let mut body = serde_json::to_vec(checkpoint).map_err(|e| self.err(e.to_string()))?;
+        body.push(b'\n');
+        write_atomic(&self.path, &body).map_err(|e| self.err(format!("saving: {e}")))
     }
 
     fn err(&self, message: String) -> JournalError {

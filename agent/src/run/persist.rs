@@ -3,13 +3,13 @@
 //! record reported before the checkpoint is in the outbox (or was acknowledged), and every later
 //! one is read again from the journal after a restart.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use mirrorscope_core::journal::PullRecord;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomic;
 use crate::journal::cursor::Checkpoint;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,24 +54,10 @@ impl StateFile {
             .map_err(|e| self.err(format!("not a mirrorscope agent state file: {e}")))
     }
 
-    /// Temp file, fsync, rename, fsync of the directory: a crash leaves the old or the new file.
+    /// Atomic and durable ([`write_atomic`]): a crash leaves the old or the new file.
     pub fn save(&self, saved: &Saved) -> Result<(), PersistError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = self
-            .path
-            .with_extension(format!("json.tmp{}", std::process::id()));
         let body = serde_json::to_vec(saved).map_err(|e| self.err(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.err(format!("saving: {e}"))
-        })
+        write_atomic(&self.path, &body).map_err(|e| self.err(format!("saving: {e}")))
     }
 }
 
