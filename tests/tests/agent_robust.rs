@@ -127,13 +127,22 @@ fn special_files_in_place_of_configuration_files_are_reported_and_never_block() 
 #[test]
 fn a_host_root_without_node_files_or_journal_is_a_start_up_error() {
     let missing = std::env::temp_dir().join(format!("ms-no-such-root-{}", std::process::id()));
-    let out = Command::new(bin("mirrorscope-agent"))
+    let mut child = Command::new(bin("mirrorscope-agent"))
         .args(["run", "--listen", "127.0.0.1:0", "--host-root"])
         .arg(&missing)
         .arg("--state-dir")
         .arg(std::env::temp_dir().join(format!("ms-no-root-state-{}", std::process::id())))
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // Before the fix it ran on as if healthy: give it time to exit, then stop it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
