@@ -276,16 +276,13 @@ impl Pusher {
                 return Err(PushError::Transport(e.to_string()));
             }
         };
-        let result = self.send(body).await;
-        match &result {
-            Ok(()) => {}
-            Err(_) => self.shared.push_failed(),
+        if let Err(e) = self.send(body).await {
+            self.shared.push_failed();
+            return Err(e);
         }
-        result?;
         self.size = self.size.grown();
-        let more = !ids.is_empty() && self.shared.outbox_len() > ids.len();
         self.shared.ack(&ids);
-        Ok(more)
+        Ok(!ids.is_empty() && self.shared.outbox_len() > 0)
     }
 
     async fn send(&self, body: Vec<u8>) -> Result<(), PushError> {
