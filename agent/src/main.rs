@@ -6,6 +6,7 @@ mod journal;
 mod logger;
 mod order;
 mod output;
+mod readfile;
 mod resume;
 mod run;
 mod scan;

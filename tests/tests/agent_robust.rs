@@ -429,3 +429,23 @@ fn a_removed_journal_directory_is_reported_and_reopened_when_it_comes_back() {
         "{m}"
     );
 }
+
+/// Before the fix reading the state file blocked start-up for good when it was a FIFO.
+#[test]
+fn a_fifo_as_the_state_file_is_an_error_not_a_hang() {
+    let root = HostRoot::new("agent-statefifo");
+    write_atomic(&root.at("/etc/containers/registries.conf"), CONF.as_bytes());
+    mkfifo(&root.at("/state/agent-state.json"));
+    let args = root.args();
+    let agent = Agent::start(&args_of(&args));
+    agent.wait_report("the configuration", WITHIN, |r| {
+        r["registries"]["valid"] == true
+    });
+    assert!(
+        agent.log().contains("agent-state.json: not loaded: open "),
+        "{}",
+        agent.log()
+    );
+    let (status, _) = agent.terminate();
+    assert!(status.success());
+}

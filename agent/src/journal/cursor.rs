@@ -1,12 +1,15 @@
 //! Checkpoints: where to resume reading, saved atomically so a crash never leaves a torn file.
 
-use std::fs;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::JournalError;
 use crate::atomic::write_atomic;
+use crate::readfile::{read_regular, Found};
+
+/// A cursor and the ids of a few open pulls: kilobytes; far past it, not a checkpoint.
+const MAX_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A resume point: reading restarts after `cursor`; records in `emitted` were already reported
 /// although entries they came from lie after `cursor` (pulls still open at the checkpoint are
@@ -31,12 +34,13 @@ impl CheckpointFile {
 
     /// The saved checkpoint, or `None` when none was saved yet.
     pub fn load(&self) -> Result<Option<Checkpoint>, JournalError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.err(format!("reading: {e}"))),
+        let node = self.path.display().to_string();
+        let text = match read_regular(&self.path, &node, MAX_CHECKPOINT_BYTES).0 {
+            Ok(Found::Bytes(t)) => t,
+            Ok(Found::Missing) => return Ok(None),
+            Err(e) => return Err(self.err(format!("not loaded: {e}"))),
         };
-        serde_json::from_str(&text)
+        serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| self.err(format!("not a mirrorscope checkpoint: {e}")))
     }
@@ -59,6 +63,7 @@ impl CheckpointFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ms-ckpt-{}-{name}", std::process::id()));

@@ -16,7 +16,7 @@ use mirrorscope_core::registries::{
 };
 use mirrorscope_core::report::{FileRole, FileState};
 
-use super::readfile::{read_regular, Found, ReadError};
+use crate::readfile::{read_regular, Found, ReadError};
 
 /// Files above this size are not read: a registries.conf is a few KiB, and a runaway file must
 /// not blow the agent's memory budget.

@@ -5,7 +5,7 @@ use mirrorscope_core::machineconfig::parse_current_config;
 use mirrorscope_core::report::MachineConfigState;
 
 use super::hostfiles::{main_bytes, HostRoot, MAIN};
-use super::readfile::{read_regular, Found, ReadError};
+use crate::readfile::{read_regular, Found, ReadError};
 
 pub const CURRENT_CONFIG: &str = "/etc/machine-config-daemon/currentconfig";
 pub const FORCE_FILE: &str = "/run/machine-config-daemon-force";

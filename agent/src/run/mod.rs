@@ -14,7 +14,6 @@ mod metrics;
 mod persist;
 mod pipeline;
 mod push;
-mod readfile;
 mod state;
 mod truncate;
 mod watch;
@@ -424,7 +423,7 @@ type HostRead = (
     hostfiles::RegistriesRead,
     (
         mirrorscope_core::report::MachineConfigState,
-        Option<readfile::ReadError>,
+        Option<crate::readfile::ReadError>,
     ),
 );
 

@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use super::hostfiles::RegistriesRead;
 use super::labels::{self, BoundedLabel};
 use super::metrics::Metrics;
-use super::readfile::ReadError;
 use super::truncate::limit_record;
+use crate::readfile::ReadError;
 
 /// Records kept for `GET /v1/report`.
 pub const RING: usize = 256;
