@@ -449,3 +449,48 @@ fn a_fifo_as_the_state_file_is_an_error_not_a_hang() {
     let (status, _) = agent.terminate();
     assert!(status.success());
 }
+
+/// A collector with a smaller body limit than the agent's budget: 413s make the pushes
+/// smaller until they pass. Before the fix the same body was retried forever.
+#[test]
+fn pushes_refused_as_too_large_shrink_until_they_pass() {
+    let root = HostRoot::new("agent-413");
+    write_atomic(&root.at("/etc/containers/registries.conf"), CONF.as_bytes());
+    let mut entries = Vec::new();
+    for n in 0..30 {
+        entries.extend(failed_pull(
+            n,
+            at("10:00:00") + u64::from(n) * 10_000,
+            100_000,
+        ));
+    }
+    write_journal(&root.at("/journal"), "big", &entries);
+    let collector = FakeCollector::start(None);
+    collector.set_max_body(200 * 1024);
+    let mut args = root.args();
+    args.extend([
+        "--collector".to_owned(),
+        collector.url(),
+        "--since".to_owned(),
+        format!("@{}", at("09:00:00") / 1_000_000),
+    ]);
+    let agent = Agent::start(&args_of(&args));
+    collector.wait("the 30 records", Duration::from_secs(120), |r| {
+        r.ids.len() == 30
+    });
+    assert!(collector.received.lock().unwrap().too_large > 0);
+    let m = agent.metrics();
+    assert!(
+        metric(
+            &m,
+            "mirrorscope_errors_total{component=\"push\",error_type=\"too_large\"}"
+        )
+        .is_some_and(|n| n > 0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "mirrorscope_outbox_dropped_total"),
+        Some(0.0),
+        "{m}"
+    );
+}
