@@ -494,3 +494,58 @@ fn pushes_refused_as_too_large_shrink_until_they_pass() {
         "{m}"
     );
 }
+
+fn saved_outbox_len(root: &HostRoot) -> Option<usize> {
+    let text = std::fs::read(root.at("/state/agent-state.json")).ok()?;
+    let v: Value = serde_json::from_slice(&text).ok()?;
+    v["outbox"].as_array().map(Vec::len)
+}
+
+/// Records acknowledged after the state file was written used to stay in the saved outbox
+/// until something else changed, so a restart sent them all again.
+#[test]
+fn acknowledged_records_leave_the_saved_outbox_too() {
+    let root = HostRoot::new("agent-ackdurable");
+    write_atomic(&root.at("/etc/containers/registries.conf"), CONF.as_bytes());
+    let mut entries = Vec::new();
+    for n in 0..3 {
+        entries.extend(served_pull(n, at("10:00:00") + u64::from(n) * 10_000));
+    }
+    write_journal(&root.at("/journal"), "three", &entries);
+    let collector = FakeCollector::start(None);
+    collector.set_up(false);
+    let mut args = root.args();
+    args.extend([
+        "--collector".to_owned(),
+        collector.url(),
+        "--since".to_owned(),
+        format!("@{}", at("09:00:00") / 1_000_000),
+    ]);
+    let agent = Agent::start(&args_of(&args));
+    let deadline = std::time::Instant::now() + WITHIN;
+    while saved_outbox_len(&root) != Some(3) {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    collector.set_up(true);
+    collector.wait("the 3 records", Duration::from_secs(60), |r| {
+        r.ids.len() == 3
+    });
+    let deadline = std::time::Instant::now() + WITHIN;
+    while saved_outbox_len(&root) != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "saved outbox still holds {:?} records",
+            saved_outbox_len(&root)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    agent.kill9();
+    let again = Agent::start(&args_of(&args));
+    let before = collector.report_count();
+    collector.wait("a report of the restarted agent", WITHIN, |r| {
+        r.reports.len() > before
+    });
+    assert_eq!(collector.received.lock().unwrap().duplicates, 0);
+    drop(again);
+}

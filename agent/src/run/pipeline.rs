@@ -210,7 +210,8 @@ impl Run<'_> {
                     return Err("journal reader stopped".into());
                 }
             }
-            if self.dirty && self.last_save.elapsed() >= SAVE_EVERY {
+            if self.last_save.elapsed() >= SAVE_EVERY && (self.dirty || self.shared.acked_unsaved())
+            {
                 self.save();
             }
             if last_check.elapsed() >= CHECK_DIRS_EVERY {
@@ -273,7 +274,7 @@ impl Run<'_> {
             return;
         };
         let checkpoint = self.resume.checkpoint();
-        let outbox = self.shared.lock().outbox.all();
+        let outbox = self.shared.outbox_to_save();
         match file.save(&Saved { checkpoint, outbox }) {
             Ok(()) => {
                 self.dirty = false;

@@ -180,6 +180,9 @@ pub struct Shared {
     state: Mutex<AgentState>,
     changed: watch::Sender<u64>,
     pub metrics: Metrics,
+    /// The collector acknowledged records since the state file was last written: the saved
+    /// outbox still carries them (a restart would send them all again).
+    acked_unsaved: std::sync::atomic::AtomicBool,
 }
 
 /// The canonical configuration is kept (and reported) only up to this size: it is a
@@ -263,6 +266,7 @@ impl Shared {
             }),
             changed,
             metrics: Metrics::new(),
+            acked_unsaved: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -458,18 +462,43 @@ impl Shared {
 
     /// Records persisted by a previous run and not yet acknowledged.
     pub fn restore_outbox(&self, records: Vec<PullRecord>) {
-        let mut st = self.lock();
-        for mut r in records {
-            limit_record(&mut r);
-            st.outbox.push(r);
+        let mut dropped = 0;
+        {
+            let mut st = self.lock();
+            for mut r in records {
+                limit_record(&mut r);
+                dropped += st.outbox.push(r);
+            }
+        }
+        if dropped > 0 {
+            log::warn!("{dropped} saved pull records did not fit in the outbox; dropped");
+            self.metrics.outbox_dropped(dropped);
         }
     }
 
     pub fn ack(&self, ids: &[String]) {
+        if !ids.is_empty() {
+            self.acked_unsaved
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let lost = self.lock().outbox.ack(ids);
         if lost > 0 {
             self.metrics.outbox_dropped(lost);
         }
+    }
+
+    /// Whether records were acknowledged since the state file was last written (it should be
+    /// written again so that they leave the saved outbox too).
+    pub fn acked_unsaved(&self) -> bool {
+        self.acked_unsaved
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The outbox to save; acknowledgements up to now are covered by that save.
+    pub fn outbox_to_save(&self) -> Vec<PullRecord> {
+        self.acked_unsaved
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.lock().outbox.all()
     }
 
     /// The push in flight failed.
