@@ -7,6 +7,7 @@ mod journal;
 mod logger;
 mod order;
 mod output;
+mod readfile;
 mod resume;
 mod run;
 mod scan;
@@ -29,10 +30,21 @@ enum Command {
     Run(Box<run::RunArgs>),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Scan(args) => scan::run(args),
         Command::Run(args) => run::run(*args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            if e.downcast_ref::<run::UsageError>().is_some() {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
     }
 }

@@ -92,21 +92,9 @@ mod tests {
 
     fn record(cursor: &str) -> PullRecord {
         PullRecord {
-            pull_id: cursor.into(),
-            image: String::new(),
-            node: None,
-            started_at: None,
-            partial: false,
-            finished_at: None,
             outcome: PullOutcome::Pulled,
-            attempts: Vec::new(),
-            served_by: None,
-            via_mirror: false,
-            fallback: false,
-            digest: None,
-            pod: None,
-            error: None,
             cursor: Some(cursor.into()),
+            ..PullRecord::started(cursor, "", "2026-11-21T07:00:00.000000Z")
         }
     }
 

@@ -116,11 +116,13 @@ pub fn run(args: ScanArgs) -> Result<()> {
         pull_lines_only: !args.entries,
         ..Selection::default()
     };
+    let unreadable = check_journal_files(&location);
     let source =
         JournalSource::spawn(move || js::open(&location, &selection, &start), args.follow)?;
+    let skipped = source.stats();
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    match config {
+    let result = match config {
         None => dump_entries(&args, &source, checkpoint.as_ref(), &mut out),
         Some(config) => {
             let mut records = Records {
@@ -140,7 +142,34 @@ pub fn run(args: ScanArgs) -> Result<()> {
             };
             records.run(&source, checkpoint.as_ref(), &mut out)
         }
+    };
+    result?;
+    let (_, untrusted) = skipped.skipped();
+    if untrusted > 0 {
+        eprintln!(
+            "warning: {untrusted} journal entries claimed to be CRI-O or the kubelet only by SYSLOG_IDENTIFIER (not by unit or root process) and were ignored"
+        );
     }
+    if unreadable > 0 {
+        bail!("{unreadable} journal files could not be read (see above); the output lacks their entries");
+    }
+    Ok(())
+}
+
+/// Says on stderr which journal files sd-journal would skip without a word; returns how many.
+fn check_journal_files(location: &JournalLocation) -> usize {
+    let files: Vec<PathBuf> = match location {
+        JournalLocation::Files(f) => f.clone(),
+        JournalLocation::Directories(d) => d.iter().flat_map(|d| js::check::files_in(d)).collect(),
+    };
+    let mut unreadable = 0;
+    for f in &files {
+        if let Some(why) = js::check::check_file(f) {
+            eprintln!("error: {why}; skipped");
+            unreadable += 1;
+        }
+    }
+    unreadable
 }
 
 /// How often an idle followed journal moves the correlator's clock.

@@ -46,6 +46,11 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         assert!(super::write_atomic(&dir.join("missing/x"), b"x").is_err());
+        // The target is a directory: the rename fails and the temporary file goes.
+        let sub = dir.join("sub");
+        std::fs::create_dir_all(sub.join("x")).unwrap();
+        assert!(super::write_atomic(&sub, b"x").is_err());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -182,11 +182,14 @@ pub struct Received {
     /// Records received again after being stored.
     pub duplicates: u64,
     pub rejected_auth: u64,
+    /// Pushes answered 413 (larger than [`FakeCollector::set_max_body`]).
+    pub too_large: u64,
 }
 
 struct Control {
     up: bool,
     token: Option<String>,
+    max_body: Option<usize>,
 }
 
 /// A fake collector on a fixed loopback port: `POST /v1/reports`, strict NodeReport JSON, bearer
@@ -205,6 +208,7 @@ impl FakeCollector {
         let control = Arc::new(Mutex::new(Control {
             up: true,
             token: token.map(str::to_owned),
+            max_body: None,
         }));
         let wake = Arc::new(tokio::sync::Notify::new());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -250,6 +254,11 @@ impl FakeCollector {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Answers 413 to bodies larger than `max`, as the real collector does past its 8 MiB.
+    pub fn set_max_body(&self, max: usize) {
+        self.control.lock().unwrap().max_body = Some(max);
     }
 
     pub fn set_token(&self, token: &str) {
@@ -356,7 +365,13 @@ async fn handle(
     let Ok(body) = req.into_body().collect().await else {
         return answer(400, "unreadable body".into());
     };
-    let report: NodeReport = match serde_json::from_slice(&body.to_bytes()) {
+    let body = body.to_bytes();
+    let max_body = control.lock().unwrap().max_body;
+    if max_body.is_some_and(|max| body.len() > max) {
+        received.lock().unwrap().too_large += 1;
+        return answer(413, "report too large".into());
+    }
+    let report: NodeReport = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return answer(400, format!("bad report: {e}")),
     };

@@ -78,6 +78,11 @@ impl Entry {
         e.set("SYSLOG_FACILITY", "3");
         e.set("SYSLOG_IDENTIFIER", ident);
         e.set("_PID", &pid.to_string());
+        // What journald records itself about a root service: the agent trusts these, not
+        // SYSLOG_IDENTIFIER.
+        e.set("_UID", "0");
+        e.set("_GID", "0");
+        e.set("_COMM", ident);
         if let Some(u) = unit {
             e.set("_SYSTEMD_UNIT", u);
             e.set("_SYSTEMD_CGROUP", &format!("/system.slice/{u}"));
@@ -358,7 +363,12 @@ pub struct Journald {
     /// A namespace journald exits after 30 s without a connected stdout stream ("Server is idle,
     /// exiting."); this empty stream keeps it up through a test's quiet phases.
     _keepalive: Option<UnixStream>,
+    /// Idle processes named like the services entries are sent for (see [`Journald::send`]).
+    senders: std::sync::Mutex<std::collections::HashMap<String, Child>>,
 }
+
+/// Process names journald records as `_COMM` for the services the agent trusts.
+const SERVICE_COMMS: [&str; 4] = ["crio", "kubelet", "kubenswrapper", "hyperkube"];
 
 impl Journald {
     pub fn start() -> Self {
@@ -391,6 +401,7 @@ impl Journald {
             socket,
             dir: PathBuf::new(),
             _keepalive: None,
+            senders: Default::default(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -426,6 +437,9 @@ impl Journald {
     }
 
     /// Sends one entry over the native protocol, as a service logging to the journal would.
+    /// With `SYSLOG_IDENTIFIER` crio, kubelet, kubenswrapper or hyperkube the entry is sent in
+    /// the name of an idle root process of that name, so journald records `_UID=0` and that
+    /// `_COMM`, as for the real service on a host without units.
     pub fn send(&self, fields: &[(&str, &str)]) {
         let mut dgram = Vec::new();
         for (k, v) in fields {
@@ -433,7 +447,51 @@ impl Journald {
             dgram.extend_from_slice(format!("{k}={v}\n").as_bytes());
         }
         let sock = UnixDatagram::unbound().unwrap();
-        sock.send_to(&dgram, &self.socket).unwrap();
+        let comm = fields
+            .iter()
+            .find(|(k, _)| *k == "SYSLOG_IDENTIFIER")
+            .map(|(_, v)| *v)
+            .filter(|v| SERVICE_COMMS.contains(v));
+        match comm {
+            Some(comm) => {
+                let pid = self.sender_pid(comm);
+                send_with_pid(&sock, &self.socket, &dgram, pid);
+            }
+            None => {
+                sock.send_to(&dgram, &self.socket).unwrap();
+            }
+        }
+    }
+
+    /// The pid of an idle process whose name (`/proc/PID/comm`) is `comm`: `sleep` started
+    /// through a symlink of that name.
+    fn sender_pid(&self, comm: &str) -> u32 {
+        let mut senders = self.senders.lock().unwrap();
+        if let Some(c) = senders.get(comm) {
+            return c.id();
+        }
+        let dir = scratch(&format!("sender-{comm}"));
+        let exe = dir.join(comm);
+        std::os::unix::fs::symlink("/bin/sleep", &exe).unwrap();
+        let child = Command::new(&exe)
+            .arg("3600")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The name is set by exec: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
+            .map(|c| c.trim() != comm)
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "{comm} helper did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let pid = child.id();
+        senders.insert(comm.to_owned(), child);
+        pid
     }
 
     /// A stdout stream as systemd connects a service's stdout/stderr to journald: the stream
@@ -486,11 +544,70 @@ impl Journald {
 
 impl Drop for Journald {
     fn drop(&mut self) {
+        if let Ok(mut senders) = self.senders.lock() {
+            for (_, mut c) in senders.drain() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(format!("/run/systemd/journal.{}", self.namespace));
     }
+}
+
+/// Sends `dgram` to `socket` with credentials naming process `pid` (root may name any
+/// process: CAP_SYS_ADMIN), so journald takes `_PID`, `_COMM` and `_EXE` from that process.
+fn send_with_pid(sock: &UnixDatagram, socket: &Path, dgram: &[u8], pid: u32) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let path = socket.as_os_str().as_bytes();
+    assert!(path.len() < addr.sun_path.len(), "socket path too long");
+    for (d, s) in addr.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    let cred = libc::ucred {
+        pid: pid as libc::pid_t,
+        uid: 0,
+        gid: 0,
+    };
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: dgram.as_ptr() as *mut libc::c_void,
+        iov_len: dgram.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut addr as *mut libc::sockaddr_un as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` points at live buffers sized as declared; the header is written into
+    // `control`, which CMSG_SPACE sized for one ucred.
+    let sent = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!cmsg.is_null());
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_CREDENTIALS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::ucred>() as u32) as _;
+        std::ptr::copy_nonoverlapping(
+            &cred as *const libc::ucred as *const u8,
+            libc::CMSG_DATA(cmsg),
+            std::mem::size_of::<libc::ucred>(),
+        );
+        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
+    };
+    assert!(
+        sent >= 0,
+        "sendmsg to {}: {}",
+        socket.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn has_journal_file(dir: &Path) -> bool {

@@ -1,12 +1,15 @@
 //! Checkpoints: where to resume reading, saved atomically so a crash never leaves a torn file.
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::JournalError;
+use crate::readfile::{read_regular, Found};
+use mirrorscope_core::fsutil::write_atomic;
+
+/// A cursor and the ids of a few open pulls: kilobytes; far past it, not a checkpoint.
+const MAX_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A resume point: reading restarts after `cursor`; records in `emitted` were already reported
 /// although entries they came from lie after `cursor` (pulls still open at the checkpoint are
@@ -35,42 +38,22 @@ impl CheckpointFile {
 
     /// The saved checkpoint, or `None` when none was saved yet.
     pub fn load(&self) -> Result<Option<Checkpoint>, JournalError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.err(format!("reading: {e}"))),
+        let node = self.path.display().to_string();
+        let text = match read_regular(&self.path, &node, MAX_CHECKPOINT_BYTES).0 {
+            Ok(Found::Bytes(t)) => t,
+            Ok(Found::Missing) => return Ok(None),
+            Err(e) => return Err(self.err(format!("not loaded: {e}"))),
         };
-        serde_json::from_str(&text)
+        serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| self.err(format!("not a mirrorscope checkpoint: {e}")))
     }
 
-    /// Replaces the checkpoint: temp file, fsync, rename, fsync of the directory.
+    /// Replaces the checkpoint atomically and durably ([`write_atomic`]).
     pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), JournalError> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = self
-            .path
-            .file_name()
-            .ok_or_else(|| self.err("path has no file name".into()))?;
-        let mut tmp_name = name.to_os_string();
-        tmp_name.push(format!(".tmp{}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        let body = serde_json::to_vec(checkpoint).map_err(|e| self.err(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            File::open(&dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.err(format!("saving: {e}"))
-        })
+        let mut body = serde_json::to_vec(checkpoint).map_err(|e| self.err(e.to_string()))?;
+        body.push(b'\n');
+        write_atomic(&self.path, &body).map_err(|e| self.err(format!("saving: {e}")))
     }
 
     fn err(&self, message: String) -> JournalError {
@@ -84,6 +67,7 @@ impl CheckpointFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ms-ckpt-{}-{name}", std::process::id()));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mirrorscope_core::journal::JournalEntry;
 use systemd::journal::{Journal, JournalWaitResult, OpenDirectoryOptions, OpenFilesOptions};
 
-use super::{JournalError, JournalReader, Selection, StartAt, WaitOutcome};
+use super::{JournalError, JournalReader, Selection, Sender, StartAt, WaitOutcome};
 
 /// One sd-journal handle with the CRI-O/kubelet matches applied.
 pub struct SdJournal {
@@ -17,6 +17,7 @@ pub struct SdJournal {
     /// Cursor whose entry was already processed: skipped if it is the first entry read.
     skip_first: Option<String>,
     damaged: u64,
+    untrusted: u64,
     /// Entries read since the mapped journal pages were last released.
     since_release: u32,
 }
@@ -106,6 +107,14 @@ impl SdJournal {
                 .match_add("SYSLOG_IDENTIFIER", ident.as_bytes())
                 .map_err(err("adding match"))?;
         }
+        if !selection.commands.is_empty() {
+            journal.match_or().map_err(err("adding match"))?;
+        }
+        for comm in &selection.commands {
+            journal
+                .match_add("_COMM", comm.as_bytes())
+                .map_err(err("adding match"))?;
+        }
         let mut skip_first = None;
         match start {
             StartAt::Head => journal.seek_head().map_err(err("seeking to head"))?,
@@ -125,6 +134,7 @@ impl SdJournal {
             selection: selection.clone(),
             skip_first,
             damaged: 0,
+            untrusted: 0,
             since_release: 0,
         })
     }
@@ -139,7 +149,8 @@ impl SdJournal {
     }
 
     /// Builds the entry at the current position from one pass over its fields.
-    fn current(&mut self) -> Result<JournalEntry, JournalError> {
+    fn current(&mut self) -> Result<(JournalEntry, Sender), JournalError> {
+        let mut sender = Sender::default();
         let mut entry = JournalEntry {
             realtime_usec: self
                 .journal
@@ -168,15 +179,24 @@ impl SdJournal {
             };
             let (name, value) = (&data[..eq], &data[eq + 1..]);
             match name {
-                b"MESSAGE" => entry.message = lossy(value),
+                b"MESSAGE" => {
+                    entry.message = match self.selection.max_message {
+                        Some(max) => lossy(&super::shorten_message(value, max)),
+                        None => lossy(value),
+                    }
+                }
                 b"_SYSTEMD_UNIT" => entry.systemd_unit = Some(lossy(value)),
                 b"SYSLOG_IDENTIFIER" => entry.syslog_identifier = Some(lossy(value)),
                 b"_HOSTNAME" => entry.hostname = Some(lossy(value)),
                 b"_PID" => entry.pid = std::str::from_utf8(value).ok().and_then(|p| p.parse().ok()),
+                b"_UID" => {
+                    sender.uid = std::str::from_utf8(value).ok().and_then(|u| u.parse().ok())
+                }
+                b"_COMM" => sender.comm = Some(lossy(value)),
                 _ => {}
             }
         }
-        Ok(entry)
+        Ok((entry, sender))
     }
 }
 
@@ -211,11 +231,13 @@ impl JournalReader for SdJournal {
                     continue;
                 }
             }
-            let entry = self.current()?;
-            // The matches already select; this guards against match semantics differing
-            // between libsystemd versions.
-            if self.selection.accepts(&entry) {
+            let (entry, sender) = self.current()?;
+            if self.selection.trusts(&entry, &sender) {
                 return Ok(Some(entry));
+            }
+            if self.selection.accepts(&entry) {
+                // Claims to be CRI-O or the kubelet only by fields the sender chose.
+                self.untrusted += 1;
             }
         }
     }
@@ -242,6 +264,10 @@ impl JournalReader for SdJournal {
 
     fn damaged(&self) -> u64 {
         self.damaged
+    }
+
+    fn untrusted(&self) -> u64 {
+        self.untrusted
     }
 }
 

@@ -96,4 +96,8 @@ impl<R: JournalReader> JournalReader for Merged<R> {
     fn damaged(&self) -> u64 {
         self.readers.iter().map(JournalReader::damaged).sum()
     }
+
+    fn untrusted(&self) -> u64 {
+        self.readers.iter().map(JournalReader::untrusted).sum()
+    }
 }

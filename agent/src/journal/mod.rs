@@ -3,6 +3,7 @@
 //! Everything that talks to sd-journal sits behind [`JournalReader`] so the follower thread, the
 //! merge of several directories and the scan command do not depend on libsystemd directly.
 
+pub mod check;
 pub mod cursor;
 pub mod libsystemd;
 pub mod merge;
@@ -75,13 +76,27 @@ pub trait JournalReader {
     fn damaged(&self) -> u64 {
         0
     }
+    /// Entries skipped because only their client-chosen fields claimed CRI-O or the kubelet.
+    fn untrusted(&self) -> u64 {
+        0
+    }
 }
 
-/// The units and syslog identifiers whose entries mirrorscope reads.
+/// The units and processes whose entries mirrorscope reads.
+///
+/// Only fields journald sets itself from the sender's credentials are trusted: `_SYSTEMD_UNIT`
+/// (from the sender's cgroup), or `_UID` 0 with `_COMM` (for hosts where journald records no
+/// unit). `SYSLOG_IDENTIFIER` is whatever the sender wrote (`logger -t crio` from any user), so
+/// it only pre-selects entries, which are then checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub units: Vec<String>,
     pub identifiers: Vec<String>,
+    /// Process names (`_COMM`) trusted when the sender is root.
+    pub commands: Vec<String>,
+    /// Longer messages have their middle cut out ([`shorten_message`]): a megabyte error line
+    /// must not cost the agent megabytes in every stage it passes.
+    pub max_message: Option<usize>,
     /// Pass on only entries whose MESSAGE can matter for pull records (see
     /// [`may_matter_for_pulls`]); the other entries are skipped before their fields are read.
     pub pull_lines_only: bool,
@@ -96,12 +111,37 @@ impl Default for Selection {
             identifiers: ["crio", "kubenswrapper", "hyperkube", "kubelet"]
                 .map(String::from)
                 .to_vec(),
+            commands: ["crio", "kubenswrapper", "hyperkube", "kubelet"]
+                .map(String::from)
+                .to_vec(),
             pull_lines_only: false,
+            max_message: None,
         }
     }
 }
 
+/// What journald itself recorded about an entry's sender.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sender {
+    pub uid: Option<u32>,
+    pub comm: Option<String>,
+}
+
 impl Selection {
+    /// Whether the entry comes from a selected unit or process by the fields journald sets.
+    pub fn trusts(&self, entry: &JournalEntry, sender: &Sender) -> bool {
+        let unit_ok = entry
+            .systemd_unit
+            .as_deref()
+            .is_some_and(|u| self.units.iter().any(|s| s == u));
+        let process_ok = sender.uid == Some(0)
+            && sender
+                .comm
+                .as_deref()
+                .is_some_and(|c| self.commands.iter().any(|s| s == c));
+        unit_ok || process_ok
+    }
+
     /// Same test as the journal matches, for entries from readers that cannot filter.
     pub fn accepts(&self, entry: &JournalEntry) -> bool {
         let unit_ok = entry
@@ -180,6 +220,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_fields_journald_sets_are_trusted() {
+        let sel = Selection::default();
+        let entry = |unit: Option<&str>| JournalEntry {
+            systemd_unit: unit.map(str::to_owned),
+            syslog_identifier: Some("crio".into()),
+            ..JournalEntry::default()
+        };
+        let sender = |uid, comm: &str| Sender {
+            uid: Some(uid),
+            comm: Some(comm.into()),
+        };
+        // `logger -t crio` as nobody: the identifier says crio, nothing else does.
+        assert!(sel.accepts(&entry(None)));
+        assert!(!sel.trusts(&entry(None), &sender(65534, "logger")));
+        assert!(!sel.trusts(&entry(None), &sender(65534, "crio")));
+        assert!(!sel.trusts(&entry(None), &sender(0, "logger")));
+        assert!(!sel.trusts(&entry(None), &Sender::default()));
+        assert!(sel.trusts(&entry(Some("crio.service")), &Sender::default()));
+        assert!(sel.trusts(&entry(None), &sender(0, "crio")));
+        assert!(sel.trusts(&entry(None), &sender(0, "kubelet")));
+        assert!(!sel.trusts(&entry(Some("user@1000.service")), &sender(1000, "crio")));
+    }
+
+    #[test]
     fn pull_lines_pass_and_other_lines_are_dropped() {
         let keep = [
             r#"time="2026-11-21T07:05:00.1Z" level=info msg="Pulling image: quay.io/a/b:1" id=u name=/runtime.v1.ImageService/PullImage"#,
@@ -204,5 +268,72 @@ mod tests {
         }
         // Undecodable bytes are left to the full read.
         assert!(may_matter_for_pulls(b"\xff\xfe"));
+    }
+}
+
+/// Cuts the middle out of a MESSAGE longer than `max` bytes, keeping its start and its end
+/// (where klog puts the `image="…"` of an error line) and saying how much was cut. The cuts
+/// fall on spaces where possible: inside a quoted value a space is never part of an escape,
+/// so the line still parses.
+pub fn shorten_message(value: &[u8], max: usize) -> std::borrow::Cow<'_, [u8]> {
+    const SEARCH: usize = 256;
+    if value.len() <= max || max < 4 * SEARCH {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut head = max * 3 / 4;
+    if let Some(i) = value[head - SEARCH..head].iter().rposition(|&b| b == b' ') {
+        head = head - SEARCH + i;
+    }
+    while head > 0 && (value[head - 1] == b'\\' || value[head] & 0xC0 == 0x80) {
+        head -= 1;
+    }
+    let mut tail = value.len() - max / 4;
+    if let Some(i) = value[tail..tail + SEARCH].iter().position(|&b| b == b' ') {
+        tail += i;
+    }
+    while tail < value.len() && (value[tail - 1] == b'\\' || value[tail] & 0xC0 == 0x80) {
+        tail += 1;
+    }
+    let marker = format!(" [{} bytes cut by mirrorscope-agent]", tail - head);
+    let mut out = Vec::with_capacity(head + marker.len() + value.len() - tail);
+    out.extend_from_slice(&value[..head]);
+    out.extend_from_slice(marker.as_bytes());
+    out.extend_from_slice(&value[tail..]);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod shorten_tests {
+    use super::*;
+
+    #[test]
+    fn long_kubelet_errors_keep_their_start_and_image_and_still_parse() {
+        let err = format!(
+            "rpc error: code = Unknown desc = reading manifest: {}",
+            "Get \\\"https://m.example/v2/\\\": no such host ".repeat(30_000)
+        );
+        let line = format!(
+            "E1121 10:00:00.002000    2213 log.go:32] \"PullImage from image service failed\" err=\"{err}\" image=\"quay.io/acme/app-1:1\""
+        );
+        let short = shorten_message(line.as_bytes(), 64 * 1024);
+        assert!(short.len() <= 64 * 1024 + 64, "{}", short.len());
+        let text = std::str::from_utf8(&short).unwrap();
+        assert!(text.starts_with("E1121 10:00:00.002000"));
+        assert!(
+            text.ends_with(" image=\"quay.io/acme/app-1:1\""),
+            "{}",
+            &text[text.len() - 100..]
+        );
+        assert!(text.contains("bytes cut by mirrorscope-agent]"));
+        let parsed = mirrorscope_core::journal::klog::parse_klog(text).unwrap();
+        assert_eq!(parsed.value("image"), Some("quay.io/acme/app-1:1"));
+        assert!(parsed
+            .value("err")
+            .is_some_and(|e| e.starts_with("rpc error: code = Unknown desc = reading manifest")));
+        // Short lines pass untouched.
+        assert!(matches!(
+            shorten_message(b"short", 64 * 1024),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -1,7 +1,7 @@
 //! The reader thread: owns the sd-journal handle (it is not `Send`), reads in batches, blocks in
 //! sd_journal_wait when following, and feeds the consumer through a bounded channel.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,9 @@ use super::{JournalError, JournalReader};
 
 /// Entries per channel message: large enough that channel costs vanish next to sd-journal's.
 const BATCH: usize = 1024;
+/// Message bytes per channel message: with long lines a batch is sent early, so that the
+/// batches in flight stay small however long the lines are.
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Batches in flight: bounds memory when the consumer is slower than the journal.
 const IN_FLIGHT: usize = 4;
 /// Longest block in sd_journal_wait, so a stop request is seen within this time.
@@ -32,6 +35,26 @@ pub enum SourceEvent {
 pub struct JournalSource {
     rx: Receiver<SourceEvent>,
     stop: Arc<AtomicBool>,
+    stats: Arc<SourceStats>,
+}
+
+/// What the reader skipped so far, updated as it reads.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// Entries with unreadable fields.
+    pub damaged: AtomicU64,
+    /// Entries whose CRI-O or kubelet identity came only from fields the sender chose.
+    pub untrusted: AtomicU64,
+}
+
+impl SourceStats {
+    /// (damaged, untrusted) entries skipped so far.
+    pub fn skipped(&self) -> (u64, u64) {
+        (
+            self.damaged.load(Ordering::Relaxed),
+            self.untrusted.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl JournalSource {
@@ -43,12 +66,18 @@ impl JournalSource {
     {
         let (tx, rx) = mpsc::sync_channel(IN_FLIGHT);
         let stop = Arc::new(AtomicBool::new(false));
-        let stop_t = Arc::clone(&stop);
+        let stats = Arc::new(SourceStats::default());
+        let (stop_t, stats_t) = (Arc::clone(&stop), Arc::clone(&stats));
         std::thread::Builder::new()
             .name("journal-reader".into())
-            .spawn(move || run(open, follow, &tx, &stop_t))
+            .spawn(move || run(open, follow, &tx, &stop_t, &stats_t))
             .map_err(|_| JournalError::ThreadGone)?;
-        Ok(JournalSource { rx, stop })
+        Ok(JournalSource { rx, stop, stats })
+    }
+
+    /// The skip counters, for reading while the source runs.
+    pub fn stats(&self) -> Arc<SourceStats> {
+        Arc::clone(&self.stats)
     }
 
     /// The next event; `None` once the thread has finished.
@@ -74,8 +103,13 @@ impl Drop for JournalSource {
     }
 }
 
-fn run<F>(open: F, follow: bool, tx: &SyncSender<SourceEvent>, stop: &AtomicBool)
-where
+fn run<F>(
+    open: F,
+    follow: bool,
+    tx: &SyncSender<SourceEvent>,
+    stop: &AtomicBool,
+    stats: &SourceStats,
+) where
     F: FnOnce() -> Result<Box<dyn JournalReader>, JournalError>,
 {
     let mut reader = match open() {
@@ -86,6 +120,7 @@ where
         }
     };
     let mut batch = Vec::with_capacity(BATCH);
+    let mut batch_bytes = 0usize;
     let mut reported_damage = 0;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -93,8 +128,15 @@ where
         }
         match reader.next_entry() {
             Ok(Some(entry)) => {
+                batch_bytes = batch_bytes.saturating_add(entry.message.len());
                 batch.push(entry);
-                if batch.len() >= BATCH
+                let full = batch.len() >= BATCH || batch_bytes >= BATCH_BYTES;
+                if full {
+                    batch_bytes = 0;
+                    stats.damaged.store(reader.damaged(), Ordering::Relaxed);
+                    stats.untrusted.store(reader.untrusted(), Ordering::Relaxed);
+                }
+                if full
                     && tx
                         .send(SourceEvent::Entries(std::mem::replace(
                             &mut batch,
@@ -106,6 +148,9 @@ where
                 }
             }
             Ok(None) => {
+                batch_bytes = 0;
+                stats.damaged.store(reader.damaged(), Ordering::Relaxed);
+                stats.untrusted.store(reader.untrusted(), Ordering::Relaxed);
                 if !batch.is_empty()
                     && tx
                         .send(SourceEvent::Entries(std::mem::take(&mut batch)))

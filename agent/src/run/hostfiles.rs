@@ -4,8 +4,8 @@
 //! Paths in the report and in every message are the node's paths (host root removed), so a
 //! message reads exactly as containers/image would print it on the node.
 
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use mirrorscope_core::cimage_version::CImageVersion;
@@ -16,6 +16,8 @@ use mirrorscope_core::registries::{
 };
 use mirrorscope_core::report::{FileRole, FileState};
 use mirrorscope_core::time::format_usec;
+
+use crate::readfile::{read_regular, Found, ReadError};
 
 /// Files above this size are not read: a registries.conf is a few KiB, and a runaway file must
 /// not blow the agent's memory budget.
@@ -62,48 +64,28 @@ impl HostRoot {
 pub struct RegistriesRead {
     pub files: Vec<FileState>,
     /// The merged configuration, or containers/image's message for the first bad file.
-    pub effective: Result<EffectiveConfig, String>,
+    pub effective: Result<Arc<EffectiveConfig>, String>,
+    /// Files that could not be read (special files, oversized files, I/O errors), for counting.
+    pub read_failures: Vec<ReadError>,
 }
 
 /// A file's bytes, or why they could not be had.
 enum Bytes {
     Missing,
     Read(Vec<u8>),
-    Failed(FileError),
+    Failed(ReadError),
 }
 
-/// Reads at most [`MAX_FILE_BYTES`]; Go-like `open PATH: reason` errors with the node path.
+/// Reads at most [`MAX_FILE_BYTES`] of a regular file; Go-like `open PATH: reason` errors
+/// with the node path.
 fn read_capped(host: &Path, node: &str) -> (Bytes, Option<std::fs::Metadata>) {
-    let meta = std::fs::metadata(host).ok();
-    let file = match std::fs::File::open(host) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return (Bytes::Missing, meta),
-        Err(e) => return (Bytes::Failed(FileError::Io(go_io("open", node, &e))), meta),
+    let (read, meta) = read_regular(host, node, MAX_FILE_BYTES);
+    let bytes = match read {
+        Ok(Found::Missing) => Bytes::Missing,
+        Ok(Found::Bytes(b)) => Bytes::Read(b),
+        Err(e) => Bytes::Failed(e),
     };
-    let mut buf = Vec::new();
-    match file.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf) {
-        Ok(_) if buf.len() as u64 > MAX_FILE_BYTES => (
-            Bytes::Failed(FileError::Io(format!(
-                "read {node}: file is larger than {MAX_FILE_BYTES} bytes; not read"
-            ))),
-            meta,
-        ),
-        Ok(_) => (Bytes::Read(buf), meta),
-        Err(e) => (Bytes::Failed(FileError::Io(go_io("read", node, &e))), meta),
-    }
-}
-
-fn go_io(op: &str, node: &str, e: &io::Error) -> String {
-    let reason = match e.kind() {
-        io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        io::ErrorKind::IsADirectory => "is a directory".to_owned(),
-        _ => {
-            let s = e.to_string();
-            s.split(" (os error").next().unwrap_or(&s).to_lowercase()
-        }
-    };
-    format!("{op} {node}: {reason}")
+    (bytes, meta)
 }
 
 fn mtime(meta: Option<&std::fs::Metadata>) -> Option<String> {
@@ -120,13 +102,15 @@ fn parse(
     parse_config_bytes(bytes, node, kind, version)
 }
 
-/// Builds the file state and, for registries files, the parsed file.
-fn state_of(
-    host: &Path,
-    node: &str,
-    role: FileRole,
-    version: CImageVersion,
-) -> (FileState, Option<Result<ConfigFile, FileError>>) {
+/// A file read but not parsed yet.
+struct Loaded {
+    st: FileState,
+    kind: Option<FileKind>,
+    bytes: Option<Result<Vec<u8>, FileError>>,
+}
+
+/// Reads one file into its state; registries files keep their bytes for parsing.
+fn load_file(host: &Path, node: &str, role: FileRole, failures: &mut Vec<ReadError>) -> Loaded {
     let (bytes, meta) = read_capped(host, node);
     let mut st = FileState {
         path: node.to_owned(),
@@ -143,7 +127,7 @@ fn state_of(
         FileRole::DropIn => Some(FileKind::DropIn),
         FileRole::Policy => None,
     };
-    let parsed = match bytes {
+    let bytes = match bytes {
         Bytes::Missing => {
             st.size = None;
             st.mtime = None;
@@ -151,7 +135,8 @@ fn state_of(
         }
         Bytes::Failed(e) => {
             st.error = Some(e.to_string());
-            kind.map(|_| Err(e))
+            failures.push(e.clone());
+            kind.map(|_| Err(FileError::Io(e.to_string())))
         }
         Bytes::Read(b) => {
             st.sha256 = Some(sha256_hex(&b));
@@ -159,87 +144,168 @@ fn state_of(
             if kind.is_some() && b.len() <= MAX_CONTENTS_BYTES {
                 st.contents = std::str::from_utf8(&b).ok().map(str::to_owned);
             }
-            kind.map(|k| {
-                let r = parse(&b, node, k, version);
-                if let Err(e) = &r {
-                    st.error = Some(e.to_string());
-                }
-                r
-            })
+            kind.map(|_| Ok(b))
         }
     };
-    (st, parsed)
+    Loaded { st, kind, bytes }
+}
+
+/// What identifies a read: every file's path, hash and read error, and listing errors. Equal
+/// keys parse to equal results.
+type ReadKey = Vec<(String, Option<String>, Option<String>)>;
+
+/// The last read, reused while the files stay the same: the periodic re-read of a
+/// 100,000-entry registries.conf would otherwise parse it (hundreds of MB at peak) every time.
+#[derive(Default)]
+pub struct ReadCache {
+    last: Option<(ReadKey, RegistriesRead)>,
 }
 
 /// Reads and merges everything; never fails as a whole: problems land in the result.
-pub fn read_registries(root: &HostRoot, version: CImageVersion) -> RegistriesRead {
-    let mut files = Vec::new();
-    let mut first_error: Option<String> = None;
-    let (main_state, main) = state_of(&root.host(MAIN), MAIN, FileRole::Main, version);
-    files.push(main_state);
-    let main = match main {
-        Some(Ok(f)) => Some(f),
-        Some(Err(error)) => {
-            first_error = Some(
-                ConfigError::Main {
-                    path: MAIN.to_owned(),
-                    error,
-                }
-                .to_string(),
-            );
-            None
-        }
-        None => None,
-    };
-    let mut drop_ins = Vec::new();
+pub fn read_registries(
+    root: &HostRoot,
+    version: CImageVersion,
+    cache: &mut ReadCache,
+) -> RegistriesRead {
+    let mut failures = Vec::new();
+    let mut loaded = vec![Item::File(
+        MAIN.to_owned(),
+        Box::new(load_file(
+            &root.host(MAIN),
+            MAIN,
+            FileRole::Main,
+            &mut failures,
+        )),
+    )];
     for dir in DROP_IN_DIRS {
         let listed = match list_drop_ins(&root.host(dir)) {
             Ok(l) => l,
             Err(e) => {
-                let msg = e
-                    .to_string()
-                    .replace(&root.path().display().to_string(), "");
-                first_error.get_or_insert(msg);
+                loaded.push(Item::ListError(
+                    e.to_string()
+                        .replace(&root.path().display().to_string(), ""),
+                ));
                 continue;
             }
         };
         for host in listed {
             let node = root.node(&host);
-            let (st, parsed) = state_of(&host, &node, FileRole::DropIn, version);
+            let l = load_file(&host, &node, FileRole::DropIn, &mut failures);
             // A drop-in removed between listing and reading is skipped, as CRI-O does.
-            if !st.exists {
-                continue;
-            }
-            files.push(st);
-            match parsed {
-                Some(Ok(f)) => drop_ins.push(f),
-                Some(Err(error)) => {
-                    first_error
-                        .get_or_insert(ConfigError::DropIn { path: node, error }.to_string());
-                }
-                None => {}
+            if l.st.exists {
+                loaded.push(Item::File(node, Box::new(l)));
             }
         }
     }
-    let (policy, _) = state_of(&root.host(POLICY), POLICY, FileRole::Policy, version);
+    let policy = load_file(&root.host(POLICY), POLICY, FileRole::Policy, &mut failures);
+    let key: ReadKey = loaded
+        .iter()
+        .map(|i| match i {
+            Item::File(_, l) => (l.st.path.clone(), l.st.sha256.clone(), l.st.error.clone()),
+            Item::ListError(e) => (String::new(), None, Some(e.clone())),
+        })
+        .collect();
+    if let Some((last_key, last)) = &cache.last {
+        if *last_key == key {
+            let mut files: Vec<FileState> = loaded
+                .into_iter()
+                .filter_map(|i| match i {
+                    Item::File(_, l) => Some(l.st),
+                    Item::ListError(_) => None,
+                })
+                .collect();
+            for (f, was) in files.iter_mut().zip(&last.files) {
+                f.error.clone_from(&was.error);
+            }
+            files.push(policy.st);
+            return RegistriesRead {
+                files,
+                effective: last.effective.clone(),
+                read_failures: failures,
+            };
+        }
+    }
+    let read = parse_all(loaded, policy.st, version, failures);
+    cache.last = Some((key, read.clone()));
+    read
+}
+
+/// The main file, then per drop-in directory its listing error or its files, in reading order.
+enum Item {
+    File(String, Box<Loaded>),
+    ListError(String),
+}
+
+fn parse_all(
+    loaded: Vec<Item>,
+    policy: FileState,
+    version: CImageVersion,
+    failures: Vec<ReadError>,
+) -> RegistriesRead {
+    let mut files = Vec::with_capacity(loaded.len() + 1);
+    let mut first_error: Option<String> = None;
+    let mut main = None;
+    let mut drop_ins = Vec::new();
+    for item in loaded {
+        let (node, mut l) = match item {
+            Item::File(node, l) => (node, *l),
+            Item::ListError(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        let parsed = match (l.kind, l.bytes.take()) {
+            (Some(kind), Some(Ok(b))) => Some(parse(&b, &node, kind, version)),
+            (_, Some(Err(e))) => Some(Err(e)),
+            _ => None,
+        };
+        if let Some(Err(e)) = &parsed {
+            if l.st.error.is_none() {
+                l.st.error = Some(e.to_string());
+            }
+        }
+        let is_main = l.st.role == FileRole::Main;
+        files.push(l.st);
+        match parsed {
+            Some(Ok(f)) if is_main => main = Some(f),
+            Some(Ok(f)) => drop_ins.push(f),
+            Some(Err(error)) if is_main => {
+                first_error = Some(
+                    ConfigError::Main {
+                        path: MAIN.to_owned(),
+                        error,
+                    }
+                    .to_string(),
+                );
+            }
+            Some(Err(error)) => {
+                first_error.get_or_insert(ConfigError::DropIn { path: node, error }.to_string());
+            }
+            None => {}
+        }
+    }
     files.push(policy);
     let effective = match first_error {
         Some(e) => Err(e),
-        None => Ok(EffectiveConfig::from_files(
+        None => Ok(Arc::new(EffectiveConfig::from_files(
             main,
             drop_ins,
             (MAIN.to_owned(), DROP_IN_DIRS[1].to_owned()),
-        )),
+        ))),
     };
-    RegistriesRead { files, effective }
+    RegistriesRead {
+        files,
+        effective,
+        read_failures: failures,
+    }
 }
 
 /// The bytes of the main registries.conf on disk (for the MachineConfig comparison).
-pub fn main_bytes(root: &HostRoot) -> Result<Option<Vec<u8>>, String> {
+pub fn main_bytes(root: &HostRoot) -> Result<Option<Vec<u8>>, ReadError> {
     match read_capped(&root.host(MAIN), MAIN).0 {
         Bytes::Missing => Ok(None),
         Bytes::Read(b) => Ok(Some(b)),
-        Bytes::Failed(e) => Err(e.to_string()),
+        Bytes::Failed(e) => Err(e),
     }
 }
 
@@ -267,7 +333,7 @@ mod tests {
             "[[registry]\n",
         )
         .unwrap();
-        let read = read_registries(&r, CImageVersion::default());
+        let read = read_registries(&r, CImageVersion::default(), &mut ReadCache::default());
         let paths: Vec<_> = read.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -309,7 +375,7 @@ mod tests {
         for (i, (path, text)) in cases.iter().enumerate() {
             let r = root(&format!("same-{i}"));
             std::fs::write(r.host(path), text).unwrap();
-            let ours = read_registries(&r, CImageVersion::default())
+            let ours = read_registries(&r, CImageVersion::default(), &mut ReadCache::default())
                 .effective
                 .unwrap_err();
             let engine = load(
@@ -325,7 +391,7 @@ mod tests {
         // The main file is a directory.
         let r = root("same-dir");
         std::fs::create_dir_all(r.host(MAIN)).unwrap();
-        let ours = read_registries(&r, CImageVersion::default())
+        let ours = read_registries(&r, CImageVersion::default(), &mut ReadCache::default())
             .effective
             .unwrap_err();
         let engine = load(
@@ -339,12 +405,42 @@ mod tests {
         let _ = std::fs::remove_dir_all(r.path());
     }
 
+    /// The periodic re-read of unchanged files must not parse them again (a 100,000-entry
+    /// file peaks at hundreds of MB while parsing).
+    #[test]
+    fn unchanged_files_reuse_the_last_parse_and_changes_are_parsed() {
+        let r = root("cache");
+        std::fs::write(r.host(MAIN), "[[registry]]\nlocation = \"quay.io\"\n").unwrap();
+        let mut cache = ReadCache::default();
+        let v = CImageVersion::default();
+        let first = read_registries(&r, v, &mut cache).effective.unwrap();
+        let again = read_registries(&r, v, &mut cache).effective.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        std::fs::write(
+            r.host("/etc/containers/registries.conf.d/10-bad.conf"),
+            "[[registry]\n",
+        )
+        .unwrap();
+        let bad = read_registries(&r, v, &mut cache);
+        assert!(bad.effective.is_err());
+        let bad_again = read_registries(&r, v, &mut cache);
+        assert_eq!(bad.effective, bad_again.effective);
+        assert_eq!(bad.files[1].error, bad_again.files[1].error);
+        assert!(bad_again.files[1].error.is_some());
+        std::fs::remove_file(r.host("/etc/containers/registries.conf.d/10-bad.conf")).unwrap();
+        std::fs::write(r.host(MAIN), "[[registry]]\nlocation = \"quay.io/b\"\n").unwrap();
+        let changed = read_registries(&r, v, &mut cache).effective.unwrap();
+        assert!(!Arc::ptr_eq(&first, &changed));
+        assert_ne!(first.canonical_sha256(), changed.canonical_sha256());
+        let _ = std::fs::remove_dir_all(r.path());
+    }
+
     #[test]
     fn huge_files_are_not_read() {
         let r = root("huge");
         let f = std::fs::File::create(r.host(MAIN)).unwrap();
         f.set_len(MAX_FILE_BYTES + 10).unwrap();
-        let read = read_registries(&r, CImageVersion::default());
+        let read = read_registries(&r, CImageVersion::default(), &mut ReadCache::default());
         let err = read.effective.unwrap_err();
         assert!(
             err.contains("\"/etc/containers/registries.conf\"") && err.contains("larger than"),

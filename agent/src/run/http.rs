@@ -1,13 +1,16 @@
 //! The agent's HTTP server: `GET /v1/report`, `/metrics`, `/healthz`, `/readyz`.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
 
 use super::metrics::{to_prometheus_text, OPENMETRICS, PROMETHEUS_TEXT};
 use super::state::Shared;
@@ -21,8 +24,20 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
     r
 }
 
-fn handle<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
+fn handle<B: hyper::body::Body>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
     let text = "text/plain; charset=utf-8";
+    // No route takes a body; a large one is refused before anything reads it (the connection
+    // is then closed rather than drained).
+    if hyper::body::Body::size_hint(req.body())
+        .upper()
+        .is_none_or(|n| n > MAX_BODY)
+    {
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            text,
+            "request body too large\n",
+        );
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/v1/report") => match serde_json::to_vec(&shared.report(None)) {
             Ok(body) => reply(StatusCode::OK, "application/json", body),
@@ -43,17 +58,10 @@ fn handle<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
             }
         }
         (&Method::GET, "/healthz") => reply(StatusCode::OK, text, "ok\n"),
-        (&Method::GET, "/readyz") => {
-            if shared.lock().config_read {
-                reply(StatusCode::OK, text, "ready\n")
-            } else {
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    text,
-                    "node files not read yet\n",
-                )
-            }
-        }
+        (&Method::GET, "/readyz") => match shared.not_ready() {
+            None => reply(StatusCode::OK, text, "ready\n"),
+            Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, text, format!("{why}\n")),
+        },
         (_, "/v1/report" | "/metrics" | "/healthz" | "/readyz") => {
             reply(StatusCode::METHOD_NOT_ALLOWED, text, "use GET\n")
         }
@@ -61,26 +69,68 @@ fn handle<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
     }
 }
 
+/// Most connections served at once. Scrapers, probes and the occasional curl need a handful;
+/// past this the oldest connection is closed for the new one, so that clients holding
+/// connections open (slow or half-sent requests) cannot lock out the kubelet's probes.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request head within this time (slow or half-sent requests).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one connection, keep-alive included.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// Largest request body accepted (no route reads one).
+const MAX_BODY: u64 = 64 * 1024;
+/// Largest request head buffered (hyper's minimum is 8 KiB).
+const MAX_HEAD: usize = 16 * 1024;
+
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut open: VecDeque<AbortHandle> = VecDeque::with_capacity(MAX_CONNECTIONS);
+    let mut accept_failed = false;
+    let mut evicted_any = false;
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                log::warn!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // Out of file descriptors, typically.
+                shared.metrics.error("http", "accept");
+                if !accept_failed {
+                    log::warn!("accept: {e}");
+                    accept_failed = true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        open.retain(|h| !h.is_finished());
+        if open.len() >= MAX_CONNECTIONS {
+            if let Some(oldest) = open.pop_front() {
+                oldest.abort();
+            }
+            shared.metrics.error("http", "too_many_connections");
+            if !evicted_any {
+                log::warn!(
+                    "more than {MAX_CONNECTIONS} HTTP connections at once; closing the oldest"
+                );
+                evicted_any = true;
+            }
+        }
         let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let r = handle(&shared, &req);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+        let task = tokio::spawn(async move {
+            let svc = {
+                let shared = Arc::clone(&shared);
+                hyper::service::service_fn(move |req| {
+                    let r = handle(&shared, &req);
+                    async move { Ok::<_, Infallible>(r) }
+                })
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), svc);
+            // Past its lifetime a connection is simply closed; clients reconnect.
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
         });
+        open.push_back(task.abort_handle());
     }
 }

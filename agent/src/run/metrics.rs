@@ -23,6 +23,17 @@ struct AttemptLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    component: String,
+    error_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FoldedLabels {
+    label: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InfoLabels {
     effective_sha256: String,
 }
@@ -38,6 +49,8 @@ pub struct Metrics {
     journal_following: Gauge,
     push_failures: Counter,
     outbox_dropped: Counter,
+    errors: Family<ErrorLabels, Counter>,
+    folded: Family<FoldedLabels, Counter>,
 }
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -86,6 +99,8 @@ impl Metrics {
             journal_following: Gauge::default(),
             push_failures: Counter::default(),
             outbox_dropped: Counter::default(),
+            errors: Family::default(),
+            folded: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -133,7 +148,46 @@ impl Metrics {
             "Pull records dropped unsent because the outbox was full",
             m.outbox_dropped.clone(),
         );
+        r.register(
+            "mirrorscope_errors",
+            "Failures of the agent, by component and kind (each kind is also logged)",
+            m.errors.clone(),
+        );
+        r.register(
+            "mirrorscope_metric_labels_folded",
+            "Samples counted under the label value other because the label already had its maximum number of distinct values",
+            m.folded.clone(),
+        );
         m
+    }
+
+    /// Counts one failure; the caller logs it.
+    pub fn error(&self, component: &str, error_type: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                component: component.to_owned(),
+                error_type: error_type.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn errors_by(&self, n: u64, component: &str, error_type: &str) {
+        if n > 0 {
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    component: component.to_owned(),
+                    error_type: error_type.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    pub fn label_folded(&self, label: &str) {
+        self.folded
+            .get_or_create(&FoldedLabels {
+                label: label.to_owned(),
+            })
+            .inc();
     }
 
     pub fn pull(&self, registry: &str, served_by_kind: &str, outcome: &str) {

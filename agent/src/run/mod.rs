@@ -8,12 +8,14 @@
 
 mod hostfiles;
 mod http;
+mod labels;
 mod machine;
 mod metrics;
 mod persist;
 mod pipeline;
 mod push;
 mod state;
+mod truncate;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -84,8 +86,18 @@ const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
 /// readable when its watch was due).
 const RESYNC: Duration = Duration::from_secs(30);
 /// SIGTERM to exit: the journal pipeline saves, then one last push.
-const STOP_JOURNAL: Duration = Duration::from_secs(2);
-const FINAL_PUSH: Duration = Duration::from_millis(2500);
+const STOP_JOURNAL: Duration = Duration::from_millis(1500);
+const FINAL_PUSH: Duration = Duration::from_secs(2);
+/// However stuck something is (a hung file system under a read), the process is gone this long
+/// after SIGTERM: kubelet's grace period must not be what ends it.
+const STOP_DEADLINE: Duration = Duration::from_millis(4500);
+/// A read of the node files taking longer than this is reported (and `/readyz` fails).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A start-up error in how the agent was invoked (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 pub fn run(args: RunArgs) -> Result<()> {
     logger::init(args.log_format, args.log_target)?;
@@ -93,7 +105,36 @@ pub fn run(args: RunArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(agent(args))
+    let result = rt.block_on(agent(args));
+    // A read stuck in the kernel must not hold the exit (dropping the runtime would wait).
+    rt.shutdown_background();
+    result
+}
+
+/// A host root that has neither the node's configuration directory nor a journal is a wrong
+/// `--host-root` (or a missing mount), not a node without pulls.
+fn check_host_root(root: &HostRoot, journal_dirs: &[PathBuf]) -> Result<()> {
+    let etc = root.host("/etc/containers");
+    if etc.is_dir() || journal_dirs.iter().any(|d| d.is_dir()) {
+        return Ok(());
+    }
+    let tried: Vec<String> = journal_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .chain(
+            ["/var/log/journal", "/run/log/journal"]
+                .iter()
+                .filter(|_| journal_dirs.is_empty())
+                .map(|d| root.host(d).display().to_string()),
+        )
+        .collect();
+    Err(UsageError(format!(
+        "host root {}: neither {} nor a journal directory ({}) exists; is --host-root the node's root file system?",
+        root.path().display(),
+        etc.display(),
+        tried.join(", ")
+    ))
+    .into())
 }
 
 fn default_host_root() -> PathBuf {
@@ -127,9 +168,11 @@ fn instance_id(node: &str) -> String {
 }
 
 async fn agent(args: RunArgs) -> Result<()> {
-    // Installed first: a SIGTERM during start-up still gets the orderly stop.
+    // Installed first: a SIGTERM during start-up still stops the agent.
     let mut signals = Signals::install()?;
     let root = HostRoot::new(args.host_root.clone().unwrap_or_else(default_host_root));
+    let dirs = journal_dirs(&args, &root);
+    check_host_root(&root, &dirs)?;
     let node = node_name(&args);
     let shared = Shared::new(node.clone(), instance_id(&node), args.outbox_size);
     let version = args.containers_image_version;
@@ -139,6 +182,8 @@ async fn agent(args: RunArgs) -> Result<()> {
             token_file: args.token_file.clone(),
             shared: Arc::clone(&shared),
             heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+            size: push::PushSize::default(),
+            last_ids: Vec::new(),
         }),
         None => None,
     };
@@ -152,11 +197,23 @@ async fn agent(args: RunArgs) -> Result<()> {
             RESYNC.as_secs()
         );
     }
-    refresh(&root, version, &shared).await;
-
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let mut refresher = Refresher {
+        root: root.clone(),
+        version,
+        shared: Arc::clone(&shared),
+        pending: None,
+        cache: Default::default(),
+    };
+    let listener = tokio::select! {
+        _ = signals.wait() => {
+            log::info!("stopped during start-up");
+            return Ok(());
+        }
+        l = async {
+            refresher.refresh().await;
+            tokio::net::TcpListener::bind(&args.listen).await
+        } => l.with_context(|| format!("listening on {}", args.listen))?,
+    };
     log::info!(
         "mirrorscope-agent {} on node {node}: host root {}, listening on http://{}",
         env!("CARGO_PKG_VERSION"),
@@ -166,14 +223,24 @@ async fn agent(args: RunArgs) -> Result<()> {
             .map(|a| a.to_string())
             .unwrap_or_default()
     );
-    let server = tokio::spawn(http::serve(listener, Arc::clone(&shared)));
-
-    let config = tokio::spawn(config_loop(root.clone(), version, Arc::clone(&shared), rx));
+    // Every task runs until the agent stops: one that ends (or panics) is a bug that would
+    // silently stop pushes or the server, so it ends the agent instead (and kubelet restarts
+    // it).
+    let mut tasks = tokio::task::JoinSet::new();
+    let shared_http = Arc::clone(&shared);
+    tasks.spawn(async move {
+        http::serve(listener, shared_http).await;
+        "HTTP server"
+    });
+    tasks.spawn(async move {
+        config_loop(refresher, rx).await;
+        "configuration reader"
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
-    let journal_done = spawn_journal(
+    let mut journal_done = spawn_journal(
         pipeline::Pipeline {
-            dirs: journal_dirs(&args, &root),
+            dirs,
             since_usec: since_usec(&args)?,
             state_file,
             saved: checkpoint,
@@ -181,26 +248,47 @@ async fn agent(args: RunArgs) -> Result<()> {
         Arc::clone(&shared),
         Arc::clone(&stop),
     )?;
-    let push_task = pusher
-        .as_ref()
-        .map(|p| tokio::spawn(p.clone().run(shared.subscribe())));
+    if let Some(p) = &pusher {
+        let (p, changed) = (p.clone(), shared.subscribe());
+        tasks.spawn(async move {
+            p.run(changed).await;
+            "push"
+        });
+    }
 
-    signals.wait().await;
+    let mut journal_ended = false;
+    let failed = tokio::select! {
+        _ = signals.wait() => None,
+        ended = tasks.join_next() => Some(match ended {
+            Some(Ok(name)) => format!("{name} task ended"),
+            Some(Err(e)) if e.is_panic() => "a task panicked".to_owned(),
+            Some(Err(e)) => format!("a task failed: {e}"),
+            None => "no task left".to_owned(),
+        }),
+        _ = &mut journal_done => {
+            journal_ended = true;
+            Some("journal thread ended".to_owned())
+        }
+    };
+    let failed = failed.inspect(|why| {
+        log::error!("{why}; stopping the agent");
+        shared.metrics.error("agent", "task_ended");
+    });
+    stop_deadline(STOP_DEADLINE);
     log::info!("stopping: saving the journal position and pushing a last report");
     stop.store(true, Ordering::Relaxed);
-    let journal_stopped = tokio::time::timeout(STOP_JOURNAL, journal_done)
-        .await
-        .is_ok();
+    tasks.abort_all();
+    let journal_stopped = !journal_ended
+        && tokio::time::timeout(STOP_JOURNAL, journal_done)
+            .await
+            .is_ok_and(|r| r.is_ok());
     if !journal_stopped {
         log::warn!(
-            "journal thread did not stop within {}s",
-            STOP_JOURNAL.as_secs()
+            "journal thread did not stop within {}ms",
+            STOP_JOURNAL.as_millis()
         );
     }
-    config.abort();
-    server.abort();
-    if let (Some(task), Some(last)) = (push_task, pusher) {
-        task.abort();
+    if let Some(mut last) = pusher {
         match tokio::time::timeout(FINAL_PUSH, last.push_once()).await {
             Ok(Ok(_)) if journal_stopped => forget_acknowledged(&args.state_dir, &shared),
             Ok(Ok(_)) => {}
@@ -208,8 +296,28 @@ async fn agent(args: RunArgs) -> Result<()> {
             Err(_) => log::warn!("last push got no answer in time"),
         }
     }
+    if let Some(why) = failed {
+        anyhow::bail!(why);
+    }
     log::info!("stopped");
     Ok(())
+}
+
+/// Ends the process `after` from now whatever still runs (a thread blocked in a read).
+fn stop_deadline(after: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("stop-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            log::error!(
+                "not stopped {}ms after the stop request; exiting now",
+                after.as_millis()
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        log::warn!("stop deadline thread: {e}");
+    }
 }
 
 /// What the last run left in the state dir: its checkpoint, and its unacknowledged records
@@ -311,46 +419,97 @@ impl Signals {
     }
 }
 
-/// Re-reads the host files off the runtime thread and publishes them.
-async fn refresh(root: &HostRoot, version: CImageVersion, shared: &Arc<Shared>) {
-    let root = root.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        (
-            hostfiles::read_registries(&root, version),
-            machine::read_machine_config(&root),
-        )
-    })
-    .await;
-    match read {
-        Ok((reg, mc)) => {
-            let error = reg.effective.as_ref().err().cloned();
-            if shared.set_host_files(reg, mc) {
-                match error {
-                    Some(e) => log::warn!(
-                        "registries configuration invalid (CRI-O keeps the last valid one): {e}"
-                    ),
-                    None => log::info!(
-                        "registries configuration: {}",
-                        shared
-                            .lock()
-                            .registries
-                            .effective_sha256
-                            .clone()
-                            .unwrap_or_default()
-                    ),
-                }
-            }
-        }
-        Err(e) => log::error!("reading node files: {e}"),
-    }
-}
+type HostRead = (
+    hostfiles::RegistriesRead,
+    (
+        mirrorscope_core::report::MachineConfigState,
+        Option<crate::readfile::ReadError>,
+    ),
+);
 
-async fn config_loop(
+/// Re-reads the host files off the runtime thread and publishes them; one read at a time, and
+/// a read that hangs (a dead network file system) is reported instead of waited for.
+struct Refresher {
     root: HostRoot,
     version: CImageVersion,
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<()>,
-) {
+    /// A read that outlived [`READ_TIMEOUT`]: waited on again instead of starting another.
+    pending: Option<tokio::task::JoinHandle<HostRead>>,
+    cache: Arc<std::sync::Mutex<hostfiles::ReadCache>>,
+}
+
+impl Refresher {
+    async fn refresh(&mut self) {
+        let mut read = match self.pending.take() {
+            Some(h) => h,
+            None => {
+                let (root, version) = (self.root.clone(), self.version);
+                let cache = Arc::clone(&self.cache);
+                tokio::task::spawn_blocking(move || {
+                    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+                    (
+                        hostfiles::read_registries(&root, version, &mut cache),
+                        machine::read_machine_config(&root),
+                    )
+                })
+            }
+        };
+        let shared = &self.shared;
+        match tokio::time::timeout(READ_TIMEOUT, &mut read).await {
+            Err(_) => {
+                let first = shared.lock().config_stalled.is_none();
+                let why = format!(
+                    "reading the node files under {} takes more than {}s",
+                    self.root.path().display(),
+                    READ_TIMEOUT.as_secs()
+                );
+                if first {
+                    log::error!("{why}; the report keeps the last read");
+                    shared.metrics.error("config", "read_timeout");
+                    shared.config_stalled(why);
+                }
+                self.pending = Some(read);
+            }
+            Ok(Ok((reg, (mc, mc_failure)))) => {
+                let error = reg.effective.as_ref().err().cloned();
+                let changed = shared.set_host_files(reg, mc, mc_failure);
+                release_freed_memory();
+                if changed {
+                    match error {
+                        Some(e) => {
+                            shared.metrics.error("config", "invalid");
+                            log::warn!(
+                                "registries configuration invalid (CRI-O keeps the last valid one): {e}"
+                            )
+                        }
+                        None => log::info!(
+                            "registries configuration: {}",
+                            shared
+                                .lock()
+                                .registries
+                                .effective_sha256
+                                .clone()
+                                .unwrap_or_default()
+                        ),
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                shared.metrics.error("config", "reader_panicked");
+                log::error!("reading node files: {e}");
+            }
+        }
+    }
+}
+
+/// Hands memory freed after a large read (a big registries.conf parses into many small
+/// allocations) back to the system; glibc keeps it otherwise, and RSS is what the pod's
+/// memory limit sees.
+fn release_freed_memory() {
+    crate::journal::pages::release_freed_memory();
+}
+
+async fn config_loop(mut refresher: Refresher, mut rx: mpsc::Receiver<()>) {
     loop {
         tokio::select! {
             ping = rx.recv() => {
@@ -363,7 +522,7 @@ async fn config_loop(
             }
             _ = tokio::time::sleep(RESYNC) => {}
         }
-        refresh(&root, version, &shared).await;
+        refresher.refresh().await;
     }
 }
 

@@ -3,13 +3,17 @@
 //! record reported before the checkpoint is in the outbox (or was acknowledged), and every later
 //! one is read again from the journal after a restart.
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mirrorscope_core::journal::PullRecord;
 use serde::{Deserialize, Serialize};
 
+use crate::readfile::{read_regular, Found};
+use mirrorscope_core::fsutil::write_atomic;
+
+/// A state file holds the outbox: at most --outbox-size records of at most ~1 MiB each (fields
+/// cut at 16 KiB) — far less in practice; past this it is not a state file of this agent.
+const MAX_STATE_BYTES: u64 = 1024 * 1024 * 1024;
 use crate::journal::cursor::Checkpoint;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,35 +47,23 @@ impl StateFile {
         }
     }
 
+    /// The saved state; a FIFO or device in its place is an error, not a read that blocks.
     pub fn load(&self) -> Result<Option<Saved>, PersistError> {
-        let text = match fs::read(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.err(format!("reading: {e}"))),
+        let node = self.path.display().to_string();
+        let text = match read_regular(&self.path, &node, MAX_STATE_BYTES).0 {
+            Ok(Found::Bytes(t)) => t,
+            Ok(Found::Missing) => return Ok(None),
+            Err(e) => return Err(self.err(format!("not loaded: {e}"))),
         };
         serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| self.err(format!("not a mirrorscope agent state file: {e}")))
     }
 
-    /// Temp file, fsync, rename, fsync of the directory: a crash leaves the old or the new file.
+    /// Atomic and durable ([`write_atomic`]): a crash leaves the old or the new file.
     pub fn save(&self, saved: &Saved) -> Result<(), PersistError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = self
-            .path
-            .with_extension(format!("json.tmp{}", std::process::id()));
         let body = serde_json::to_vec(saved).map_err(|e| self.err(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.err(format!("saving: {e}"))
-        })
+        write_atomic(&self.path, &body).map_err(|e| self.err(format!("saving: {e}")))
     }
 }
 
@@ -82,7 +74,7 @@ mod tests {
     #[test]
     fn round_trip_and_garbage_is_an_error_naming_the_file() {
         let d = std::env::temp_dir().join(format!("ms-persist-{}", std::process::id()));
-        fs::create_dir_all(&d).unwrap();
+        std::fs::create_dir_all(&d).unwrap();
         let f = StateFile::new(&d);
         assert_eq!(f.load().unwrap(), None);
         let s = Saved {
@@ -95,9 +87,14 @@ mod tests {
         };
         f.save(&s).unwrap();
         assert_eq!(f.load().unwrap(), Some(s));
-        fs::write(d.join("agent-state.json"), "{").unwrap();
+        std::fs::write(d.join("agent-state.json"), "{").unwrap();
         let e = f.load().unwrap_err().to_string();
         assert!(e.contains("agent-state.json"), "{e}");
-        let _ = fs::remove_dir_all(&d);
+        // A FIFO in its place: an error at once (the read used to block forever).
+        std::fs::remove_file(d.join("agent-state.json")).unwrap();
+        crate::readfile::tests::mkfifo(&d.join("agent-state.json"));
+        let e = f.load().unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

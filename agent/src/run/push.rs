@@ -23,6 +23,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Pull records per report; a larger outbox drains over several pushes.
 pub const MAX_RECORDS: usize = 1000;
+/// Bytes per report body: half the collector's limit (8 MiB), so a report never reaches it
+/// whatever the records carry.
+pub const BUDGET: usize = 4 * 1024 * 1024;
+/// The smallest budget a 413 can shrink pushes to.
+const MIN_BUDGET: usize = 64 * 1024;
 
 /// `http://host:port[/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +73,87 @@ pub struct Pusher {
     pub shared: Arc<Shared>,
     /// Push this often when nothing changes, so the collector knows the node is alive.
     pub heartbeat: Duration,
+    /// How large the next push may be: shrunk by a 413, grown back by successes.
+    pub size: PushSize,
+    /// The pull ids of the last push attempted.
+    pub last_ids: Vec<String>,
+}
+
+/// `now + d`, or far ahead when that does not fit in an `Instant` (a huge --heartbeat-seconds).
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
+}
+
+/// The records and bytes one push may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushSize {
+    pub records: usize,
+    pub bytes: usize,
+}
+
+impl Default for PushSize {
+    fn default() -> Self {
+        PushSize {
+            records: MAX_RECORDS,
+            bytes: BUDGET,
+        }
+    }
+}
+
+/// What to do after the collector refused a push as too large (413).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TooLarge {
+    /// Retry with this smaller size.
+    Shrink(PushSize),
+    /// One record alone is refused: drop it, or the outbox never drains past it.
+    Discard(String),
+    /// Nothing left to make smaller (no records, the report's largest fields already left
+    /// out): retried as is with backoff.
+    GiveUp,
+}
+
+impl PushSize {
+    /// The next step after a 413 for a push of `ids` at this size; never the same body twice
+    /// while anything can still be made smaller.
+    pub fn after_too_large(self, ids: &[String]) -> TooLarge {
+        match ids {
+            [] => TooLarge::GiveUp,
+            [only] => TooLarge::Discard(only.clone()),
+            _ => TooLarge::Shrink(PushSize {
+                records: (ids.len() / 2).max(1),
+                bytes: (self.bytes / 2).max(MIN_BUDGET),
+            }),
+        }
+    }
+
+    /// Back towards the full size after a success.
+    pub fn grown(self) -> PushSize {
+        PushSize {
+            records: self.records.saturating_mul(2).min(MAX_RECORDS),
+            bytes: self.bytes.saturating_mul(2).min(BUDGET),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub enum PushError {
     Transport(String),
     Status(u16, String),
+}
+
+impl PushError {
+    /// The `error_type` this failure is counted under.
+    pub fn class(&self) -> String {
+        match self {
+            PushError::Transport(_) => "transport".into(),
+            PushError::Status(413, _) => "too_large".into(),
+            PushError::Status(s, _) if (400..500).contains(s) => format!("http_{s}"),
+            PushError::Status(s, _) => format!("http_{}xx", s / 100),
+        }
+    }
 }
 
 impl std::fmt::Display for PushError {
@@ -97,7 +177,7 @@ fn jitter(d: Duration, seed: &mut u64) -> Duration {
 
 impl Pusher {
     /// Runs until dropped.
-    pub async fn run(self, mut changed: watch::Receiver<u64>) {
+    pub async fn run(mut self, mut changed: watch::Receiver<u64>) {
         let mut seed = u64::from(std::process::id())
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -129,11 +209,12 @@ impl Pusher {
                     next = if more {
                         Instant::now()
                     } else {
-                        Instant::now() + self.heartbeat
+                        later(self.heartbeat)
                     };
                 }
                 Err(e) => {
                     self.shared.metrics.push_failed();
+                    self.shared.metrics.error("push", &e.class());
                     failures += 1;
                     // The first failure and then every tenth: a down collector must not flood logs.
                     if failures == 1 || failures.is_multiple_of(10) {
@@ -144,18 +225,67 @@ impl Pusher {
                             self.shared.outbox_len()
                         );
                     }
-                    next = Instant::now() + jitter(backoff, &mut seed);
+                    next = later(jitter(backoff, &mut seed));
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
     }
 
-    /// One push; `Ok(true)` when the outbox still holds records to send.
-    pub async fn push_once(&self) -> Result<bool, PushError> {
-        let report = self.shared.report(Some(MAX_RECORDS));
+    /// One push; `Ok(true)` when the outbox still holds records to send. A 413 makes the next
+    /// push smaller (or drops the one record refused alone).
+    pub async fn push_once(&mut self) -> Result<bool, PushError> {
+        let result = self.try_push().await;
+        if let Err(PushError::Status(413, _)) = &result {
+            self.shrink();
+        }
+        result
+    }
+
+    fn shrink(&mut self) {
+        match self.size.after_too_large(&self.last_ids) {
+            TooLarge::Shrink(size) => {
+                log::warn!(
+                    "collector refused a push of {} records as too large; now at most {} records, {} bytes",
+                    self.last_ids.len(),
+                    size.records,
+                    size.bytes
+                );
+                self.size = size;
+            }
+            TooLarge::Discard(id) => {
+                log::error!("collector refuses pull record {id} even alone; dropped");
+                self.shared.metrics.error("push", "record_refused");
+                self.shared.discard(&id);
+            }
+            TooLarge::GiveUp => {}
+        }
+    }
+
+    async fn try_push(&mut self) -> Result<bool, PushError> {
+        let (report, left_out) = self.shared.push_report(self.size.records, self.size.bytes);
+        if left_out > 0 {
+            self.shared.metrics.errors_by(1, "push", "report_truncated");
+        }
         let ids: Vec<String> = report.pulls.iter().map(|r| r.pull_id.clone()).collect();
-        let body = serde_json::to_vec(&report).map_err(|e| PushError::Transport(e.to_string()))?;
+        self.last_ids.clone_from(&ids);
+        let body = match serde_json::to_vec(&report) {
+            Ok(b) => b,
+            Err(e) => {
+                self.shared.push_failed();
+                return Err(PushError::Transport(e.to_string()));
+            }
+        };
+        if let Err(e) = self.send(body).await {
+            self.shared.push_failed();
+            return Err(e);
+        }
+        self.size = self.size.grown();
+        self.shared.ack(&ids);
+        Ok(!ids.is_empty() && self.shared.outbox_len() > 0)
+    }
+
+    async fn send(&self, body: Vec<u8>) -> Result<(), PushError> {
         let token = match &self.token_file {
             // Re-read on every attempt: projected ServiceAccount tokens rotate.
             Some(p) => Some(
@@ -177,15 +307,13 @@ impl Pusher {
         }
         match serde_json::from_str::<PushAck>(&text) {
             Ok(ack) => log::debug!(
-                "pushed report: {} records ({} new, {} duplicates)",
-                ids.len(),
+                "pushed report: {} new records, {} duplicates",
                 ack.accepted,
                 ack.duplicates
             ),
             Err(e) => log::debug!("collector answer is not a PushAck ({e}); records acknowledged"),
         }
-        self.shared.ack(&ids);
-        Ok(ids.len() >= MAX_RECORDS && self.shared.outbox_len() > 0)
+        Ok(())
     }
 
     async fn post(&self, body: Vec<u8>, token: Option<String>) -> Result<(u16, String), PushError> {
@@ -244,6 +372,43 @@ mod tests {
             .unwrap_err()
             .contains("TLS"));
         assert!(CollectorUrl::parse("c:1").is_err());
+    }
+
+    /// A 413 never leads to the same body again while it can be made smaller; a record
+    /// refused alone is dropped instead of blocking the outbox forever.
+    #[test]
+    fn too_large_halves_then_drops_the_single_refused_record() {
+        let ids = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>();
+        let full = PushSize::default();
+        let TooLarge::Shrink(half) = full.after_too_large(&ids(1000)) else {
+            panic!("no shrink");
+        };
+        assert_eq!(half.records, 500);
+        assert_eq!(half.bytes, BUDGET / 2);
+        let mut size = half;
+        let mut steps = 0;
+        let mut n = 500;
+        while let TooLarge::Shrink(s) = size.after_too_large(&ids(n)) {
+            assert!(s.records < n);
+            size = s;
+            n = s.records;
+            steps += 1;
+        }
+        assert!(steps <= 10, "{steps}");
+        assert_eq!(size.after_too_large(&ids(1)), TooLarge::Discard("0".into()));
+        assert_eq!(size.after_too_large(&[]), TooLarge::GiveUp);
+        assert!(size.bytes >= MIN_BUDGET);
+        let mut back = size;
+        for _ in 0..20 {
+            back = back.grown();
+        }
+        assert_eq!(back, PushSize::default());
+    }
+
+    #[test]
+    fn a_huge_heartbeat_does_not_overflow_the_clock() {
+        let t = later(Duration::from_secs(u64::MAX));
+        assert!(t > Instant::now());
     }
 
     #[test]

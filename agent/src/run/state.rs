@@ -6,6 +6,7 @@ use crate::clock::now_usec;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use mirrorscope_core::hash::sha256_hex;
 use mirrorscope_core::journal::{AttemptOutcome, PullOutcome, PullRecord};
 use mirrorscope_core::machineconfig::FileMatch;
 use mirrorscope_core::reference::ImageReference;
@@ -18,18 +19,29 @@ use mirrorscope_core::time::format_usec;
 use tokio::sync::watch;
 
 use super::hostfiles::RegistriesRead;
+use super::labels::{self, BoundedLabel};
 use super::metrics::Metrics;
+use super::truncate::limit_record;
+use crate::readfile::ReadError;
 
 /// Records kept for `GET /v1/report`.
 pub const RING: usize = 256;
 
 /// Pull records not yet acknowledged by the collector, oldest first, one per pull id.
+///
+/// A record counts as dropped only when it is certain the collector never got it: a record
+/// pushed out of a full outbox while a push carrying it is still unanswered is dropped only if
+/// that push fails.
 #[derive(Debug, Default)]
 pub struct Outbox {
     records: VecDeque<PullRecord>,
     ids: HashSet<String>,
     capacity: usize,
     dropped: u64,
+    /// Ids carried by the push in flight.
+    in_flight: HashSet<String>,
+    /// In-flight records evicted to make room: delivered if that push succeeds.
+    evicted_in_flight: HashSet<String>,
 }
 
 impl Outbox {
@@ -41,15 +53,20 @@ impl Outbox {
     }
 
     /// Adds a record (a replayed pull id replaces nothing: the first copy is kept); returns how
-    /// many old records were dropped to make room.
+    /// many old records were dropped for good to make room.
     pub fn push(&mut self, r: PullRecord) -> u64 {
         if self.ids.contains(&r.pull_id) {
             return 0;
         }
         let mut dropped = 0;
         while self.records.len() >= self.capacity {
-            if let Some(old) = self.records.pop_front() {
-                self.ids.remove(&old.pull_id);
+            let Some(old) = self.records.pop_front() else {
+                break;
+            };
+            self.ids.remove(&old.pull_id);
+            if self.in_flight.contains(&old.pull_id) {
+                self.evicted_in_flight.insert(old.pull_id);
+            } else {
                 dropped += 1;
             }
         }
@@ -63,10 +80,64 @@ impl Outbox {
         self.records.iter().take(max).cloned().collect()
     }
 
-    pub fn ack(&mut self, ids: &[String]) {
+    /// Records for a push, oldest first: at most `max`, and (beyond the first) only while
+    /// their JSON fits in `budget` bytes. They count as in flight until [`Outbox::ack`] or
+    /// [`Outbox::failed`].
+    pub fn take(&mut self, max: usize, budget: usize) -> Vec<PullRecord> {
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        for r in self.records.iter().take(max) {
+            // The separating comma.
+            let size = json_len(r) + 1;
+            if !out.is_empty() && used.saturating_add(size) > budget {
+                break;
+            }
+            used = used.saturating_add(size);
+            out.push(r.clone());
+        }
+        self.in_flight = out.iter().map(|r| r.pull_id.clone()).collect();
+        self.evicted_in_flight.clear();
+        out
+    }
+
+    /// The push carrying `ids` succeeded; returns how many records were dropped for good
+    /// (evicted while in flight but not carried, which cannot happen with one push at a time).
+    pub fn ack(&mut self, ids: &[String]) -> u64 {
         let acked: HashSet<&str> = ids.iter().map(String::as_str).collect();
         self.records.retain(|r| !acked.contains(r.pull_id.as_str()));
         self.ids.retain(|id| !acked.contains(id.as_str()));
+        let lost = self
+            .evicted_in_flight
+            .iter()
+            .filter(|id| !acked.contains(id.as_str()))
+            .count() as u64;
+        self.dropped += lost;
+        self.in_flight.clear();
+        self.evicted_in_flight.clear();
+        lost
+    }
+
+    /// The push in flight failed: records evicted meanwhile are lost; returns how many.
+    pub fn failed(&mut self) -> u64 {
+        let lost = self.evicted_in_flight.len() as u64;
+        self.dropped += lost;
+        self.in_flight.clear();
+        self.evicted_in_flight.clear();
+        lost
+    }
+
+    /// Removes one record for good (the collector refuses it whatever its size); true when it
+    /// was there.
+    pub fn discard(&mut self, id: &str) -> bool {
+        let before = self.records.len();
+        self.records.retain(|r| r.pull_id != id);
+        self.ids.remove(id);
+        self.in_flight.remove(id);
+        let gone = self.records.len() < before;
+        if gone {
+            self.dropped += 1;
+        }
+        gone
     }
 
     pub fn len(&self) -> usize {
@@ -97,12 +168,44 @@ pub struct AgentState {
     attempts: BTreeMap<(String, String), u64>,
     /// The host files were read at least once.
     pub config_read: bool,
+    /// Why the last read of the host files did not finish (a hung file system), if it did not.
+    pub config_stalled: Option<String>,
+    /// Read failures of the last read of the host files, to log and count each once.
+    read_failures: HashSet<String>,
+    registry_labels: BoundedLabel,
+    location_labels: BoundedLabel,
 }
 
 pub struct Shared {
     state: Mutex<AgentState>,
     changed: watch::Sender<u64>,
     pub metrics: Metrics,
+    /// The collector acknowledged records since the state file was last written: the saved
+    /// outbox still carries them (a restart would send them all again).
+    acked_unsaved: std::sync::atomic::AtomicBool,
+}
+
+/// The canonical configuration is kept (and reported) only up to this size: it is a
+/// convenience for people reading the report, and every report carries a copy.
+pub const MAX_CANONICAL_BYTES: usize = 1024 * 1024;
+
+/// Length of `v` as JSON, without building the JSON.
+pub fn json_len<T: serde::Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => 0,
+    }
 }
 
 pub fn now_rfc3339() -> String {
@@ -156,9 +259,14 @@ impl Shared {
                 pulls: BTreeMap::new(),
                 attempts: BTreeMap::new(),
                 config_read: false,
+                config_stalled: None,
+                read_failures: HashSet::new(),
+                registry_labels: BoundedLabel::new(labels::MAX_VALUES),
+                location_labels: BoundedLabel::new(labels::MAX_VALUES),
             }),
             changed,
             metrics: Metrics::new(),
+            acked_unsaved: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -181,21 +289,57 @@ impl Shared {
     }
 
     /// Applies a fresh read of the host files; true when anything reported changed.
-    pub fn set_host_files(&self, read: RegistriesRead, mc: MachineConfigState) -> bool {
+    pub fn set_host_files(
+        &self,
+        read: RegistriesRead,
+        mc: MachineConfigState,
+        mc_failure: Option<ReadError>,
+    ) -> bool {
         let mut st = self.lock();
+        st.config_stalled = None;
+        let failures: HashSet<String> = read
+            .read_failures
+            .iter()
+            .chain(mc_failure.as_ref())
+            .map(|e| {
+                let text = e.to_string();
+                if !st.read_failures.contains(&text) {
+                    log::warn!("node file: {text}");
+                    self.metrics.error("config", e.kind());
+                }
+                text
+            })
+            .collect();
+        st.read_failures = failures;
         let mut next = st.registries.clone();
         next.files = read.files;
         match read.effective {
+            // The same configuration as last time (the read cache hit): nothing to render.
+            Ok(eff) if st.last_valid.as_ref().is_some_and(|l| Arc::ptr_eq(l, &eff)) => {
+                next.valid = true;
+                next.error = None;
+            }
             Ok(eff) => {
-                let sha = eff.canonical_sha256();
+                // One rendering for both (canonical_sha256 renders it again).
+                let json = eff.canonical_json();
+                let sha = sha256_hex(json.as_bytes());
                 next.valid = true;
                 next.error = None;
                 if next.effective_sha256.as_deref() != Some(sha.as_str()) {
-                    next.effective_canonical = Some(eff.canonical_json());
+                    next.effective_canonical = if json.len() <= MAX_CANONICAL_BYTES {
+                        Some(json)
+                    } else {
+                        log::warn!(
+                            "effective configuration {sha}: canonical form is {} bytes; left out of reports (over {MAX_CANONICAL_BYTES})",
+                            json.len()
+                        );
+                        self.metrics.error("config", "canonical_too_large");
+                        None
+                    };
                     next.effective_sha256 = Some(sha);
                     next.changed_at = Some(now_rfc3339());
                 }
-                st.last_valid = Some(Arc::new(eff));
+                st.last_valid = Some(eff);
             }
             Err(e) => {
                 next.valid = false;
@@ -259,7 +403,16 @@ impl Shared {
         let mut dropped = 0;
         {
             let mut st = self.lock();
-            for r in records {
+            for mut r in records {
+                let cut = limit_record(&mut r);
+                if cut > 0 {
+                    log::warn!(
+                        "pull {}: {cut} oversized fields truncated to {} bytes",
+                        r.pull_id,
+                        super::truncate::MAX_FIELD_BYTES
+                    );
+                    self.metrics.error("pipeline", "record_truncated");
+                }
                 self.count(&mut st, &r);
                 if st.ring.len() >= RING {
                     st.ring.pop_front();
@@ -275,12 +428,15 @@ impl Shared {
     }
 
     fn count(&self, st: &mut AgentState, r: &PullRecord) {
+        let (registry, folded) = st.registry_labels.admit(registry_host(&r.image));
+        if folded {
+            self.metrics.label_folded("registry");
+        }
         let kind = match (&r.served_by, r.via_mirror) {
             (None, _) => "none",
             (Some(_), true) => "mirror",
             (Some(_), false) => "source",
         };
-        let registry = registry_host(&r.image);
         let outcome = outcome_label(r.outcome);
         self.metrics.pull(&registry, kind, outcome);
         *st.pulls
@@ -296,7 +452,10 @@ impl Shared {
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_else(|| "other".into()),
             };
-            let host = registry_host(&a.reference);
+            let (host, folded) = st.location_labels.admit(registry_host(&a.reference));
+            if folded {
+                self.metrics.label_folded("location");
+            }
             self.metrics.attempt(&host, &class);
             *st.attempts.entry((host, class)).or_default() += 1;
         }
@@ -304,14 +463,77 @@ impl Shared {
 
     /// Records persisted by a previous run and not yet acknowledged.
     pub fn restore_outbox(&self, records: Vec<PullRecord>) {
-        let mut st = self.lock();
-        for r in records {
-            st.outbox.push(r);
+        let mut dropped = 0;
+        {
+            let mut st = self.lock();
+            for mut r in records {
+                limit_record(&mut r);
+                dropped += st.outbox.push(r);
+            }
+        }
+        if dropped > 0 {
+            log::warn!("{dropped} saved pull records did not fit in the outbox; dropped");
+            self.metrics.outbox_dropped(dropped);
         }
     }
 
     pub fn ack(&self, ids: &[String]) {
-        self.lock().outbox.ack(ids);
+        if !ids.is_empty() {
+            self.acked_unsaved
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let lost = self.lock().outbox.ack(ids);
+        if lost > 0 {
+            self.metrics.outbox_dropped(lost);
+        }
+    }
+
+    /// Whether records were acknowledged since the state file was last written (it should be
+    /// written again so that they leave the saved outbox too).
+    pub fn acked_unsaved(&self) -> bool {
+        self.acked_unsaved
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The outbox to save; acknowledgements up to now are covered by that save.
+    pub fn outbox_to_save(&self) -> Vec<PullRecord> {
+        self.acked_unsaved
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.lock().outbox.all()
+    }
+
+    /// The push in flight failed.
+    pub fn push_failed(&self) {
+        let lost = self.lock().outbox.failed();
+        if lost > 0 {
+            self.metrics.outbox_dropped(lost);
+        }
+    }
+
+    /// Drops a record the collector refuses however small the push around it.
+    pub fn discard(&self, id: &str) {
+        if self.lock().outbox.discard(id) {
+            self.metrics.outbox_dropped(1);
+        }
+    }
+
+    /// The host files could not be read in time.
+    pub fn config_stalled(&self, why: String) {
+        self.lock().config_stalled = Some(why);
+        self.bump();
+    }
+
+    /// Why `/readyz` fails, or `None` when the agent is ready: the node files were read, the
+    /// last read finished, and the journal is readable.
+    pub fn not_ready(&self) -> Option<String> {
+        let st = self.lock();
+        if !st.config_read {
+            return Some("node files not read yet".into());
+        }
+        if let Some(why) = &st.config_stalled {
+            return Some(why.clone());
+        }
+        st.journal.error.as_ref().map(|e| format!("journal: {e}"))
     }
 
     pub fn outbox_len(&self) -> usize {
@@ -322,11 +544,34 @@ impl Shared {
     /// for `GET /v1/report`.
     pub fn report(&self, push_max: Option<usize>) -> NodeReport {
         let mut st = self.lock();
-        st.seq += 1;
         let pulls = match push_max {
             Some(max) => st.outbox.oldest(max),
             None => st.ring.iter().cloned().collect(),
         };
+        Self::report_of(&mut st, pulls)
+    }
+
+    /// The report for a push: at most `max` outbox records, and the whole JSON body within
+    /// about `budget` bytes. When the report without records already takes more than half the
+    /// budget, the embedded file contents and the canonical configuration (the largest parts,
+    /// also available on the node) are left out; returns how many such fields were.
+    pub fn push_report(&self, max: usize, budget: usize) -> (NodeReport, usize) {
+        let mut st = self.lock();
+        let mut report = Self::report_of(&mut st, Vec::new());
+        let mut left_out = 0;
+        if json_len(&report) > budget / 2 {
+            for f in &mut report.registries.files {
+                left_out += usize::from(f.contents.take().is_some());
+            }
+            left_out += usize::from(report.registries.effective_canonical.take().is_some());
+        }
+        let rest = budget.saturating_sub(json_len(&report));
+        report.pulls = st.outbox.take(max, rest);
+        (report, left_out)
+    }
+
+    fn report_of(st: &mut AgentState, pulls: Vec<PullRecord>) -> NodeReport {
+        st.seq += 1;
         NodeReport {
             version: NODE_REPORT_VERSION,
             node: st.node.clone(),
@@ -367,25 +612,13 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
+    use super::super::metrics::to_prometheus_text;
     use super::*;
 
     fn rec(id: &str) -> PullRecord {
         PullRecord {
-            pull_id: id.into(),
-            image: "quay.io/a/b:1".into(),
-            node: None,
-            started_at: None,
-            partial: false,
-            finished_at: None,
             outcome: PullOutcome::Pulled,
-            attempts: Vec::new(),
-            served_by: None,
-            via_mirror: false,
-            fallback: false,
-            digest: None,
-            pod: None,
-            cursor: None,
-            error: None,
+            ..PullRecord::started(id, "quay.io/a/b:1", "2026-11-21T07:00:00.000000Z")
         }
     }
 
@@ -404,6 +637,116 @@ mod tests {
         // An acknowledged id may come back (replay after a crash): the collector dedups it.
         assert_eq!(o.push(rec("b")), 0);
         assert_eq!(o.len(), 2);
+    }
+
+    fn ids(v: &[PullRecord]) -> Vec<String> {
+        v.iter().map(|r| r.pull_id.clone()).collect()
+    }
+
+    /// A flood evicts records a push is carrying; the collector acknowledging them means they
+    /// were delivered, not dropped.
+    #[test]
+    fn records_evicted_while_their_push_is_in_flight_are_dropped_only_if_it_fails() {
+        let mut o = Outbox::new(2);
+        o.push(rec("a"));
+        o.push(rec("b"));
+        let batch = o.take(10, usize::MAX);
+        assert_eq!(ids(&batch), ["a", "b"]);
+        assert_eq!(o.push(rec("c")), 0);
+        assert_eq!(o.push(rec("d")), 0);
+        assert_eq!(o.ack(&ids(&batch)), 0);
+        assert_eq!(o.dropped(), 0);
+        assert_eq!(ids(&o.all()), ["c", "d"]);
+
+        let batch = o.take(10, usize::MAX);
+        o.push(rec("e"));
+        o.push(rec("f"));
+        assert_eq!(o.failed(), 2, "c and d are gone and were never delivered");
+        assert_eq!(o.dropped(), 2);
+        let _ = batch;
+        // Not in flight: dropped at once.
+        assert_eq!(o.push(rec("g")), 1);
+        assert_eq!(o.dropped(), 3);
+    }
+
+    #[test]
+    fn the_dropped_metric_counts_only_records_never_delivered() {
+        let shared = Shared::new("n".into(), "i".into(), 3);
+        shared.add_records((0..3).map(|i| rec(&format!("p{i}"))).collect());
+        let (report, _) = shared.push_report(10, usize::MAX);
+        shared.add_records((3..6).map(|i| rec(&format!("p{i}"))).collect());
+        shared.ack(&ids(&report.pulls));
+        let text = to_prometheus_text(&shared.metrics.encode());
+        assert!(
+            text.contains("mirrorscope_outbox_dropped_total 0\n"),
+            "{text}"
+        );
+        assert_eq!(shared.report(Some(10)).pulls_dropped, 0);
+    }
+
+    #[test]
+    fn pushes_stay_within_the_byte_budget_and_leave_out_huge_report_fields() {
+        let shared = Shared::new("n".into(), "i".into(), 1000);
+        let mut records = Vec::new();
+        for i in 0..100 {
+            let mut r = rec(&format!("p{i}"));
+            r.error = Some("e".repeat(10_000));
+            records.push(r);
+        }
+        shared.add_records(records);
+        let budget = 100_000;
+        let (report, left_out) = shared.push_report(1000, budget);
+        assert_eq!(left_out, 0);
+        let len = serde_json::to_vec(&report).unwrap().len();
+        assert!(len <= budget, "{len}");
+        assert!(report.pulls.len() >= 5, "{}", report.pulls.len());
+        assert!(report.pulls.len() < 10, "{}", report.pulls.len());
+        // At least one record goes, however small the budget.
+        assert_eq!(shared.push_report(1000, 10).0.pulls.len(), 1);
+
+        shared.lock().registries.effective_canonical = Some("c".repeat(200_000));
+        let (report, left_out) = shared.push_report(1000, budget);
+        assert_eq!(left_out, 1);
+        assert_eq!(report.registries.effective_canonical, None);
+        assert!(serde_json::to_vec(&report).unwrap().len() <= budget);
+    }
+
+    #[test]
+    fn registry_and_location_labels_are_bounded_with_an_other_bucket() {
+        let shared = Shared::new("n".into(), "i".into(), 10);
+        let records = (0..(labels::MAX_VALUES + 100))
+            .map(|i| {
+                let mut r = rec(&format!("p{i}"));
+                r.image = format!("r{i}.example.com/a:1");
+                r
+            })
+            .collect();
+        shared.add_records(records);
+        let report = shared.report(None);
+        let registries: HashSet<&str> = report
+            .counters
+            .pulls
+            .iter()
+            .map(|c| c.registry.as_str())
+            .collect();
+        assert_eq!(registries.len(), labels::MAX_VALUES + 1);
+        let other = report
+            .counters
+            .pulls
+            .iter()
+            .find(|c| c.registry == labels::OTHER)
+            .unwrap();
+        assert_eq!(other.count, 100);
+        let text = to_prometheus_text(&shared.metrics.encode());
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("mirrorscope_pulls_total{"))
+            .count();
+        assert_eq!(series, labels::MAX_VALUES + 1);
+        assert!(
+            text.contains("mirrorscope_metric_labels_folded_total{label=\"registry\"} 100\n"),
+            "{text}"
+        );
     }
 
     #[test]

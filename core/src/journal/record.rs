@@ -80,3 +80,27 @@ pub struct PullRecord {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
 }
+
+impl PullRecord {
+    /// A pull of `image` that started at `started_at` and has no line since: in progress, no
+    /// attempts. The one constructor the correlator's builders and the tests start from.
+    pub fn started(pull_id: &str, image: &str, started_at: &str) -> PullRecord {
+        PullRecord {
+            pull_id: pull_id.to_string(),
+            image: image.to_string(),
+            node: None,
+            started_at: Some(started_at.to_string()),
+            finished_at: None,
+            outcome: PullOutcome::InProgress,
+            attempts: Vec::new(),
+            served_by: None,
+            via_mirror: false,
+            fallback: false,
+            digest: None,
+            pod: None,
+            cursor: None,
+            error: None,
+            partial: false,
+        }
+    }
+}
