@@ -136,6 +136,12 @@ pub fn render_text(e: &Explanation) -> String {
         if let Some(p) = &src.blocked_by {
             flags.push(format!("BLOCKED by {p}"));
         }
+        if src.node_local {
+            flags.push(
+                "node-local: the in-cluster release registry of each control-plane node, a different registry on every node"
+                    .to_string(),
+            );
+        }
         let line = format!(
             "  {}. {:<width$}  {role} {}",
             i + 1,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::bail;
-use mirrorscope_core::openshift::disruption::{disruption, Disruption};
+use mirrorscope_core::openshift::disruption::{disruption, Disruption, DisruptionPolicy};
 use mirrorscope_core::openshift::inputs::read_paths;
 use mirrorscope_core::openshift::{
     node_config, render, InputSet, OcpVersion, ParseOptions, Refusal, RenderOptions, Rendering,
@@ -107,7 +107,7 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
     let mut plan = match render(&after.input, &options) {
         Err(refusal) => refused(&refusal),
         Ok(new) => {
-            let mut p = planned(&before, &new);
+            let mut p = planned(&before, &new, disruption_policy(&args.current)?.as_ref());
             if args.replay || conn.collector.is_some() {
                 p.affected = Some(replay(conn, &before, &new)?);
             }
@@ -232,7 +232,34 @@ fn node_files(r: &Rendering) -> BTreeMap<String, String> {
     files
 }
 
-fn planned(before: &Rendering, after: &Rendering) -> Plan {
+/// The `MachineConfiguration/cluster` node-disruption policy among the --current objects
+/// (`oc get machineconfiguration cluster -o yaml`), when one is there.
+fn disruption_policy(paths: &[PathBuf]) -> anyhow::Result<Option<DisruptionPolicy>> {
+    use serde::Deserialize as _;
+    for file in mirrorscope_core::openshift::inputs::expand(paths)? {
+        if file.as_os_str() == "-" {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let Ok(v) = serde_json::Value::deserialize(doc) else {
+                continue;
+            };
+            let items = match v["items"].as_array() {
+                Some(items) => items.clone(),
+                None => vec![v],
+            };
+            if let Some(p) = items.iter().find_map(DisruptionPolicy::from_object) {
+                return Ok(Some(p));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn planned(before: &Rendering, after: &Rendering, policy: Option<&DisruptionPolicy>) -> Plan {
     let (old, new) = (node_files(before), node_files(after));
     let mut paths: Vec<&String> = old.keys().chain(new.keys()).collect();
     paths.sort();
@@ -259,7 +286,7 @@ fn planned(before: &Rendering, after: &Rendering) -> Plan {
     Plan {
         refused: None,
         files,
-        disruption: Some(disruption(&old, &new)),
+        disruption: Some(disruption(&old, &new, policy)),
         affected: None,
     }
 }

@@ -373,7 +373,13 @@ pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
                 p.node.clone().unwrap_or_else(|| "-".into()),
                 short(p.image.clone()),
                 outcome_name(p).into(),
-                short(p.served_by.clone().unwrap_or_else(|| "-".into())),
+                short(match p.served_by.as_deref() {
+                    None => "-".into(),
+                    Some(s) if mirrorscope_core::explain::is_node_local(s) => {
+                        format!("{s} (node-local)")
+                    }
+                    Some(s) => s.to_string(),
+                }),
                 if p.fallback {
                     "yes".into()
                 } else {

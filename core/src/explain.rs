@@ -23,6 +23,17 @@ pub struct SourceExplanation {
     /// Prefix of the blocked entry that makes this attempt fail without network I/O.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<String>,
+    /// The location names a registry on the node itself (OpenShift 4.22's in-cluster release
+    /// registry on `localhost:22625` / `api-int.<domain>:22625`): each control-plane node
+    /// serves its own copy, so the same reference is a different registry on every node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub node_local: bool,
+}
+
+/// Whether `reference` (or a bare host) names OpenShift 4.22's node-local release registry.
+pub fn is_node_local(reference: &str) -> bool {
+    let host = reference.split('/').next().unwrap_or_default();
+    host == "localhost:22625" || (host.starts_with("api-int.") && host.ends_with(":22625"))
 }
 
 /// The answer for one image.
@@ -91,6 +102,7 @@ pub fn explain(config: &EffectiveConfig, image: &str) -> Explanation {
                 .into_iter()
                 .map(|s| SourceExplanation {
                     blocked: s.blocked(),
+                    node_local: is_node_local(&s.reference.to_string()),
                     reference: s.reference.to_string(),
                     mirror: s.mirror,
                     insecure: s.insecure,
@@ -167,5 +179,20 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod node_local_tests {
+    #[test]
+    fn the_in_cluster_release_registry_is_node_local() {
+        assert!(super::is_node_local(
+            "localhost:22625/openshift/release@sha256:aa"
+        ));
+        assert!(super::is_node_local(
+            "api-int.c1.example.com:22625/openshift/release"
+        ));
+        assert!(!super::is_node_local("localhost:5000/x"));
+        assert!(!super::is_node_local("api.c1.example.com:22625/x"));
     }
 }

@@ -1104,3 +1104,31 @@ fn machine_config_nodes_hold_wait_back_and_fail_it_fast() {
         );
     }
 }
+
+#[test]
+fn a_degraded_pool_fails_wait_at_once() {
+    let api = cluster();
+    let mut pool = pool_object("worker", "rendered-worker-new");
+    pool["status"]["conditions"] = json!([
+        {"type": "Updated", "status": "False"},
+        {"type": "Degraded", "status": "True", "reason": "", "message": "Node w2 is reporting: \"unexpected on-disk state validating against rendered-worker-new\""}
+    ]);
+    api.set(
+        "/apis/machineconfiguration.openshift.io/v1/machineconfigpools/worker",
+        pool,
+    );
+    let c = Collector::start(&["--in-cluster", "--kube-api", &api.url]);
+    let conf = rendered();
+    let mut w2 = node_on("w2", &conf, "rendered-worker-new", "tok-w2");
+    w2.push_to(&c.url);
+    wait_for("w2 in pool worker", || {
+        c.get_json("/v1/nodes/w2")["pool"] == "worker"
+    });
+    let out = cli(&c.url, &["wait", "--pool", "worker", "--timeout", "120s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("will not land by itself: pool worker is Degraded: Node w2 is reporting"),
+        "{stderr}"
+    );
+}

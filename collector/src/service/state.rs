@@ -47,6 +47,8 @@ pub struct PoolInfo {
     /// Canonical hash of the registries configuration the target MachineConfig carries.
     pub target_sha256: Option<String>,
     pub paused: bool,
+    /// `status.conditions` `Degraded=True` (or `NodeDegraded=True`): its message.
+    pub degraded: Option<String>,
 }
 
 /// What the API server says (empty without `--in-cluster`).

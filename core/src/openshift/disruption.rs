@@ -3,7 +3,8 @@
 //! (machine-config-operator `pkg/daemon/drain.go` `isDrainRequired` and
 //! `isSafeContainerRegistryConfChanges`, and the default node-disruption policy of
 //! `pkg/apihelpers`: registries.conf is "Special", policy.json a reload, any other path a reboot).
-//! A `MachineConfiguration` `spec.nodeDisruptionPolicy` that overrides these is not read.
+//! A `MachineConfiguration` `spec.nodeDisruptionPolicy` (OCP 4.17+) overrides them per file, as
+//! the MCD applies it: the exact path, else the closest parent directory.
 
 use std::collections::BTreeMap;
 
@@ -42,9 +43,82 @@ pub struct Disruption {
     pub reasons: Vec<String>,
 }
 
+/// One action of a `spec.nodeDisruptionPolicy.files[].actions[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyAction {
+    None,
+    /// `Reload` / `Restart` of a service, or `DaemonReload`.
+    Service(String),
+    Drain,
+    Reboot,
+    /// The MCD's built-in handling (for registries.conf: the drain check above).
+    Special,
+}
+
+/// The user's node-disruption policy for files, from `MachineConfiguration/cluster`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DisruptionPolicy {
+    pub files: Vec<(String, Vec<PolicyAction>)>,
+}
+
+impl DisruptionPolicy {
+    /// Reads `spec.nodeDisruptionPolicy.files` of a `MachineConfiguration` object (API shape);
+    /// `None` for any other object.
+    pub fn from_object(obj: &serde_json::Value) -> Option<DisruptionPolicy> {
+        if obj["kind"] != "MachineConfiguration" {
+            return None;
+        }
+        let files = obj["spec"]["nodeDisruptionPolicy"]["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let path = f["path"].as_str()?.to_string();
+                let actions = f["actions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| match a["type"].as_str().unwrap_or_default() {
+                        "None" => PolicyAction::None,
+                        "Drain" => PolicyAction::Drain,
+                        "Reboot" => PolicyAction::Reboot,
+                        "Special" => PolicyAction::Special,
+                        "DaemonReload" => PolicyAction::Service("daemon-reload".into()),
+                        t => {
+                            let key = if t == "Restart" { "restart" } else { "reload" };
+                            let svc = a[key]["serviceName"].as_str().unwrap_or("?");
+                            PolicyAction::Service(format!("{} {svc}", t.to_ascii_lowercase()))
+                        }
+                    })
+                    .collect();
+                Some((path, actions))
+            })
+            .collect();
+        Some(DisruptionPolicy { files })
+    }
+
+    /// The actions for `path`: its own entry, else the longest directory entry above it.
+    fn actions_for(&self, path: &str) -> Option<&[PolicyAction]> {
+        self.files
+            .iter()
+            .filter(|(p, _)| {
+                p == path
+                    || path
+                        .strip_prefix(p.trim_end_matches('/'))
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, a)| a.as_slice())
+    }
+}
+
 /// Compares the files MCO writes before and after a change (path → contents; a path missing
-/// on one side was added or removed).
-pub fn disruption(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Disruption {
+/// on one side was added or removed), with the cluster's node-disruption policy when known.
+pub fn disruption(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    policy: Option<&DisruptionPolicy>,
+) -> Disruption {
     let mut changed: Vec<&str> = old
         .keys()
         .chain(new.keys())
@@ -56,6 +130,13 @@ pub fn disruption(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>
     let mut action = Action::None;
     let mut reasons = Vec::new();
     for path in changed {
+        let user = policy.and_then(|p| p.actions_for(path));
+        if let Some(actions) = user.filter(|a| !a.contains(&PolicyAction::Special)) {
+            let (a, why) = by_policy(path, actions);
+            action = action.max(a);
+            reasons.push(why);
+            continue;
+        }
         let (a, why) = match path {
             REGISTRIES_CONF => {
                 let old_text = old.get(path).map(String::as_str).unwrap_or_default();
@@ -88,6 +169,48 @@ pub fn disruption(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>
         drain: matches!(action, Action::DrainAndReloadCrio | Action::Reboot),
         reasons,
     }
+}
+
+/// What the MCD does for a changed file under the user's policy actions.
+fn by_policy(path: &str, actions: &[PolicyAction]) -> (Action, String) {
+    let drain = actions.contains(&PolicyAction::Drain);
+    let services: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            PolicyAction::Service(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    let action = if actions.contains(&PolicyAction::Reboot) {
+        Action::Reboot
+    } else if drain {
+        Action::DrainAndReloadCrio
+    } else if !services.is_empty() {
+        Action::ReloadCrio
+    } else {
+        Action::None
+    };
+    let what = match action {
+        Action::Reboot => "the node is drained and rebooted".to_string(),
+        Action::None => "nothing is done".to_string(),
+        _ => format!(
+            "{}{}",
+            if drain {
+                "the node is drained, then "
+            } else {
+                ""
+            },
+            if services.is_empty() {
+                "nothing else".to_string()
+            } else {
+                services.join(", ")
+            }
+        ),
+    };
+    (
+        action,
+        format!("{path} changed: the MachineConfiguration's nodeDisruptionPolicy applies: {what}"),
+    )
 }
 
 /// Why the MCD drains for this registries.conf change, or `None` when it does not (it drains
@@ -212,7 +335,7 @@ mod tests {
     }
 
     fn action(old: &str, new: &str) -> Action {
-        disruption(&files(old), &files(new)).action
+        disruption(&files(old), &files(new), None).action
     }
 
     fn with_entry(extra: &str) -> String {
@@ -251,14 +374,54 @@ mod tests {
         let mut old = files(BASE);
         let mut new = files(BASE);
         new.insert(POLICY_JSON.into(), "{}".into());
-        let d = disruption(&old, &new);
+        let d = disruption(&old, &new, None);
         assert_eq!((d.action, d.drain), (Action::ReloadCrio, false));
         // The search-registries drop-in matches no default policy: the MCD reboots for it.
         old.insert(super::super::SEARCH_DROP_IN.into(), "a".into());
-        let d = disruption(&old, &new);
+        let d = disruption(&old, &new, None);
         assert_eq!((d.action, d.drain), (Action::Reboot, true));
         assert_eq!(d.reasons.len(), 2, "{:?}", d.reasons);
-        let d = disruption(&files(BASE), &files("not toml ["));
+        let d = disruption(&files(BASE), &files("not toml ["), None);
         assert_eq!(d.action, Action::DrainAndReloadCrio);
+    }
+
+    #[test]
+    fn the_users_node_disruption_policy_wins() {
+        let mc = serde_json::json!({"apiVersion": "operator.openshift.io/v1", "kind": "MachineConfiguration",
+        "metadata": {"name": "cluster"},
+        "spec": {"nodeDisruptionPolicy": {"files": [
+            {"path": "/etc/containers/registries.conf", "actions": [{"type": "Reload", "reload": {"serviceName": "crio.service"}}]},
+            {"path": "/etc/containers/registries.conf.d", "actions": [{"type": "Restart", "restart": {"serviceName": "crio.service"}}]},
+            {"path": "/etc/containers/policy.json", "actions": [{"type": "Drain"}, {"type": "Reload", "reload": {"serviceName": "crio.service"}}]}
+        ]}}});
+        let policy = DisruptionPolicy::from_object(&mc).unwrap();
+        // A tag mirror would drain by default; the user's policy says reload only.
+        let tag = format!("{BASE}\n[[registry]]\n  location = \"docker.io\"\n\n  [[registry.mirror]]\n    location = \"m.example.com/d\"\n    pull-from-mirror = \"tag-only\"\n");
+        let d = disruption(&files(BASE), &files(&tag), Some(&policy));
+        assert_eq!(
+            (d.action, d.drain),
+            (Action::ReloadCrio, false),
+            "{:?}",
+            d.reasons
+        );
+        assert!(
+            d.reasons[0].contains("nodeDisruptionPolicy applies: reload crio.service"),
+            "{:?}",
+            d.reasons
+        );
+        // A directory entry covers the files below it; the search drop-in no longer reboots.
+        let mut new = files(BASE);
+        new.insert(super::super::SEARCH_DROP_IN.into(), "x".into());
+        let d = disruption(&files(BASE), &new, Some(&policy));
+        assert_eq!(d.action, Action::ReloadCrio, "{:?}", d.reasons);
+        new.insert(POLICY_JSON.into(), "{}".into());
+        let d = disruption(&files(BASE), &new, Some(&policy));
+        assert_eq!(
+            (d.action, d.drain),
+            (Action::DrainAndReloadCrio, true),
+            "{:?}",
+            d.reasons
+        );
+        assert!(DisruptionPolicy::from_object(&serde_json::json!({"kind": "Image"})).is_none());
     }
 }

@@ -45,11 +45,13 @@ pub fn evaluate(input: &NodeInput<'_>, target: &Target, policy: &Policy) -> Node
         if let Some(d) = m.mcn.as_ref().and_then(|n| n.degraded.as_deref()) {
             return Some(format!("MachineConfigNode NodeDegraded: {d}"));
         }
-        let state = m.state.as_ref().filter(|s| s.is_failed())?;
-        Some(format!(
-            "machine-config-daemon state {state}: {}",
-            m.reason.as_deref().unwrap_or("no reason given")
-        ))
+        if let Some(state) = m.state.as_ref().filter(|s| s.is_failed()) {
+            return Some(format!(
+                "machine-config-daemon state {state}: {}",
+                m.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        m.pool_degraded.clone()
     });
     r
 }

@@ -219,6 +219,7 @@ mod tests {
             pool_target: Some("rendered-worker-2".into()),
             pool_target_sha256: Some("sha256:0123456789abcdef".into()),
             pool_paused: false,
+            pool_degraded: None,
             mcn: None,
         };
         let mut i = input(&r);

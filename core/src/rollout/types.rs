@@ -21,6 +21,10 @@ pub struct McoNodeState {
     /// The pool's `spec.paused`: the MCO does not roll anything out to it.
     #[serde(default)]
     pub pool_paused: bool,
+    /// The pool is Degraded (MCO's `Degraded` condition), with its message: no node of it
+    /// lands until an admin acts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_degraded: Option<String>,
     /// The node's MachineConfigNode (OpenShift 4.16 and later): when present, the authority on
     /// whether the MCD has finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]

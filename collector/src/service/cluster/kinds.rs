@@ -199,7 +199,26 @@ fn pool_info(p: &Value) -> PoolInfo {
             .map(str::to_string),
         target_sha256: None,
         paused: p["spec"]["paused"].as_bool().unwrap_or(false),
+        degraded: pool_degraded(p),
     }
+}
+
+/// The MCO's own verdict on a pool: `Degraded` (or `NodeDegraded`) `True`, with its message.
+fn pool_degraded(p: &Value) -> Option<String> {
+    let conditions = p["status"]["conditions"].as_array()?;
+    conditions
+        .iter()
+        .find(|c| {
+            matches!(c["type"].as_str(), Some("Degraded" | "NodeDegraded")) && c["status"] == "True"
+        })
+        .map(|c| {
+            c["message"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .or_else(|| c["reason"].as_str())
+                .unwrap_or("no message")
+                .to_string()
+        })
 }
 
 /// A Node with its pool: the pool's target and whether it is paused.
@@ -210,6 +229,13 @@ pub fn node_in_pools(n: &NodeLabels, pools: &[PoolInfo], mcn: Option<&McnState>)
     mco.pool_target = pool.and_then(|p| p.target.clone());
     mco.pool_target_sha256 = pool.and_then(|p| p.target_sha256.clone());
     mco.pool_paused = pool.is_some_and(|p| p.paused);
+    mco.pool_degraded = pool.and_then(|p| {
+        Some(format!(
+            "pool {} is Degraded: {}",
+            p.name,
+            p.degraded.as_ref()?
+        ))
+    });
     KubeNode {
         labels: n.labels.clone(),
         pool: pool.map(|p| p.name.clone()).unwrap_or_default(),
