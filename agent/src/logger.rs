@@ -1,10 +1,16 @@
-//! Logs for `run`: one line per record on stderr (text or JSON), or the journal when the agent
-//! runs as a host service.
+//! Logs for `run`, through `tracing`: one line per event on stderr (text, or JSON with the keys
+//! `time`, `level`, `target`, `msg`), or the journal when the agent runs as a host service.
 
-use std::io::Write;
+use std::fmt;
 
-use log::{LevelFilter, Log, Metadata, Record};
 use mirrorscope_core::time::format_usec;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -18,65 +24,94 @@ pub enum LogTarget {
     Journald,
 }
 
-struct StderrLogger {
-    json: bool,
-    level: LevelFilter,
-}
+/// The message and the other fields of an event, as one text.
+#[derive(Default)]
+struct Message(String);
 
-fn now() -> String {
-    format_usec(crate::clock::now_usec())
-}
-
-impl Log for StderrLogger {
-    fn enabled(&self, m: &Metadata) -> bool {
-        m.level() <= self.level
-    }
-
-    fn log(&self, r: &Record) {
-        if !self.enabled(r.metadata()) {
-            return;
-        }
-        let line = if self.json {
-            serde_json::json!({
-                "time": now(),
-                "level": r.level().as_str().to_ascii_lowercase(),
-                "target": r.target(),
-                "msg": r.args().to_string(),
-            })
-            .to_string()
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        use fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
         } else {
-            format!("{} {:<5} {}", now(), r.level(), r.args())
-        };
-        // One write per line so concurrent threads do not interleave within a line.
-        let _ = std::io::stderr()
-            .lock()
-            .write_all(format!("{line}\n").as_bytes());
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
     }
 
-    fn flush(&self) {}
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
 }
 
-/// Installs the logger; `MIRRORSCOPE_LOG=debug|info|warn|error` sets the level (default info).
+/// One line per event: `TIME LEVEL message` or a JSON object.
+struct Line {
+    json: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for Line
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut msg = Message::default();
+        event.record(&mut msg);
+        let time = format_usec(crate::clock::now_usec());
+        let level = *event.metadata().level();
+        if self.json {
+            let line = serde_json::json!({
+                "time": time,
+                "level": level.as_str().to_ascii_lowercase(),
+                "target": event.metadata().target(),
+                "msg": msg.0,
+            });
+            writeln!(writer, "{line}")
+        } else {
+            writeln!(writer, "{time} {:<5} {}", level.as_str(), msg.0)
+        }
+    }
+}
+
+/// Installs the subscriber; `MIRRORSCOPE_LOG=debug|info|warn|error` sets the level (default
+/// info).
 pub fn init(format: LogFormat, target: LogTarget) -> anyhow::Result<()> {
     let level = match std::env::var("MIRRORSCOPE_LOG").ok().as_deref() {
-        Some("debug") => LevelFilter::Debug,
-        Some("trace") => LevelFilter::Trace,
-        Some("warn") => LevelFilter::Warn,
-        Some("error") => LevelFilter::Error,
-        _ => LevelFilter::Info,
+        Some("debug") => Level::DEBUG,
+        Some("trace") => Level::TRACE,
+        Some("warn") => Level::WARN,
+        Some("error") => Level::ERROR,
+        _ => Level::INFO,
     };
+    let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
+    let registry = tracing_subscriber::registry().with(filter);
     match target {
-        LogTarget::Stderr => log::set_boxed_logger(Box::new(StderrLogger {
-            json: format == LogFormat::Json,
-            level,
-        }))
-        .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?,
-        LogTarget::Journald => systemd_journal_logger::JournalLog::new()
-            .map_err(|e| anyhow::anyhow!("connecting to the journal: {e}"))?
-            .with_syslog_identifier("mirrorscope-agent".into())
-            .install()
-            .map_err(|e| anyhow::anyhow!("installing the journal logger: {e}"))?,
+        LogTarget::Stderr => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .event_format(Line {
+                        json: format == LogFormat::Json,
+                    }),
+            )
+            .try_init()
+            .map_err(|e| anyhow::anyhow!("installing the logger: {e}")),
+        LogTarget::Journald => {
+            let journald = tracing_journald::layer()
+                .map_err(|e| anyhow::anyhow!("connecting to the journal: {e}"))?
+                .with_syslog_identifier("mirrorscope-agent".into());
+            registry
+                .with(journald)
+                .try_init()
+                .map_err(|e| anyhow::anyhow!("installing the journal logger: {e}"))
+        }
     }
-    log::set_max_level(level);
-    Ok(())
 }

@@ -94,7 +94,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 // Out of file descriptors, typically.
                 shared.metrics.error("http", "accept");
                 if !accept_failed {
-                    log::warn!("accept: {e}");
+                    tracing::warn!("accept: {e}");
                     accept_failed = true;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -108,7 +108,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             }
             shared.metrics.error("http", "too_many_connections");
             if !evicted_any {
-                log::warn!(
+                tracing::warn!(
                     "more than {MAX_CONNECTIONS} HTTP connections at once; closing the oldest"
                 );
                 evicted_any = true;

@@ -192,7 +192,7 @@ async fn agent(args: RunArgs) -> Result<()> {
     // the next resync.
     let (tx, rx) = mpsc::channel(1);
     if let Err(e) = watch::spawn(root.clone(), tx) {
-        log::error!(
+        tracing::error!(
             "inotify: {e}; re-reading the node files every {}s only",
             RESYNC.as_secs()
         );
@@ -206,7 +206,7 @@ async fn agent(args: RunArgs) -> Result<()> {
     };
     let listener = tokio::select! {
         _ = signals.wait() => {
-            log::info!("stopped during start-up");
+            tracing::info!("stopped during start-up");
             return Ok(());
         }
         l = async {
@@ -214,7 +214,7 @@ async fn agent(args: RunArgs) -> Result<()> {
             tokio::net::TcpListener::bind(&args.listen).await
         } => l.with_context(|| format!("listening on {}", args.listen))?,
     };
-    log::info!(
+    tracing::info!(
         "mirrorscope-agent {} on node {node}: host root {}, listening on http://{}",
         env!("CARGO_PKG_VERSION"),
         root.path().display(),
@@ -271,11 +271,11 @@ async fn agent(args: RunArgs) -> Result<()> {
         }
     };
     let failed = failed.inspect(|why| {
-        log::error!("{why}; stopping the agent");
+        tracing::error!("{why}; stopping the agent");
         shared.metrics.error("agent", "task_ended");
     });
     stop_deadline(STOP_DEADLINE);
-    log::info!("stopping: saving the journal position and pushing a last report");
+    tracing::info!("stopping: saving the journal position and pushing a last report");
     stop.store(true, Ordering::Relaxed);
     tasks.abort_all();
     let journal_stopped = !journal_ended
@@ -283,7 +283,7 @@ async fn agent(args: RunArgs) -> Result<()> {
             .await
             .is_ok_and(|r| r.is_ok());
     if !journal_stopped {
-        log::warn!(
+        tracing::warn!(
             "journal thread did not stop within {}ms",
             STOP_JOURNAL.as_millis()
         );
@@ -292,14 +292,14 @@ async fn agent(args: RunArgs) -> Result<()> {
         match tokio::time::timeout(FINAL_PUSH, last.push_once()).await {
             Ok(Ok(_)) if journal_stopped => forget_acknowledged(&args.state_dir, &shared),
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => log::warn!("last push failed: {e}"),
-            Err(_) => log::warn!("last push got no answer in time"),
+            Ok(Err(e)) => tracing::warn!("last push failed: {e}"),
+            Err(_) => tracing::warn!("last push got no answer in time"),
         }
     }
     if let Some(why) = failed {
         anyhow::bail!(why);
     }
-    log::info!("stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -309,14 +309,14 @@ fn stop_deadline(after: Duration) {
         .name("stop-deadline".into())
         .spawn(move || {
             std::thread::sleep(after);
-            log::error!(
+            tracing::error!(
                 "not stopped {}ms after the stop request; exiting now",
                 after.as_millis()
             );
             std::process::exit(1);
         });
     if let Err(e) = spawned {
-        log::warn!("stop deadline thread: {e}");
+        tracing::warn!("stop deadline thread: {e}");
     }
 }
 
@@ -326,7 +326,7 @@ fn restore(state_dir: &Path, shared: &Shared) -> (Option<StateFile>, Option<Chec
     let state_file = match std::fs::create_dir_all(state_dir) {
         Ok(()) => StateFile::new(state_dir),
         Err(e) => {
-            log::error!(
+            tracing::error!(
                 "state dir {}: {e}; the journal position and unsent records will not survive a restart",
                 state_dir.display()
             );
@@ -340,7 +340,7 @@ fn restore(state_dir: &Path, shared: &Shared) -> (Option<StateFile>, Option<Chec
         }
         Ok(None) => None,
         Err(e) => {
-            log::error!("{e}; starting without it");
+            tracing::error!("{e}; starting without it");
             None
         }
     };
@@ -391,7 +391,7 @@ fn forget_acknowledged(state_dir: &Path, shared: &Shared) {
     if let Ok(Some(mut saved)) = file.load() {
         saved.outbox = shared.lock().outbox.all();
         if let Err(e) = file.save(&saved) {
-            log::error!("{e}");
+            tracing::error!("{e}");
         }
     }
 }
@@ -464,7 +464,7 @@ impl Refresher {
                     READ_TIMEOUT.as_secs()
                 );
                 if first {
-                    log::error!("{why}; the report keeps the last read");
+                    tracing::error!("{why}; the report keeps the last read");
                     shared.metrics.error("config", "read_timeout");
                     shared.config_stalled(why);
                 }
@@ -478,11 +478,11 @@ impl Refresher {
                     match error {
                         Some(e) => {
                             shared.metrics.error("config", "invalid");
-                            log::warn!(
+                            tracing::warn!(
                                 "registries configuration invalid (CRI-O keeps the last valid one): {e}"
                             )
                         }
-                        None => log::info!(
+                        None => tracing::info!(
                             "registries configuration: {}",
                             shared
                                 .lock()
@@ -496,7 +496,7 @@ impl Refresher {
             }
             Ok(Err(e)) => {
                 shared.metrics.error("config", "reader_panicked");
-                log::error!("reading node files: {e}");
+                tracing::error!("reading node files: {e}");
             }
         }
     }

@@ -83,7 +83,7 @@ pub struct Pipeline {
 /// Runs until `stop`; the state file is saved before returning.
 pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     if p.dirs.is_empty() {
-        log::error!("no journal directory to read; no pull records will be reported");
+        tracing::error!("no journal directory to read; no pull records will be reported");
         shared.metrics.error("journal", "no_directory");
         shared.set_journal(false, None, Some("no journal directory to read".into()));
         // Stays up until the stop: a thread that ends early is taken for a crash.
@@ -124,7 +124,7 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                 // Once per distinct error: a missing directory must not fill the log.
                 shared.metrics.error("journal", error_kind(&e));
                 if last_error.as_ref() != Some(&e) {
-                    log::error!("journal: {e}; reopening every {}s", REOPEN_AFTER.as_secs());
+                    tracing::error!("journal: {e}; reopening every {}s", REOPEN_AFTER.as_secs());
                     last_error = Some(e.clone());
                 }
                 shared.set_journal(false, None, Some(e));
@@ -279,13 +279,13 @@ impl Run<'_> {
             Ok(()) => {
                 self.dirty = false;
                 if std::mem::take(&mut self.save_failing) {
-                    log::info!("state file saved again");
+                    tracing::info!("state file saved again");
                 }
             }
             Err(e) => {
                 self.shared.metrics.error("journal", "state_save");
                 if !self.save_failing {
-                    log::error!("{e}; retrying every {}s", SAVE_EVERY.as_secs());
+                    tracing::error!("{e}; retrying every {}s", SAVE_EVERY.as_secs());
                     self.save_failing = true;
                 }
             }
@@ -303,7 +303,7 @@ impl Run<'_> {
         ] {
             if is > was {
                 if was == 0 {
-                    log::warn!(
+                    tracing::warn!(
                         "journal: {} pull-related lines skipped ({kind}; counted in mirrorscope_errors_total)",
                         is - was
                     );
@@ -330,7 +330,7 @@ impl Run<'_> {
             ] {
                 if is > *was {
                     if *was == 0 {
-                        log::warn!("journal: {} {what}", is - *was);
+                        tracing::warn!("journal: {} {what}", is - *was);
                     }
                     metrics.errors_by(is - *was, "journal", kind);
                     *was = is;
@@ -351,7 +351,7 @@ fn report_unreadable_files(
             continue;
         }
         if let Some(why) = js::check::check_file(&f) {
-            log::error!("journal: {why}; its entries cannot be read");
+            tracing::error!("journal: {why}; its entries cannot be read");
             shared.metrics.error("journal", "unreadable_file");
             reported.insert(f);
         }

@@ -202,7 +202,7 @@ impl Pusher {
             match self.push_once().await {
                 Ok(more) => {
                     if failures > 0 {
-                        log::info!("collector reachable again after {failures} failed pushes");
+                        tracing::info!("collector reachable again after {failures} failed pushes");
                     }
                     failures = 0;
                     backoff = BACKOFF_MIN;
@@ -218,7 +218,7 @@ impl Pusher {
                     failures += 1;
                     // The first failure and then every tenth: a down collector must not flood logs.
                     if failures == 1 || failures.is_multiple_of(10) {
-                        log::warn!(
+                        tracing::warn!(
                             "push to {}{} failed ({failures} in a row; {} records waiting): {e}",
                             self.url.authority,
                             self.url.path,
@@ -245,7 +245,7 @@ impl Pusher {
     fn shrink(&mut self) {
         match self.size.after_too_large(&self.last_ids) {
             TooLarge::Shrink(size) => {
-                log::warn!(
+                tracing::warn!(
                     "collector refused a push of {} records as too large; now at most {} records, {} bytes",
                     self.last_ids.len(),
                     size.records,
@@ -254,7 +254,7 @@ impl Pusher {
                 self.size = size;
             }
             TooLarge::Discard(id) => {
-                log::error!("collector refuses pull record {id} even alone; dropped");
+                tracing::error!("collector refuses pull record {id} even alone; dropped");
                 self.shared.metrics.error("push", "record_refused");
                 self.shared.discard(&id);
             }
@@ -306,12 +306,14 @@ impl Pusher {
             return Err(PushError::Status(status, text));
         }
         match serde_json::from_str::<PushAck>(&text) {
-            Ok(ack) => log::debug!(
+            Ok(ack) => tracing::debug!(
                 "pushed report: {} new records, {} duplicates",
                 ack.accepted,
                 ack.duplicates
             ),
-            Err(e) => log::debug!("collector answer is not a PushAck ({e}); records acknowledged"),
+            Err(e) => {
+                tracing::debug!("collector answer is not a PushAck ({e}); records acknowledged")
+            }
         }
         Ok(())
     }

@@ -304,7 +304,7 @@ impl Shared {
             .map(|e| {
                 let text = e.to_string();
                 if !st.read_failures.contains(&text) {
-                    log::warn!("node file: {text}");
+                    tracing::warn!("node file: {text}");
                     self.metrics.error("config", e.kind());
                 }
                 text
@@ -329,7 +329,7 @@ impl Shared {
                     next.effective_canonical = if json.len() <= MAX_CANONICAL_BYTES {
                         Some(json)
                     } else {
-                        log::warn!(
+                        tracing::warn!(
                             "effective configuration {sha}: canonical form is {} bytes; left out of reports (over {MAX_CANONICAL_BYTES})",
                             json.len()
                         );
@@ -406,7 +406,7 @@ impl Shared {
             for mut r in records {
                 let cut = limit_record(&mut r);
                 if cut > 0 {
-                    log::warn!(
+                    tracing::warn!(
                         "pull {}: {cut} oversized fields truncated to {} bytes",
                         r.pull_id,
                         super::truncate::MAX_FIELD_BYTES
@@ -472,7 +472,7 @@ impl Shared {
             }
         }
         if dropped > 0 {
-            log::warn!("{dropped} saved pull records did not fit in the outbox; dropped");
+            tracing::warn!("{dropped} saved pull records did not fit in the outbox; dropped");
             self.metrics.outbox_dropped(dropped);
         }
     }

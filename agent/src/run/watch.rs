@@ -54,7 +54,9 @@ pub fn spawn(root: HostRoot, tx: mpsc::Sender<()>) -> std::io::Result<()> {
                     Ok(events) => {
                         for e in events {
                             if e.mask.contains(inotify::EventMask::Q_OVERFLOW) {
-                                log::warn!("inotify queue overflow; re-reading the configuration");
+                                tracing::warn!(
+                                    "inotify queue overflow; re-reading the configuration"
+                                );
                             }
                             let noise = run_wd.as_ref() == Some(&e.wd)
                                 && e.name.is_some_and(|n| n != RUN_ENTRY);
@@ -63,7 +65,9 @@ pub fn spawn(root: HostRoot, tx: mpsc::Sender<()>) -> std::io::Result<()> {
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        log::error!("reading inotify events: {e}; relying on periodic re-reads");
+                        tracing::error!(
+                            "reading inotify events: {e}; relying on periodic re-reads"
+                        );
                         return;
                     }
                 }
@@ -106,7 +110,7 @@ fn ensure(
                         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
                     ) || e.raw_os_error() == Some(libc::ENOTDIR);
                     if !missing {
-                        log::warn!("cannot watch {}: {e}", dir.display());
+                        tracing::warn!("cannot watch {}: {e}", dir.display());
                     }
                     match dir.parent() {
                         Some(p) if dir != root && p.starts_with(root) => dir = p,
