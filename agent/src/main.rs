@@ -1,6 +1,7 @@
 //! `mirrorscope-agent`: the per-node agent.
 
 mod clock;
+mod flow;
 // The one module that talks to C (sd-journal's descriptors, page advice) may use unsafe.
 #[allow(unsafe_code)]
 mod journal;

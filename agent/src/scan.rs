@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use mirrorscope_core::cimage_version::CImageVersion;
-use mirrorscope_core::journal::{
-    Correlator, CorrelatorConfig, JournalEntry, Notice, PullOutcome, PullRecord,
-};
+use mirrorscope_core::journal::{JournalEntry, Notice, PullOutcome, PullRecord};
 use mirrorscope_core::registries::{load, ConfigLocation};
 
+use crate::flow::RecordFlow;
 use crate::journal::cursor::{Checkpoint, CheckpointFile};
 use crate::journal::source::{JournalSource, SourceEvent};
 use crate::journal::{self as js, JournalLocation, Selection, StartAt};
@@ -126,19 +125,20 @@ pub fn run(args: ScanArgs) -> Result<()> {
         None => dump_entries(&args, &source, checkpoint.as_ref(), &mut out),
         Some(config) => {
             let mut records = Records {
-                correlator: Correlator::new(Box::new(config), CorrelatorConfig::default()),
-                resume: if checkpoint.is_some() {
-                    ResumeTracker::new(saved.as_ref())
-                } else {
-                    ResumeTracker::inactive()
-                },
+                flow: RecordFlow::new(
+                    Box::new(config),
+                    if checkpoint.is_some() {
+                        ResumeTracker::new(saved.as_ref())
+                    } else {
+                        ResumeTracker::inactive()
+                    },
+                ),
                 registries,
                 version: args.containers_image_version,
                 follow: args.follow,
                 format: args.output,
                 order: StartOrder::default(),
                 collected: Vec::new(),
-                fresh: Vec::new(),
             };
             records.run(&source, checkpoint.as_ref(), &mut out)
         }
@@ -177,8 +177,7 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// The records pipeline: entries → correlator → (resume bookkeeping) → output.
 struct Records {
-    correlator: Correlator,
-    resume: ResumeTracker,
+    flow: RecordFlow,
     registries: ConfigLocation,
     version: CImageVersion,
     follow: bool,
@@ -188,7 +187,6 @@ struct Records {
     order: StartOrder,
     /// Records kept for `-o json` and `-o table`.
     collected: Vec<PullRecord>,
-    fresh: Vec<PullRecord>,
 }
 
 impl Records {
@@ -208,7 +206,7 @@ impl Records {
                         let printed = self.flush_fresh(out)?;
                         if let (Some(cp), true) = (checkpoint, printed) {
                             out.flush().context("writing output")?;
-                            cp.save(&self.resume.checkpoint())?;
+                            cp.save(&self.flow.checkpoint())?;
                         }
                         continue;
                     }
@@ -231,7 +229,7 @@ impl Records {
                         // After the output is flushed: a crash in between repeats records
                         // rather than losing them.
                         out.flush().context("writing output")?;
-                        cp.save(&self.resume.checkpoint())?;
+                        cp.save(&self.flow.checkpoint())?;
                     }
                 }
                 SourceEvent::CaughtUp => out.flush().context("writing output")?,
@@ -239,7 +237,7 @@ impl Records {
             }
         }
         // End of the journal (not following): held-back and still-open pulls.
-        self.fresh.extend(self.correlator.finish());
+        self.flow.finish();
         self.flush_fresh(out)?;
         let mut rest = Vec::new();
         self.order.finish(&mut rest);
@@ -253,10 +251,10 @@ impl Records {
             out.flush().context("writing output")?;
             // Pulls still open at the end were printed as in_progress but stay pending: a
             // later run resumes before them and reports them again once they finish.
-            cp.save(&self.resume.checkpoint())?;
+            cp.save(&self.flow.checkpoint())?;
         }
         out.flush().context("writing output")?;
-        let stats = self.correlator.stats();
+        let stats = self.flow.stats();
         if stats.malformed > 0 {
             eprintln!(
                 "warning: {} pull-related journal lines did not parse and were skipped",
@@ -267,16 +265,14 @@ impl Records {
     }
 
     fn push(&mut self, entry: &JournalEntry) -> Result<()> {
-        self.resume.observe(entry);
         if !self.follow {
             self.order.observe(entry);
         }
-        if let Some(Notice::RegistriesApplied { .. }) = self.correlator.push(entry, &mut self.fresh)
-        {
+        if let Some(Notice::RegistriesApplied { .. }) = self.flow.push(entry) {
             // CRI-O re-read its configuration: pulls from now on use what is on disk now.
             // When scanning old journals this is the best available approximation.
             match load(&self.registries, self.version) {
-                Ok(c) => self.correlator.set_resolver(Box::new(c)),
+                Ok(c) => self.flow.set_resolver(Box::new(c)),
                 Err(e) => eprintln!("warning: reloading registries configuration: {e}"),
             }
         }
@@ -284,17 +280,15 @@ impl Records {
     }
 
     /// While following an idle journal, journal time stands still and the correlator would
-    /// hold finished records forever: move its clock to now with an empty entry (no line, no
-    /// cursor; the resume bookkeeping never sees it).
+    /// hold finished records forever.
     fn tick(&mut self) {
-        self.correlator
-            .advance(crate::clock::now_usec(), &mut self.fresh);
+        self.flow.tick();
     }
 
     /// Prints (or collects) the records that became final; true when something was printed.
     fn flush_fresh(&mut self, out: &mut impl Write) -> Result<bool> {
         let mut ready = Vec::new();
-        for r in std::mem::take(&mut self.fresh) {
+        for r in self.flow.take() {
             if self.follow {
                 ready.push(r);
             } else {
@@ -311,9 +305,9 @@ impl Records {
         for r in records {
             // A pull still open at the end is shown, but stays pending for the checkpoint.
             let show = if r.outcome == PullOutcome::InProgress {
-                !self.resume.is_suppressed(&r)
+                !self.flow.is_suppressed(&r)
             } else {
-                self.resume.report(&r)
+                self.flow.report(&r)
             };
             if !show {
                 continue;

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mirrorscope_core::journal::{
-    Correlator, CorrelatorConfig, CorrelatorStats, JournalEntry, Notice, PullOutcome, PullRecord,
-    SourceResolver, StaticResolver,
+    CorrelatorStats, JournalEntry, Notice, PullOutcome, SourceResolver, StaticResolver,
 };
+
+use crate::flow::RecordFlow;
 use mirrorscope_core::registries::EffectiveConfig;
 
 use crate::journal::cursor::Checkpoint;
@@ -102,11 +103,9 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             None => StartAt::Realtime(p.since_usec),
         };
         let mut run = Run {
-            correlator: Correlator::new(resolver(&shared), CorrelatorConfig::default()),
-            resume: ResumeTracker::new(saved.as_ref()),
+            flow: RecordFlow::new(resolver(&shared), ResumeTracker::new(saved.as_ref())),
             shared: Arc::clone(&shared),
             state_file: p.state_file.as_ref(),
-            fresh: Vec::new(),
             last_cursor: None,
             dirty: false,
             last_save: Instant::now(),
@@ -117,7 +116,7 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             save_failing: false,
         };
         let outcome = run.follow(&p.dirs, start, &stop);
-        saved = Some(run.resume.checkpoint());
+        saved = Some(run.flow.checkpoint());
         match outcome {
             Ok(()) => return,
             Err(e) => {
@@ -138,11 +137,9 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
 }
 
 struct Run<'a> {
-    correlator: Correlator,
-    resume: ResumeTracker,
+    flow: RecordFlow,
     shared: Arc<Shared>,
     state_file: Option<&'a StateFile>,
-    fresh: Vec<PullRecord>,
     last_cursor: Option<String>,
     dirty: bool,
     last_save: Instant,
@@ -225,12 +222,11 @@ impl Run<'_> {
     }
 
     fn push(&mut self, entry: &JournalEntry) {
-        self.resume.observe(entry);
-        match self.correlator.push(entry, &mut self.fresh) {
+        match self.flow.push(entry) {
             Some(Notice::RegistriesApplied { at_usec }) => {
                 // CRI-O re-read its configuration: pulls from now on resolve with what the agent
                 // last read as valid (CRI-O refuses an invalid file the same way).
-                self.correlator.set_resolver(resolver(&self.shared));
+                self.flow.set_resolver(resolver(&self.shared));
                 self.shared.crio_applied(at_usec);
             }
             Some(Notice::RegistriesReloadFailed { at_usec, error }) => {
@@ -240,21 +236,18 @@ impl Run<'_> {
         }
     }
 
-    /// An idle journal does not move journal time: move the correlator's clock to now so that
-    /// finished pulls come out (an empty entry: no line, no cursor, unseen by the resume
-    /// bookkeeping).
     fn tick(&mut self) {
-        self.correlator
-            .advance(crate::clock::now_usec(), &mut self.fresh);
+        self.flow.tick();
     }
 
     fn deliver(&mut self) {
-        if self.fresh.is_empty() {
+        let fresh = self.flow.take();
+        if fresh.is_empty() {
             return;
         }
-        let mut out = Vec::with_capacity(self.fresh.len());
-        for r in std::mem::take(&mut self.fresh) {
-            if r.outcome != PullOutcome::InProgress && self.resume.report(&r) {
+        let mut out = Vec::with_capacity(fresh.len());
+        for r in fresh {
+            if r.outcome != PullOutcome::InProgress && self.flow.report(&r) {
                 out.push(r);
             }
         }
@@ -273,7 +266,7 @@ impl Run<'_> {
         let Some(file) = self.state_file else {
             return;
         };
-        let checkpoint = self.resume.checkpoint();
+        let checkpoint = self.flow.checkpoint();
         let outbox = self.shared.outbox_to_save();
         match file.save(&Saved { checkpoint, outbox }) {
             Ok(()) => {
@@ -295,7 +288,7 @@ impl Run<'_> {
     /// Journal lines the correlator could not use, into the error counters (logged the first
     /// time each kind appears).
     fn count_stats(&mut self) {
-        let now = self.correlator.stats();
+        let now = self.flow.stats();
         let metrics = &self.shared.metrics;
         for (kind, was, is) in [
             ("malformed_line", self.counted.malformed, now.malformed),
