@@ -91,7 +91,11 @@ pub fn init(format: LogFormat, target: LogTarget) -> anyhow::Result<()> {
         Some("error") => Level::ERROR,
         _ => Level::INFO,
     };
-    let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
+    // The agent's own events at the chosen level; its libraries' (hyper, kube-rs) at warn, so
+    // `MIRRORSCOPE_LOG=debug` shows the agent, not every connection.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("mirrorscope_agent", level)
+        .with_default(Level::WARN.min(level));
     let registry = tracing_subscriber::registry().with(filter);
     match target {
         LogTarget::Stderr => registry

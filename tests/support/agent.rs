@@ -195,6 +195,7 @@ struct Control {
 /// A fake collector on a fixed loopback port: `POST /v1/reports`, strict NodeReport JSON, bearer
 /// token check, PushAck answers. While "down" nothing listens on the port.
 pub struct FakeCollector {
+    tls: Option<Arc<rustls::ServerConfig>>,
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Received>>,
     control: Arc<Mutex<Control>>,
@@ -204,6 +205,29 @@ pub struct FakeCollector {
 
 impl FakeCollector {
     pub fn start(token: Option<&str>) -> FakeCollector {
+        Self::start_with(token, None)
+    }
+
+    /// The fake collector behind TLS with this certificate chain and key (PEM): its URL is
+    /// `https://`.
+    pub fn start_tls(token: Option<&str>, cert_pem: &[u8], key_pem: &[u8]) -> FakeCollector {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        Self::start_with(token, Some(Arc::new(config)))
+    }
+
+    fn start_with(token: Option<&str>, tls: Option<Arc<rustls::ServerConfig>>) -> FakeCollector {
         let received = Arc::new(Mutex::new(Received::default()));
         let control = Arc::new(Mutex::new(Control {
             up: true,
@@ -212,20 +236,22 @@ impl FakeCollector {
         }));
         let wake = Arc::new(tokio::sync::Notify::new());
         let (tx, rx) = std::sync::mpsc::channel();
-        let (r2, c2, w2) = (
+        let (r2, c2, w2, tls2) = (
             Arc::clone(&received),
             Arc::clone(&control),
             Arc::clone(&wake),
+            tls.clone(),
         );
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(serve(r2, c2, w2, tx));
+            rt.block_on(serve(r2, c2, w2, tx, tls2));
         });
         let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         FakeCollector {
+            tls,
             addr,
             received,
             control,
@@ -235,7 +261,8 @@ impl FakeCollector {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Closes (false) or re-opens (true) the listening socket; returns once it took effect.
@@ -303,6 +330,7 @@ async fn serve(
     control: Arc<Mutex<Control>>,
     wake: Arc<tokio::sync::Notify>,
     tx: std::sync::mpsc::Sender<SocketAddr>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     let first = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = first.local_addr().unwrap();
@@ -324,14 +352,24 @@ async fn serve(
             accepted = l.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let (received, control) = (Arc::clone(&received), Arc::clone(&control));
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let (received, control) = (Arc::clone(&received), Arc::clone(&control));
                         async move { Ok::<_, std::convert::Infallible>(handle(req, &received, &control).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(cfg) => {
+                            let Ok(stream) = tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await else {
+                                return;
+                            };
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         }

@@ -534,3 +534,50 @@ fn agent_resolves_pulls_with_the_configuration_crio_applied() {
     );
     assert_eq!(rec["via_mirror"], true, "{rec:#}");
 }
+
+/// Reports reach an https collector verified against `--collector-ca-file`; a collector whose
+/// certificate another CA signed gets nothing, and the failure is counted as a push error.
+#[test]
+fn agent_pushes_over_tls_verified_against_the_collector_ca() {
+    let j = Journald::start();
+    let certs = mirrorscope_e2e::collector::TempDir::new("agent-tls");
+    let (ca, cert, key) = mirrorscope_e2e::collector::test_certificates(certs.path());
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let collector = FakeCollector::start_tls(Some("tls-token"), &cert, &key);
+    assert!(collector.url().starts_with("https://"));
+    let root = HostRoot::new("agent-tls");
+    let token = root.at("/token");
+    std::fs::write(&token, "tls-token").unwrap();
+    let agent = start(&node(
+        &root,
+        &j,
+        &[
+            "--collector",
+            &collector.url(),
+            "--collector-ca-file",
+            ca_file.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    ));
+    LivePulls(&j).via_mirror(1);
+    collector.wait("a pull record over TLS", Duration::from_secs(60), |r| {
+        !r.ids.is_empty()
+    });
+    drop(agent);
+
+    // The system trust store does not hold the test CA: the push fails, loudly and counted.
+    let other = HostRoot::new("agent-tls-untrusted");
+    let agent = start(&node(&other, &j, &["--collector", &collector.url()]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = agent.metrics();
+        if metric(&m, "mirrorscope_push_failures_total").is_some_and(|v| v >= 1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no push failure counted: {m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(agent.log().contains("certificate"), "{}", agent.log());
+}

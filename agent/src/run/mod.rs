@@ -46,9 +46,14 @@ pub struct RunArgs {
     /// Address of the HTTP server (/v1/report, /metrics, /healthz, /readyz).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9401")]
     pub listen: String,
-    /// Collector base URL (http://HOST:PORT); reports are POSTed to URL/v1/reports.
+    /// Collector base URL (http://HOST:PORT or https://HOST:PORT); reports are POSTed to
+    /// URL/v1/reports.
     #[arg(long, value_name = "URL")]
     pub collector: Option<String>,
+    /// CA certificates (PEM) that sign an https collector's certificate (default: the system
+    /// trust store), e.g. the service CA bundle injected into a ConfigMap.
+    #[arg(long, value_name = "FILE")]
+    pub collector_ca_file: Option<PathBuf>,
     /// Bearer token for the collector, re-read before every push (token rotation).
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
@@ -177,14 +182,21 @@ async fn agent(args: RunArgs) -> Result<()> {
     let shared = Shared::new(node.clone(), instance_id(&node), args.outbox_size);
     let version = args.containers_image_version;
     let pusher = match &args.collector {
-        Some(url) => Some(push::Pusher {
-            url: push::CollectorUrl::parse(url).map_err(anyhow::Error::msg)?,
-            token_file: args.token_file.clone(),
-            shared: Arc::clone(&shared),
-            heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
-            size: push::PushSize::default(),
-            last_ids: Vec::new(),
-        }),
+        Some(url) => {
+            let url = push::CollectorUrl::parse(url).map_err(anyhow::Error::msg)?;
+            let client = url
+                .client(args.collector_ca_file.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            Some(push::Pusher {
+                url,
+                client,
+                token_file: args.token_file.clone(),
+                shared: Arc::clone(&shared),
+                heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+                size: push::PushSize::default(),
+                last_ids: Vec::new(),
+            })
+        }
         None => None,
     };
     let (state_file, checkpoint) = restore(&args.state_dir, &shared);

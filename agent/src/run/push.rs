@@ -6,11 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
 use mirrorscope_core::report::PushAck;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
@@ -29,23 +26,25 @@ pub const BUDGET: usize = 4 * 1024 * 1024;
 /// The smallest budget a 413 can shrink pushes to.
 const MIN_BUDGET: usize = 64 * 1024;
 
-/// `http://host:port[/prefix]`.
+/// `http[s]://host[:port][/prefix]`: where reports go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorUrl {
+    /// `scheme://host:port`.
+    pub base: String,
     pub authority: String,
     pub path: String,
 }
 
 impl CollectorUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(format!(
-                "--collector {url}: TLS to the collector is not supported yet; use http:// (e.g. through a sidecar or a Service mesh)"
-            ));
+        let (scheme, rest, port) = if let Some(r) = url.strip_prefix("http://") {
+            ("http", r, 80)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            ("https", r, 443)
         } else {
-            return Err(format!("--collector {url}: must start with http://"));
+            return Err(format!(
+                "--collector {url}: must start with http:// or https://"
+            ));
         };
         let (authority, prefix) = match rest.find('/') {
             Some(i) => rest.split_at(i),
@@ -57,18 +56,47 @@ impl CollectorUrl {
         let authority = if authority.contains(':') && !authority.ends_with(']') {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{port}")
         };
         Ok(CollectorUrl {
+            base: format!("{scheme}://{authority}"),
             authority,
             path: format!("{}/v1/reports", prefix.trim_end_matches('/')),
         })
+    }
+
+    /// The HTTP client for this collector: kube-rs' (hyper, rustls with ring, tower), the one
+    /// layer the CLI and the collector use too. An https collector is verified against
+    /// `ca_file` (PEM), else the system trust store.
+    pub fn client(&self, ca_file: Option<&std::path::Path>) -> Result<kube::Client, String> {
+        let uri: http::Uri = self
+            .base
+            .parse()
+            .map_err(|e| format!("--collector {}: {e}", self.base))?;
+        let mut config = kube::Config::new(uri);
+        config.connect_timeout = Some(TIMEOUT);
+        if let Some(path) = ca_file {
+            use rustls::pki_types::pem::PemObject as _;
+            let bad =
+                |e: &dyn std::fmt::Display| format!("--collector-ca-file {}: {e}", path.display());
+            let certs: Vec<Vec<u8>> = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(&e))?
+                .map(|c| c.map(|c| c.to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(&e))?;
+            if certs.is_empty() {
+                return Err(bad(&"no CERTIFICATE block"));
+            }
+            config.root_cert = Some(certs);
+        }
+        kube::Client::try_from(config).map_err(|e| format!("--collector {}: {e}", self.base))
     }
 }
 
 #[derive(Clone)]
 pub struct Pusher {
     pub url: CollectorUrl,
+    pub client: kube::Client,
     pub token_file: Option<PathBuf>,
     pub shared: Arc<Shared>,
     /// Push this often when nothing changes, so the collector knows the node is alive.
@@ -319,35 +347,45 @@ impl Pusher {
     }
 
     async fn post(&self, body: Vec<u8>, token: Option<String>) -> Result<(u16, String), PushError> {
-        let t = |e: &dyn std::fmt::Display| PushError::Transport(e.to_string());
-        let stream = TcpStream::connect(&self.url.authority)
-            .await
-            .map_err(|e| PushError::Transport(format!("connect {}: {e}", self.url.authority)))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| t(&e))?;
-        let conn = tokio::spawn(conn);
-        let mut req = hyper::Request::builder()
-            .method(hyper::Method::POST)
-            .uri(&self.url.path)
-            .header(hyper::header::HOST, &self.url.authority)
-            .header(hyper::header::CONTENT_TYPE, "application/json");
+        // A connection per push, as before: pushes are seconds apart, and a pooled connection
+        // to a collector replica that stopped accepting would hide that it is gone.
+        let mut req = http::Request::post(&self.url.path)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONNECTION, "close");
         if let Some(tok) = token {
-            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {tok}"));
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {tok}"));
         }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| t(&e))?;
-        let resp = sender.send_request(req).await.map_err(|e| t(&e))?;
+        let req = req
+            .body(kube::client::Body::from(body))
+            .map_err(|e| PushError::Transport(e.to_string()))?;
+        let resp =
+            self.client.send(req).await.map_err(|e| {
+                PushError::Transport(format!("{}: {}", self.url.authority, chain(&e)))
+            })?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| t(&e))?
+            .map_err(|e| PushError::Transport(e.to_string()))?
             .to_bytes();
-        conn.abort();
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
+}
+
+/// An error and its causes (the TLS or connect reason sits in a source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -359,6 +397,7 @@ mod tests {
         assert_eq!(
             CollectorUrl::parse("http://127.0.0.1:9402").unwrap(),
             CollectorUrl {
+                base: "http://127.0.0.1:9402".into(),
                 authority: "127.0.0.1:9402".into(),
                 path: "/v1/reports".into()
             }
@@ -366,13 +405,17 @@ mod tests {
         assert_eq!(
             CollectorUrl::parse("http://collector.ns.svc/base/").unwrap(),
             CollectorUrl {
+                base: "http://collector.ns.svc:80".into(),
                 authority: "collector.ns.svc:80".into(),
                 path: "/base/v1/reports".into()
             }
         );
-        assert!(CollectorUrl::parse("https://c:1")
-            .unwrap_err()
-            .contains("TLS"));
+        assert_eq!(
+            CollectorUrl::parse("https://collector.ns.svc")
+                .unwrap()
+                .base,
+            "https://collector.ns.svc:443"
+        );
         assert!(CollectorUrl::parse("c:1").is_err());
     }
 
