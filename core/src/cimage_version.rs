@@ -1,6 +1,6 @@
 //! Which containers/image release's behaviour to reproduce.
 //!
-//! Texts and a few rules changed between releases (containers-image spec §5). CRI-O on current
+//! Texts and a few rules changed between releases (containers/image `pkg/sysregistriesv2` and `docker/`, release by release). CRI-O on current
 //! OpenShift uses the newest; Debian's skopeo (our test oracle) links 5.23.1.
 
 use std::fmt;

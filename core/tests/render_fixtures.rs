@@ -2,7 +2,7 @@
 //! objects (`input.yaml` or `input.json`) and a `case.toml` with one `[[run]]` per OCP release:
 //! the expected files as a node root (`out-<ocp>/etc/containers/…`; no directory = no files),
 //! or MCO's exact refusal text, or the API server's field errors. Expected outputs were written
-//! by hand from shared/spec/mco-rendering.md (see `generate.py`).
+//! by hand from the MCO's `pkg/controller/container-runtime-config` (see `generate.py`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -127,7 +127,7 @@ fn explain_agrees_with_skopeo_5_23() {
     );
 }
 
-/// Where containers-image.md §5 says later releases behave differently, the default (newest)
+/// Where later containers/image releases behave differently, the default (newest)
 /// explain must differ from 5.23 (which itself must match skopeo).
 #[test]
 fn newest_version_differs_where_the_spec_says() {

@@ -1,5 +1,5 @@
 //! The hand-written differential scenarios checked against Debian's skopeo alone: each scenario's
-//! `--- tries` / `--- ok` / `--- error` lines record what containers-image.md (§3.7, §6) says
+//! `--- tries` / `--- ok` / `--- error` lines record what containers/image (`pkg/sysregistriesv2`, `docker/`) does
 //! containers/image 5.23.1 does, so this test proves both the fixtures and our reading of the oracle.
 
 use mirrorscope_e2e::scenario::{check_expectations, load_fixtures, parallel_map, World};

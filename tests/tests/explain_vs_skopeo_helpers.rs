@@ -1,5 +1,5 @@
 //! Checks the shared real-part helpers (registry, OCI layout, skopeo oracle) and the oracle's
-//! behaviour on the spec's reference cases (containers-image.md §6.1), with skopeo alone.
+//! behaviour on the reference cases of containers/image's `pkg/sysregistriesv2` tests, with skopeo alone.
 
 use mirrorscope_e2e::oci;
 use mirrorscope_e2e::registry::{closed_port, Registry};

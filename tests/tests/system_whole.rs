@@ -7,7 +7,7 @@
 //! pulls through each node's registries.conf, whose containers/image lines are written into
 //! that node's journal as CRI-O and the kubelet write them; and the `mirrorscope` CLI.
 //!
-//! The seed scenarios (../shared/spec/scenarios.md): an ImageTagMirrorSet `docker.io -> LOCAL`
+//! The scenarios admins hit: an ImageTagMirrorSet `docker.io -> LOCAL`
 //! with NeverContactSource, rendered by `mirrorscope render` and rolled out to worker-1 then
 //! worker-2 (`mirrorscope wait` returns only after both); a pull served by the mirror; a pull
 //! that fails because the mirror lacks `library/` (blocked source, `manifest unknown` at the

@@ -1,4 +1,4 @@
-//! containers/image pull errors (containers-image.md §4): strip the consumer wrappers (CRI-O,
+//! containers/image pull errors (its `docker/` package words them): strip the consumer wrappers (CRI-O,
 //! kubelet, skopeo, podman), split `(Mirrors also failed: [ref: err]\n[ref: err]): ref: err` into
 //! per-location errors, and classify each one.
 //!
@@ -182,7 +182,7 @@ fn split_structural(body: &str) -> Option<Vec<AttemptError>> {
     }
 }
 
-/// Classifies one location's error text (containers-image.md §4.2, crio-journal.md §3.4).
+/// Classifies one location's error text (containers/image `docker/errors.go` and `docker/docker_client.go`).
 pub fn classify_error(error: &str) -> ErrorClass {
     let has = |needle: &str| error.contains(needle);
     if has(" is blocked in ") {

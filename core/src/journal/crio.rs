@@ -55,7 +55,7 @@ pub enum CrioEvent {
     Starting { version: String },
 }
 
-/// What `Pulled image:` carried; its meaning depends on the CRI-O version (spec §3.5).
+/// What `Pulled image:` carried; its meaning depends on the CRI-O version (`server/image_pull.go`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PulledValue<'a> {
     /// `name@sha256:…` (≤1.35.1): the digest part, `sha256:…`.

@@ -1,4 +1,4 @@
-//! Kubelet klog lines about image pulls (spec §7.3, K1–K8), at verbosity 2 and 3. Matching is on
+//! Kubelet klog lines about image pulls (kubelet `pkg/kubelet/images/image_manager.go`), at verbosity 2 and 3. Matching is on
 //! the quoted message, never on `file.go:LINE`, which changes between releases.
 
 use super::gostr::{read_quoted, unquote};

@@ -14,7 +14,7 @@
 //!
 //! Sources: openshift/machine-config-operator `pkg/controller/container-runtime-config`
 //! (release-4.12 … main), openshift/runtime-utils `pkg/registries` (3beb0b5, 7bdb5b9),
-//! openshift/api CRDs; see `shared/spec/mco-rendering.md`.
+//! openshift/api CRDs.
 
 pub mod disruption;
 mod edit;
