@@ -7,6 +7,7 @@ use mirrorscope_core::report::{NodeReport, NODE_REPORT_VERSION};
 
 use super::auth::AuthError;
 use super::responses::{error, json, Resp};
+use super::state::{MAX_REGISTRIES, OTHER_REGISTRY};
 use super::{now_unix, App, MAX_BODY};
 
 /// Files one report; every refusal is logged and counted by kind.
@@ -78,8 +79,45 @@ async fn file_report(app: &App, req: Request<Incoming>) -> Resp {
     if let Err(e) = identity.may_report(&report.node) {
         return auth_error(&e);
     }
-    let ack = app.store().ingest(report, now_unix());
-    json(StatusCode::OK, &ack)
+    let done = app.store().ingest_checked(report, now_unix());
+    if done.folded > 0 {
+        app.errors.add("ingest", "registry_folded", done.folded);
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let msg = format!(
+            "{} pulls counted under registry {OTHER_REGISTRY:?}: {MAX_REGISTRIES} registries already kept",
+            done.folded
+        );
+        if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::debug!("{msg}");
+        } else {
+            tracing::warn!("{msg} (further ones are only counted: mirrorscope_errors_total{{component=\"ingest\",error_type=\"registry_folded\"}})");
+        }
+    }
+    let ack = done.ack;
+    match done.stale {
+        None => json(StatusCode::OK, &ack),
+        Some(why) => {
+            // 200 all the same: the records are filed, and the agent may forget them.
+            app.errors.count("ingest", "stale_report");
+            tracing::warn!("report refused: {why}");
+            json(
+                StatusCode::OK,
+                &StaleAck {
+                    accepted: ack.accepted,
+                    duplicates: ack.duplicates,
+                    stale: why,
+                },
+            )
+        }
+    }
+}
+
+/// A [`mirrorscope_core::report::PushAck`] for a stale report, saying why it was ignored.
+#[derive(serde::Serialize)]
+struct StaleAck {
+    accepted: u64,
+    duplicates: u64,
+    stale: String,
 }
 
 fn too_large() -> Resp {
