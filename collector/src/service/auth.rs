@@ -159,10 +159,12 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// TokenReview answers keyed by the SHA-256 of the token (raw tokens are never kept), bounded
 /// to `max` entries (oldest evicted first).
 struct ReviewCache {
-    entries: HashMap<String, (Instant, Result<Identity, AuthError>)>,
-    /// Keys in insertion order with their insertion time; an entry re-inserted since is
+    /// Key → (answered at, insertion number, answer).
+    entries: HashMap<String, (Instant, u64, Result<Identity, AuthError>)>,
+    /// Keys in insertion order with their insertion number; an entry re-inserted since is
     /// skipped when its older position comes up.
-    order: VecDeque<(String, Instant)>,
+    order: VecDeque<(String, u64)>,
+    inserted: u64,
     max: usize,
 }
 
@@ -171,6 +173,7 @@ impl ReviewCache {
         ReviewCache {
             entries: HashMap::new(),
             order: VecDeque::new(),
+            inserted: 0,
             max: max.max(1),
         }
     }
@@ -180,27 +183,29 @@ impl ReviewCache {
     }
 
     fn get(&self, token: &str, now: Instant) -> Option<Result<Identity, AuthError>> {
-        let (at, r) = self.entries.get(&Self::key(token))?;
+        let (at, _, r) = self.entries.get(&Self::key(token))?;
         let ttl = if r.is_ok() { REVIEW_TTL } else { NEGATIVE_TTL };
         (now.saturating_duration_since(*at) < ttl).then(|| r.clone())
     }
 
     fn insert(&mut self, token: &str, now: Instant, r: Result<Identity, AuthError>) {
         let key = Self::key(token);
-        self.entries.insert(key.clone(), (now, r));
-        self.order.push_back((key, now));
+        self.inserted += 1;
+        let n = self.inserted;
+        self.entries.insert(key.clone(), (now, n, r));
+        self.order.push_back((key, n));
         while self.entries.len() > self.max {
             let Some((k, at)) = self.order.pop_front() else {
                 break;
             };
-            if self.entries.get(&k).is_some_and(|(t, _)| *t == at) {
+            if self.entries.get(&k).is_some_and(|(_, i, _)| *i == at) {
                 self.entries.remove(&k);
             }
         }
         if self.order.len() > 2 * self.max {
             let entries = &self.entries;
             self.order
-                .retain(|(k, at)| entries.get(k).is_some_and(|(t, _)| t == at));
+                .retain(|(k, at)| entries.get(k).is_some_and(|(_, i, _)| i == at));
         }
     }
 
