@@ -19,6 +19,8 @@ pub async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
         401 => "unauthenticated",
         403 => "forbidden",
         503 => "auth_unavailable",
+        // Logged and counted where the write-ahead log failed.
+        507 => return resp,
         _ => "invalid_report",
     };
     app.errors.count("ingest", kind);
@@ -79,6 +81,23 @@ async fn file_report(app: &App, req: Request<Incoming>) -> Resp {
     if let Err(e) = identity.may_report(&report.node) {
         return auth_error(&e);
     }
+    // With --state-file, the records are on disk before the agent hears 200 (and forgets them).
+    let _gate = match &app.wal {
+        Some(wal) if !report.pulls.is_empty() => {
+            // Stale reports too: their records are filed all the same.
+            let gate = wal.gate.lock().await;
+            if let Err(e) = wal.append(&report.node, &report.pulls).await {
+                app.errors.count("state", "wal_write_failed");
+                tracing::error!("{e}; report refused so the agent keeps its records");
+                return error(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    &format!("cannot make the records durable: {e}"),
+                );
+            }
+            Some(gate)
+        }
+        _ => None,
+    };
     let done = app.store().ingest_checked(report, now_unix());
     if done.folded > 0 {
         app.errors.add("ingest", "registry_folded", done.folded);

@@ -16,6 +16,7 @@ mod responses;
 mod routes;
 pub mod state;
 pub mod views;
+pub mod wal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub struct App {
     auth: Auth,
     policy: Policy,
     pub errors: errors::Errors,
+    /// With `--state-file`: pull records are made durable here before a push is answered.
+    wal: Option<wal::Wal>,
 }
 
 impl App {
@@ -131,15 +134,42 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store.desired = desired_from_paths(&cfg.desired, &cfg.render).context("--desired")?;
         tracing::info!(desired = %store.desired.describe(), "desired state");
     }
+    let errors = errors::Errors::default();
+    let mut wal = None;
+    let mut replayed = 0;
     if let Some(path) = &cfg.state_file {
         restore(&mut store, path);
+        let wal_path = wal::path_for(path);
+        let (entries, torn) = wal::read(&wal_path).context("--state-file")?;
+        if torn > 0 {
+            errors.add("state", "wal_torn_line", torn as u64);
+            tracing::warn!(
+                "{torn} unreadable lines in {} (a push cut short by a crash: never acknowledged)",
+                wal_path.display()
+            );
+        }
+        for e in entries {
+            replayed += store.file_pulls(&e.node, e.pulls).accepted;
+        }
+        if replayed > 0 {
+            tracing::info!(
+                "replayed {replayed} pull records from {}",
+                wal_path.display()
+            );
+        }
+        wal = Some(wal::Wal::open(&wal_path).context("--state-file")?);
     }
     let app = Arc::new(App {
         store: Mutex::new(store),
         auth: cfg.auth,
         policy: cfg.policy,
-        errors: errors::Errors::default(),
+        errors,
+        wal,
     });
+    if let Some(path) = &cfg.state_file {
+        // Fold the replayed log into the state file (and empty it) before serving.
+        save_state(&app, path).await;
+    }
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -371,12 +401,23 @@ async fn shutdown_signal() {
     }
 }
 
+/// Writes the state file; then empties the write-ahead log, whose records the snapshot holds
+/// (pushes with records wait meanwhile, so none is truncated unsaved).
 async fn save_state(app: &Arc<App>, path: &std::path::Path) {
+    let _gate = match &app.wal {
+        Some(w) => Some(w.gate.lock().await),
+        None => None,
+    };
     let snap = app.store().snapshot();
     let path = path.to_path_buf();
+    let wal_file = app.wal.as_ref().map(|w| w.file());
     let r = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let bytes = serde_json::to_vec(&snap).map_err(std::io::Error::other)?;
-        mirrorscope_core::fsutil::write_atomic(&path, &bytes)
+        mirrorscope_core::fsutil::write_atomic(&path, &bytes)?;
+        match wal_file {
+            Some(f) => wal::Wal::truncate_blocking(&f),
+            None => Ok(()),
+        }
     })
     .await;
     match r {

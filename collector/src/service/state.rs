@@ -164,26 +164,7 @@ impl Store {
         let stale = self.stale(&report);
         let folded_before = self.registries_folded_total;
         let pulls = std::mem::take(&mut report.pulls);
-        let mut ack = PushAck {
-            accepted: 0,
-            duplicates: 0,
-        };
-        for mut p in pulls {
-            let key = (report.node.clone(), p.pull_id.clone());
-            if self.pull_ids.contains(&key) {
-                ack.duplicates += 1;
-                continue;
-            }
-            // The node is the one the token authenticated, never what the journal's
-            // _HOSTNAME says: hostnames need not be node names, and an agent must not be able
-            // to file pulls under another node.
-            p.node = Some(report.node.clone());
-            self.count(&p);
-            self.pull_ids.insert(key);
-            self.pulls.push_back(Arc::new(p));
-            ack.accepted += 1;
-            self.trim_pulls();
-        }
+        let ack = self.file_pulls(&report.node, pulls);
         self.pulls_accepted_total += ack.accepted;
         self.pulls_duplicate_total += ack.duplicates;
         let folded = self.registries_folded_total - folded_before;
@@ -215,6 +196,32 @@ impl Store {
             stale: None,
             folded,
         }
+    }
+
+    /// Files `node`'s pull records (deduplicated per node), as a report or the write-ahead log
+    /// at start brings them.
+    pub fn file_pulls(&mut self, node: &str, pulls: Vec<PullRecord>) -> PushAck {
+        let mut ack = PushAck {
+            accepted: 0,
+            duplicates: 0,
+        };
+        for mut p in pulls {
+            let key = (node.to_string(), p.pull_id.clone());
+            if self.pull_ids.contains(&key) {
+                ack.duplicates += 1;
+                continue;
+            }
+            // The node is the one the token authenticated, never what the journal's
+            // _HOSTNAME says: hostnames need not be node names, and an agent must not be able
+            // to file pulls under another node.
+            p.node = Some(node.to_string());
+            self.count(&p);
+            self.pull_ids.insert(key);
+            self.pulls.push_back(Arc::new(p));
+            ack.accepted += 1;
+            self.trim_pulls();
+        }
+        ack
     }
 
     /// Drops the oldest pulls past the window.
