@@ -63,3 +63,28 @@ fn a_half_sent_request_is_closed() {
         "{metrics}"
     );
 }
+
+/// A report whose body never finishes arriving is answered 408 (it used to keep its connection
+/// busy, and so safe from the connection cap, forever).
+#[test]
+fn a_report_body_that_never_ends_is_answered_408() {
+    let c = Collector::start(&[]);
+    let authority = c.url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.write_all(
+        format!("POST /v1/reports HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 1000\r\n\r\n{{\"version\":")
+            .as_bytes(),
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
+    let metrics = c.get("/metrics").1;
+    assert!(
+        metrics
+            .contains(r#"mirrorscope_errors_total{component="ingest",error_type="body_timeout"}"#),
+        "{metrics}"
+    );
+}

@@ -10,12 +10,17 @@ use super::responses::{error, json, Resp};
 use super::state::{MAX_REGISTRIES, OTHER_REGISTRY};
 use super::{now_unix, App, MAX_BODY};
 
+/// A report body (at most [`MAX_BODY`]) must arrive within this time once its head has: a
+/// connection busy with a slow body is never closed for a new one.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Files one report; every refusal is logged and counted by kind.
 pub async fn ingest(app: &App, req: Request<Incoming>) -> Resp {
     let resp = file_report(app, req).await;
     let kind = match resp.status().as_u16() {
         200..=299 => return resp,
         413 => "too_large",
+        408 => "body_timeout",
         401 => "unauthenticated",
         403 => "forbidden",
         503 => "auth_unavailable",
@@ -46,9 +51,22 @@ async fn file_report(app: &App, req: Request<Incoming>) -> Resp {
         Ok(i) => i,
         Err(e) => return auth_error(&e),
     };
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    let read = tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    );
+    let body = match read.await {
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "report body not received within {}s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
