@@ -166,7 +166,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         errors,
         wal,
     });
-    if let Some(path) = &cfg.state_file {
+    if let (Some(path), true) = (&cfg.state_file, replayed > 0) {
         // Fold the replayed log into the state file (and empty it) before serving.
         save_state(&app, path).await;
     }
