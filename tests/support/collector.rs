@@ -90,9 +90,23 @@ impl Collector {
         Self::try_start(args).unwrap_or_else(|log| panic!("collector did not start:\n{log}"))
     }
 
+    /// Like [`Collector::start`], with the soft limit of open files lowered to `nofile` (as a
+    /// small container's would be), so that file descriptor exhaustion is reachable in a test.
+    pub fn start_with_nofile(nofile: u32, args: &[&str]) -> Collector {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(bin("mirrorscope-collector"));
+        Self::spawn(cmd, args).unwrap_or_else(|log| panic!("collector did not start:\n{log}"))
+    }
+
     /// Like [`Collector::start`], but returns the log when the process exits before listening.
     pub fn try_start(args: &[&str]) -> Result<Collector, String> {
-        let mut child = Command::new(bin("mirrorscope-collector"))
+        Self::spawn(Command::new(bin("mirrorscope-collector")), args)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str]) -> Result<Collector, String> {
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())

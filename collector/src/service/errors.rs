@@ -16,6 +16,12 @@ impl Errors {
         *c.entry((component, error_type)).or_default() += 1;
     }
 
+    /// Counts `n` failures of one kind at once.
+    pub fn add(&self, component: &'static str, error_type: &'static str, n: u64) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *c.entry((component, error_type)).or_default() += n;
+    }
+
     pub fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
         let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         c.iter().map(|(k, v)| (*k, *v)).collect()

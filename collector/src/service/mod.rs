@@ -16,6 +16,7 @@ mod responses;
 mod routes;
 pub mod state;
 pub mod views;
+pub mod wal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub struct App {
     auth: Auth,
     policy: Policy,
     pub errors: errors::Errors,
+    /// With `--state-file`: pull records are made durable here before a push is answered.
+    wal: Option<wal::Wal>,
 }
 
 impl App {
@@ -131,15 +134,42 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store.desired = desired_from_paths(&cfg.desired, &cfg.render).context("--desired")?;
         tracing::info!(desired = %store.desired.describe(), "desired state");
     }
+    let errors = errors::Errors::default();
+    let mut wal = None;
+    let mut replayed = 0;
     if let Some(path) = &cfg.state_file {
         restore(&mut store, path);
+        let wal_path = wal::path_for(path);
+        let (entries, torn) = wal::read(&wal_path).context("--state-file")?;
+        if torn > 0 {
+            errors.add("state", "wal_torn_line", torn as u64);
+            tracing::warn!(
+                "{torn} unreadable lines in {} (a push cut short by a crash: never acknowledged)",
+                wal_path.display()
+            );
+        }
+        for e in entries {
+            replayed += store.file_pulls(&e.node, e.pulls).accepted;
+        }
+        if replayed > 0 {
+            tracing::info!(
+                "replayed {replayed} pull records from {}",
+                wal_path.display()
+            );
+        }
+        wal = Some(wal::Wal::open(&wal_path).context("--state-file")?);
     }
     let app = Arc::new(App {
         store: Mutex::new(store),
         auth: cfg.auth,
         policy: cfg.policy,
-        errors: errors::Errors::default(),
+        errors,
+        wal,
     });
+    if let (Some(path), true) = (&cfg.state_file, replayed > 0) {
+        // Fold the replayed log into the state file (and empty it) before serving.
+        save_state(&app, path).await;
+    }
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -204,9 +234,72 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 }
 
+/// A client must send a request head within this time (slow or half-sent requests, and idle
+/// keep-alive connections, are closed past it).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections open at once (lowered to fit the process's limit of open files).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// File descriptors left for everything but client connections (state file, API server,
+/// the runtime's own).
+const FD_RESERVE: usize = 64;
+
+/// The connection cap for this process: [`MAX_CONNECTIONS`], or fewer when the soft limit of
+/// open files (from /proc/self/limits) would be reached first.
+fn connection_cap() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|n| n.parse::<usize>().ok())
+        });
+    match soft {
+        Some(n) => MAX_CONNECTIONS.min(n.saturating_sub(FD_RESERVE).max(16)),
+        None => MAX_CONNECTIONS,
+    }
+}
+
+/// One open connection: busy while a request is being answered.
+struct Open {
+    task: tokio::task::AbortHandle,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Logs the first occurrence of a failure kind at warn (the rest at debug); counts each.
+struct Once {
+    logged: std::collections::BTreeSet<&'static str>,
+}
+
+impl Once {
+    fn report(&mut self, app: &App, kind: &'static str, msg: &str) {
+        app.errors.count("http", kind);
+        if self.logged.insert(kind) {
+            tracing::warn!("{msg} (further ones are only counted: mirrorscope_errors_total{{component=\"http\",error_type=\"{kind}\"}})");
+        } else {
+            tracing::debug!("{msg}");
+        }
+    }
+}
+
 /// Accepts connections until cancelled, then lets open ones finish (for at most [`DRAIN`]).
+/// Past the connection cap the oldest idle connection is closed for the new one (clients that
+/// hold connections open cannot lock out probes and agents); when every one is busy the new
+/// connection is refused.
 async fn serve(listener: TcpListener, app: Arc<App>, cancel: CancellationToken) {
+    use std::sync::atomic::Ordering;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let cap = connection_cap();
+    tracing::info!("serving at most {cap} connections at once");
+    let mut open: std::collections::VecDeque<Open> = std::collections::VecDeque::new();
+    let once = Arc::new(Mutex::new(Once {
+        logged: Default::default(),
+    }));
+    let report = |kind: &'static str, msg: &str| {
+        once.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .report(&app, kind, msg)
+    };
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -215,22 +308,74 @@ async fn serve(listener: TcpListener, app: Arc<App>, cancel: CancellationToken) 
         let stream = match accepted {
             Ok((s, _)) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "accept");
+                // Out of file descriptors, typically.
+                report("accept", &format!("accept: {e}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        open.retain(|o| !o.task.is_finished());
+        if open.len() >= cap {
+            match open
+                .iter()
+                .position(|o| o.busy.load(Ordering::Relaxed) == 0)
+            {
+                Some(i) => {
+                    if let Some(idle) = open.remove(i) {
+                        idle.task.abort();
+                    }
+                    report(
+                        "too_many_connections",
+                        &format!("more than {cap} connections at once; closed the oldest idle one"),
+                    );
+                }
+                None => {
+                    report(
+                        "connections_all_busy",
+                        &format!("{cap} connections all busy; refused a new one"),
+                    );
+                    drop(stream);
+                    continue;
+                }
+            }
+        }
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let svc = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&app, req).await) }
-        });
-        let conn =
-            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+        let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let svc = {
+            let (app, busy) = (app.clone(), busy.clone());
+            hyper::service::service_fn(move |req| {
+                let (app, busy) = (app.clone(), busy.clone());
+                async move {
+                    busy.fetch_add(1, Ordering::Relaxed);
+                    let r = handle(&app, req).await;
+                    busy.fetch_sub(1, Ordering::Relaxed);
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            })
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
+        let (app2, once2) = (app.clone(), once.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                let kind = if e.is_timeout() {
+                    "header_timeout"
+                } else {
+                    "connection"
+                };
+                once2.lock().unwrap_or_else(|p| p.into_inner()).report(
+                    &app2,
+                    kind,
+                    &format!("HTTP connection: {e}"),
+                );
+            }
+        });
+        open.push_back(Open {
+            task: task.abort_handle(),
+            busy,
         });
     }
     if tokio::time::timeout(DRAIN, graceful.shutdown())
@@ -256,12 +401,23 @@ async fn shutdown_signal() {
     }
 }
 
+/// Writes the state file; then empties the write-ahead log, whose records the snapshot holds
+/// (pushes with records wait meanwhile, so none is truncated unsaved).
 async fn save_state(app: &Arc<App>, path: &std::path::Path) {
+    let _gate = match &app.wal {
+        Some(w) => Some(w.gate.lock().await),
+        None => None,
+    };
     let snap = app.store().snapshot();
     let path = path.to_path_buf();
+    let wal_file = app.wal.as_ref().map(|w| w.file());
     let r = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let bytes = serde_json::to_vec(&snap).map_err(std::io::Error::other)?;
-        mirrorscope_core::fsutil::write_atomic(&path, &bytes)
+        mirrorscope_core::fsutil::write_atomic(&path, &bytes)?;
+        match wal_file {
+            Some(f) => wal::Wal::truncate_blocking(&f),
+            None => Ok(()),
+        }
     })
     .await;
     match r {

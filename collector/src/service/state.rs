@@ -20,13 +20,22 @@ pub struct NodeEntry {
     /// The report without its pulls (those live in the pull window).
     pub report: Arc<NodeReport>,
     pub received_unix: f64,
+    /// Agent instances this node reported from before the current one (newest last, at most
+    /// [`RETIRED_INSTANCES`]): a process that was replaced never reports again, so a report of
+    /// one of them is a replay.
+    pub retired: Arc<Vec<String>>,
 }
+
+/// Retired agent instances remembered per node.
+pub const RETIRED_INSTANCES: usize = 8;
 
 /// [`NodeEntry`] as the state file stores it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SnapshotNode {
     pub report: NodeReport,
     pub received_unix: f64,
+    #[serde(default)]
+    pub retired: Vec<String>,
 }
 
 /// A node as the API server describes it.
@@ -65,15 +74,35 @@ pub struct KubeView {
 pub struct Store {
     pub nodes: BTreeMap<String, NodeEntry>,
     pulls: VecDeque<Arc<PullRecord>>,
-    pull_ids: HashSet<String>,
+    /// (node, pull id): pull ids are each agent's own, so two nodes may share one.
+    pull_ids: HashSet<PullKey>,
     max_pulls: usize,
     pub registries: BTreeMap<String, RegistryStats>,
     pub reports_total: u64,
     pub pulls_accepted_total: u64,
     pub pulls_duplicate_total: u64,
+    /// Pulls counted under [`OTHER_REGISTRY`] because [`MAX_REGISTRIES`] were already kept.
+    pub registries_folded_total: u64,
     /// Replaced whole at each change, so copies of the store share it.
     pub kube: Arc<KubeView>,
     pub desired: DesiredState,
+}
+
+/// Registries with statistics of their own; pulls from any further one count under
+/// [`OTHER_REGISTRY`], so the views and `/metrics` label sets stay bounded whatever image names
+/// agents send.
+pub const MAX_REGISTRIES: usize = 500;
+/// Where the pulls of registries past [`MAX_REGISTRIES`] are counted.
+pub const OTHER_REGISTRY: &str = "other";
+
+/// What [`Store::ingest_checked`] did with a report.
+#[derive(Debug)]
+pub struct Ingested {
+    pub ack: PushAck,
+    /// Why the report itself was ignored (its pulls are filed all the same).
+    pub stale: Option<String>,
+    /// Pulls counted under [`OTHER_REGISTRY`].
+    pub folded: u64,
 }
 
 /// The on-disk snapshot (`--state-file`).
@@ -96,52 +125,122 @@ impl Store {
             reports_total: 0,
             pulls_accepted_total: 0,
             pulls_duplicate_total: 0,
+            registries_folded_total: 0,
             kube: Arc::default(),
             desired: DesiredState::default(),
         }
     }
 
     /// Stores a report: replaces the node's previous one, keeps its new pulls.
-    pub fn ingest(&mut self, mut report: NodeReport, now_unix: f64) -> PushAck {
+    pub fn ingest(&mut self, report: NodeReport, now_unix: f64) -> PushAck {
+        self.ingest_checked(report, now_unix).ack
+    }
+
+    /// Why `report` is older than what the node already reported, if it is: the same agent
+    /// instance with a seq at or below the last accepted one, or an instance the node has
+    /// since restarted from.
+    pub fn stale(&self, report: &NodeReport) -> Option<String> {
+        let entry = self.nodes.get(&report.node)?;
+        let last = &entry.report;
+        if report.agent_instance == last.agent_instance {
+            (report.seq <= last.seq).then(|| {
+                format!(
+                    "stale report (seq {} of agent instance {:?}, already at seq {}): ignored",
+                    report.seq, report.agent_instance, last.seq
+                )
+            })
+        } else {
+            entry.retired.contains(&report.agent_instance).then(|| {
+                format!(
+                    "stale report (agent instance {:?} was replaced by {:?}): ignored",
+                    report.agent_instance, last.agent_instance
+                )
+            })
+        }
+    }
+
+    /// [`Store::ingest`], also telling why the report itself was ignored: a stale report
+    /// leaves the node's state alone, but its pull records are still filed (deduplicated), so
+    /// an agent that forgets acknowledged records loses none.
+    pub fn ingest_checked(&mut self, mut report: NodeReport, now_unix: f64) -> Ingested {
+        let stale = self.stale(&report);
+        let folded_before = self.registries_folded_total;
         let pulls = std::mem::take(&mut report.pulls);
+        let ack = self.file_pulls(&report.node, pulls);
+        self.pulls_accepted_total += ack.accepted;
+        self.pulls_duplicate_total += ack.duplicates;
+        let folded = self.registries_folded_total - folded_before;
+        if stale.is_some() {
+            return Ingested { ack, stale, folded };
+        }
+        self.reports_total += 1;
+        let retired = match self.nodes.get(&report.node) {
+            None => Arc::default(),
+            Some(e) if e.report.agent_instance == report.agent_instance => e.retired.clone(),
+            Some(e) => {
+                let mut r: Vec<String> = (*e.retired).clone();
+                r.push(e.report.agent_instance.clone());
+                let excess = r.len().saturating_sub(RETIRED_INSTANCES);
+                r.drain(..excess);
+                Arc::new(r)
+            }
+        };
+        self.nodes.insert(
+            report.node.clone(),
+            NodeEntry {
+                report: Arc::new(report),
+                received_unix: now_unix,
+                retired,
+            },
+        );
+        Ingested {
+            ack,
+            stale: None,
+            folded,
+        }
+    }
+
+    /// Files `node`'s pull records (deduplicated per node), as a report or the write-ahead log
+    /// at start brings them.
+    pub fn file_pulls(&mut self, node: &str, pulls: Vec<PullRecord>) -> PushAck {
         let mut ack = PushAck {
             accepted: 0,
             duplicates: 0,
         };
         for mut p in pulls {
-            if self.pull_ids.contains(&p.pull_id) {
+            let key = (node.to_string(), p.pull_id.clone());
+            if self.pull_ids.contains(&key) {
                 ack.duplicates += 1;
                 continue;
             }
             // The node is the one the token authenticated, never what the journal's
             // _HOSTNAME says: hostnames need not be node names, and an agent must not be able
             // to file pulls under another node.
-            p.node = Some(report.node.clone());
+            p.node = Some(node.to_string());
             self.count(&p);
-            self.pull_ids.insert(p.pull_id.clone());
+            self.pull_ids.insert(key);
             self.pulls.push_back(Arc::new(p));
             ack.accepted += 1;
-            while self.pulls.len() > self.max_pulls {
-                if let Some(old) = self.pulls.pop_front() {
-                    self.pull_ids.remove(&old.pull_id);
-                }
-            }
+            self.trim_pulls();
         }
-        self.reports_total += 1;
-        self.pulls_accepted_total += ack.accepted;
-        self.pulls_duplicate_total += ack.duplicates;
-        self.nodes.insert(
-            report.node.clone(),
-            NodeEntry {
-                report: Arc::new(report),
-                received_unix: now_unix,
-            },
-        );
         ack
     }
 
+    /// Drops the oldest pulls past the window.
+    fn trim_pulls(&mut self) {
+        while self.pulls.len() > self.max_pulls {
+            if let Some(old) = self.pulls.pop_front() {
+                self.pull_ids.remove(&key_of(&old));
+            }
+        }
+    }
+
     fn count(&mut self, p: &PullRecord) {
-        let registry = registry_of(&p.image);
+        let mut registry = registry_of(&p.image);
+        if !self.registries.contains_key(&registry) && self.registries_kept() >= MAX_REGISTRIES {
+            registry = OTHER_REGISTRY.to_string();
+            self.registries_folded_total += 1;
+        }
         let s = self
             .registries
             .entry(registry.clone())
@@ -168,6 +267,11 @@ impl Store {
                 *s.failures_by_class.entry(class.to_string()).or_default() += 1;
             }
         }
+    }
+
+    /// Registries with statistics of their own (`other` aside).
+    fn registries_kept(&self) -> usize {
+        self.registries.len() - usize::from(self.registries.contains_key(OTHER_REGISTRY))
     }
 
     /// Pull records kept, oldest first.
@@ -201,6 +305,7 @@ impl Store {
             reports_total: self.reports_total,
             pulls_accepted_total: self.pulls_accepted_total,
             pulls_duplicate_total: self.pulls_duplicate_total,
+            registries_folded_total: self.registries_folded_total,
             kube: self.kube.clone(),
             desired: self.desired.clone(),
         }
@@ -215,6 +320,7 @@ impl Store {
                 .map(|n| SnapshotNode {
                     report: (*n.report).clone(),
                     received_unix: n.received_unix,
+                    retired: (*n.retired).clone(),
                 })
                 .collect(),
             pulls: self.pulls.iter().map(|p| (**p).clone()).collect(),
@@ -229,23 +335,51 @@ impl Store {
                 NodeEntry {
                     report: Arc::new(n.report),
                     received_unix: n.received_unix,
+                    retired: Arc::new(n.retired),
                 },
             );
         }
         for p in snap.pulls {
-            if self.pull_ids.insert(p.pull_id.clone()) {
+            if self.pull_ids.insert(key_of(&p)) {
                 self.pulls.push_back(Arc::new(p));
             }
         }
-        while self.pulls.len() > self.max_pulls {
-            if let Some(old) = self.pulls.pop_front() {
-                self.pull_ids.remove(&old.pull_id);
+        self.trim_pulls();
+        for r in snap.registries {
+            if r.registry == OTHER_REGISTRY
+                || self.registries.contains_key(&r.registry)
+                || self.registries_kept() < MAX_REGISTRIES
+            {
+                self.registries.insert(r.registry.clone(), r);
+            } else {
+                // A state file from before the bound: fold the excess into `other`.
+                self.registries_folded_total += 1;
+                let o = self
+                    .registries
+                    .entry(OTHER_REGISTRY.to_string())
+                    .or_insert_with(|| RegistryStats {
+                        registry: OTHER_REGISTRY.to_string(),
+                        ..Default::default()
+                    });
+                o.pulls += r.pulls;
+                o.by_mirror += r.by_mirror;
+                o.by_source += r.by_source;
+                o.failed += r.failed;
+                o.fallbacks += r.fallbacks;
+                o.blocked += r.blocked;
+                for (k, v) in r.failures_by_class {
+                    *o.failures_by_class.entry(k).or_default() += v;
+                }
             }
         }
-        for r in snap.registries {
-            self.registries.insert(r.registry.clone(), r);
-        }
     }
+}
+
+/// The deduplication key of a pull: (node, pull id).
+type PullKey = (String, String);
+
+fn key_of(p: &PullRecord) -> PullKey {
+    (p.node.clone().unwrap_or_default(), p.pull_id.clone())
 }
 
 /// A pull that failed because its source is blocked (and no mirror served it).
@@ -307,6 +441,40 @@ mod tests {
         assert_eq!(s.registries["docker.io"].pulls, 2);
         assert_eq!(s.registries["quay.io"].fallbacks, 1);
         assert!(s.nodes["node-a"].report.pulls.is_empty());
+    }
+
+    #[test]
+    fn registries_are_bounded() {
+        let mut s = Store::new(10);
+        let mut r: NodeReport = serde_json::from_str(include_str!("testdata/report.json")).unwrap();
+        r.pulls = (0..MAX_REGISTRIES + 10)
+            .map(|i| pull(&i.to_string(), &format!("r{i}.example.com/a"), false))
+            .collect();
+        let done = s.ingest_checked(r, 1.0);
+        assert_eq!(done.folded, 10);
+        assert_eq!(s.registries.len(), MAX_REGISTRIES + 1);
+        assert_eq!(s.registries[OTHER_REGISTRY].pulls, 10);
+        let snap = serde_json::to_vec(&s.snapshot()).unwrap();
+        let mut restored = Store::new(10);
+        restored.restore(serde_json::from_slice(&snap).unwrap());
+        assert_eq!(restored.registries.len(), MAX_REGISTRIES + 1);
+    }
+
+    #[test]
+    fn pull_ids_are_per_node() {
+        let mut s = Store::new(10);
+        let mut a: NodeReport = serde_json::from_str(include_str!("testdata/report.json")).unwrap();
+        let mut b = a.clone();
+        b.node = "node-b".into();
+        a.pulls = vec![pull("p1", "nginx", false)];
+        b.pulls = vec![pull("p1", "nginx", false)];
+        assert_eq!(s.ingest(a, 1.0).accepted, 1);
+        assert_eq!(s.ingest(b, 1.0).accepted, 1);
+        assert_eq!(s.pulls().count(), 2);
+        let snap = serde_json::to_vec(&s.snapshot()).unwrap();
+        let mut restored = Store::new(10);
+        restored.restore(serde_json::from_slice(&snap).unwrap());
+        assert_eq!(restored.pulls().count(), 2);
     }
 
     #[test]
