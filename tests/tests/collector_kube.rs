@@ -1055,6 +1055,15 @@ fn machine_config_nodes_hold_wait_back_and_fail_it_fast() {
         wait_for_or_log(&c, "w1 draining by its MCN", || {
             c.get_json("/v1/nodes/w1")["mcn_phase"] == "draining"
         });
+        let page = c.get("/").1;
+        assert!(page.contains("lagging (draining)"), "{page}");
+        let wide =
+            String::from_utf8_lossy(&cli(&c.url, &["nodes", "-o", "wide"]).stdout).into_owned();
+        assert!(
+            wide.lines()
+                .any(|l| l.starts_with("w1 ") && l.contains("draining")),
+            "{wide}"
+        );
         let out = cli(&c.url, &["wait", "--nodes", "w1", "--timeout", "1s"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{api_version}: {stdout}");

@@ -68,7 +68,12 @@ fn run_local_serves_the_example_node_and_stops_on_ctrl_c() {
     let work = TempDir::new("run-local");
     let bin_dir = bin("mirrorscope").parent().unwrap().to_path_buf();
     let log = work.path().join("stderr");
-    let mut child = Command::new(repo().join("scripts/run-local"))
+    // SIGINT restored to its default: started in the background (`./tests/run > log &`, CI
+    // runners), this test inherits SIGINT ignored, and a shell cannot trap a signal ignored on
+    // entry.
+    let mut child = Command::new("/usr/bin/env")
+        .arg("--default-signal=INT")
+        .arg(repo().join("scripts/run-local"))
         .arg("--example")
         .env("MIRRORSCOPE_BIN_DIR", &bin_dir)
         .env("MIRRORSCOPE_RUN_DIR", work.path().join("run"))
@@ -165,8 +170,60 @@ fn run_local_serves_the_example_node_and_stops_on_ctrl_c() {
         "{metrics}"
     );
 
-    // Ctrl-C: both processes stop, the script exits 0.
+    // A second run on the same ports refuses to start instead of pushing to this one.
+    let second = Command::new(repo().join("scripts/run-local"))
+        .arg("--example")
+        .env("MIRRORSCOPE_BIN_DIR", &bin_dir)
+        .env("MIRRORSCOPE_RUN_DIR", work.path().join("run2"))
+        .env("MIRRORSCOPE_COLLECTOR_PORT", cport.to_string())
+        .env("MIRRORSCOPE_AGENT_PORT", aport.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("is already in use"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
+    // --reload logs CRI-O's reload to the example journal: the agent sees a newer apply time.
+    let applied = |url: &str| -> String {
+        let (_, body) = http(url, "GET", "/v1/report", &[], b"");
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        v["crio"]["last_applied_at"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let agent_url = format!("http://127.0.0.1:{aport}");
+    let before = applied(&agent_url);
+    let reload = Command::new(repo().join("scripts/run-local"))
+        .arg("--reload")
+        .env("MIRRORSCOPE_RUN_DIR", work.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while applied(&agent_url) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no new CRI-O apply time: {}",
+            stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Ctrl-C, twice: both processes stop, the script exits 0.
     signal(child.id(), "INT");
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {

@@ -85,6 +85,11 @@ pub fn page(
             (false, false) => ("bad", "lagging"),
         };
         let reasons: Vec<String> = n.reasons.iter().map(|r| esc(r)).collect();
+        // The MachineConfigNode's phase (draining, rebooting, ...) says what the node is doing.
+        let state = match &n.mcn_phase {
+            Some(p) if !n.landed => format!("{state} ({})", esc(p)),
+            _ => state.to_string(),
+        };
         let _ = write!(
             h,
             "<tr class=\"node\" data-node=\"{}\"><td>{}</td><td>{}</td><td class=\"{cls}\">{state}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
