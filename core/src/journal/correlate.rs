@@ -1155,7 +1155,7 @@ fn last_tried_ref(p: &OpenPull) -> Option<&str> {
         .map(|a| a.reference.as_str())
 }
 
-/// Tier (see [`match_tier`]) of the location at `pos` (its first position) in `p`'s sources.
+/// Tier (see `match_tier`) of the location at `pos` (its first position) in `p`'s sources.
 fn source_tier(p: &OpenPull, pos: usize) -> u8 {
     let next = p.round_pos.map_or(0, |r| r + 1);
     if pos == next {
@@ -1244,7 +1244,7 @@ impl OpenIndex {
         }
     }
 
-    /// The pull [`match_tier`] and the tie-breaks choose for a `Trying to access "location"`
+    /// The pull `match_tier` and the tie-breaks choose for a `Trying to access "location"`
     /// line: the smallest `(tier, total_tries, seq)` among the pulls listing the location and
     /// those whose image has its last path element.
     fn best_for(&self, location: &str) -> Option<u64> {
