@@ -98,6 +98,68 @@ fn journal() -> (Vec<JournalEntry>, StaticResolver) {
     (out, resolver)
 }
 
+/// 40,000 pulls of distinct images opened before any of them moves: every pull sees one
+/// `Trying` line for its mirror while all are open, then its `Pulled` line. Correlation work per
+/// line must not grow with the number of open pulls.
+const OPEN_PULLS: usize = 40_000;
+
+fn many_open_pulls() -> (Vec<JournalEntry>, StaticResolver) {
+    let mut resolver = StaticResolver::new();
+    let mut out = Vec::with_capacity(OPEN_PULLS * 3);
+    let img = |k: usize| format!("quay.io/acme/svc{k}:1.{}", k % 13);
+    let mirror = |k: usize| format!("mirror.example.net/acme/svc{k}:1.{}", k % 13);
+    let id = |k: usize| format!("{k:08x}-0000-4000-8000-000000000003");
+    const T: &str = "2026-11-21T07:05:01.000000Z";
+    for k in 0..OPEN_PULLS {
+        resolver.insert(&img(k), vec![mirror(k), img(k)]);
+        let msg = format!(
+            r#"time="{T}" level=info msg="Pulling image: {}" id={} name=/runtime.v1.ImageService/PullImage"#,
+            img(k),
+            id(k)
+        );
+        let i = out.len();
+        out.push(entry(i, "crio.service", msg));
+    }
+    for k in 0..OPEN_PULLS {
+        let msg = format!(
+            r#"time="{T}" level=info msg="Trying to access \"{}\"""#,
+            mirror(k)
+        );
+        let i = out.len();
+        out.push(entry(i, "crio.service", msg));
+    }
+    for k in 0..OPEN_PULLS {
+        let msg = format!(
+            r#"time="{T}" level=info msg="Pulled image: {}@sha256:{k:064x}" id={} name=/runtime.v1.ImageService/PullImage"#,
+            img(k),
+            id(k)
+        );
+        let i = out.len();
+        out.push(entry(i, "crio.service", msg));
+    }
+    (out, resolver)
+}
+
+fn bench_many_open(c: &mut Criterion) {
+    let (entries, resolver) = many_open_pulls();
+    let mut g = c.benchmark_group("journal");
+    g.throughput(Throughput::Elements(entries.len() as u64));
+    g.sample_size(10);
+    g.bench_function("correlate_40k_open_pulls", |b| {
+        b.iter(|| {
+            let mut c = Correlator::new(Box::new(resolver.clone()), CorrelatorConfig::default());
+            let mut out = Vec::new();
+            for e in &entries {
+                let _ = c.push(e, &mut out);
+            }
+            out.extend(c.finish());
+            assert_eq!(out.len(), OPEN_PULLS);
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let (entries, resolver) = journal();
     let mut g = c.benchmark_group("journal");
@@ -152,5 +214,5 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_many_open);
 criterion_main!(benches);

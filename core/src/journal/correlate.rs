@@ -67,6 +67,8 @@
 //!   twin (an open pull of the same image with locations, else the latest such finished pull
 //!   still held back); with no twin, `attempts` is empty and `served_by` null.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use sha2::{Digest, Sha256};
 
 use super::cimage_error::{is_aggregated, split_error, strip_wrappers, AttemptError};
@@ -192,9 +194,9 @@ struct PodHint {
 pub struct Correlator {
     resolver: Box<dyn SourceResolver + Send>,
     config: CorrelatorConfig,
-    open: Vec<OpenPull>,
-    finished: Vec<Finished>,
-    hints: Vec<PodHint>,
+    open: OpenPulls,
+    finished: HeldBack,
+    hints: Hints,
     orphans: Vec<Orphan>,
     /// `_HOSTNAME` of the latest entry that had one: kubelet lines reach the handlers without
     /// their entry.
@@ -224,9 +226,9 @@ impl Correlator {
         Self {
             resolver,
             config,
-            open: Vec::new(),
-            finished: Vec::new(),
-            hints: Vec::new(),
+            open: OpenPulls::default(),
+            finished: HeldBack::default(),
+            hints: Hints::default(),
             orphans: Vec::new(),
             hostname: None,
             klog: KlogReassembler::new(),
@@ -282,8 +284,8 @@ impl Correlator {
             self.handle_klog_text(&close_incomplete(text), self.last_usec, "");
         }
         let mut rest: Vec<(u64, PullRecord)> =
-            self.finished.drain(..).map(|f| (f.seq, f.record)).collect();
-        for p in std::mem::take(&mut self.open) {
+            self.finished.drain().map(|f| (f.seq, f.record)).collect();
+        for p in self.open.drain() {
             let seq = p.seq;
             rest.push((seq, build_record(p, PullOutcome::InProgress, None, None)));
         }
@@ -357,30 +359,39 @@ impl Correlator {
             }
             CrioEvent::AccessFailed { location, error } => {
                 let class = super::cimage_error::classify_error(&error);
-                if let Some(a) = self.open.iter_mut().find_map(|p| {
-                    p.last_tried
-                        .and_then(|i| p.attempts.get_mut(i))
-                        .filter(|a| a.reference == location)
-                }) {
-                    a.error = Some(error);
-                    a.class = Some(class);
+                // The first open pull that tried the location last gets the error; none of them
+                // expects an echo any more.
+                if let Some(seq) = keyed_first(&self.open.index.by_last_tried, &location) {
+                    self.open.modify(seq, |p| {
+                        if let Some(a) = p.last_tried.and_then(|i| p.attempts.get_mut(i)) {
+                            a.error = Some(error);
+                            a.class = Some(class);
+                        }
+                    });
                 }
-                for p in self.open.iter_mut() {
-                    let last = p.last_tried.and_then(|i| p.attempts.get(i));
-                    if last.is_some_and(|a| a.reference == location) {
-                        p.echo_expected = false;
-                    }
+                let echoing: Vec<u64> = self
+                    .open
+                    .index
+                    .echo_expected
+                    .get(location.as_str())
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                for seq in echoing {
+                    self.open.modify(seq, |p| p.echo_expected = false);
                 }
             }
             CrioEvent::PulledImage {
                 reference,
                 request_id,
             } => {
-                let Some(i) = self.find_by_id(request_id.as_deref()) else {
+                let Some(mut p) = self
+                    .open
+                    .by_request(request_id.as_deref())
+                    .and_then(|seq| self.open.remove(seq))
+                else {
                     self.close_partial_pulled(reference, request_id, entry);
                     return None;
                 };
-                let mut p = self.open.remove(i);
                 if p.attempts.is_empty() {
                     self.borrow_twin_attempts(&mut p);
                 }
@@ -395,11 +406,12 @@ impl Correlator {
             CrioEvent::FallingBackToArtifact {
                 error, request_id, ..
             } => {
-                let i = self.find_by_id(request_id.as_deref())?;
-                let p = self.open.get_mut(i)?;
-                p.artifact_failed = true;
-                p.last_usec = now;
-                apply_errors(p, &error);
+                let seq = self.open.by_request(request_id.as_deref())?;
+                self.open.modify(seq, |p| {
+                    p.artifact_failed = true;
+                    p.last_usec = now;
+                    apply_errors(p, &error);
+                });
             }
             CrioEvent::RegistriesApplied { .. } => {
                 return Some(Notice::RegistriesApplied { at_usec: now });
@@ -411,7 +423,8 @@ impl Correlator {
                 });
             }
             CrioEvent::Starting { version } => {
-                for p in std::mem::take(&mut self.open) {
+                let all: Vec<OpenPull> = self.open.drain().collect();
+                for p in all {
                     let seq = p.seq;
                     let record = build_record(p, PullOutcome::Abandoned, None, None);
                     self.hold(seq, record, None, now);
@@ -432,21 +445,22 @@ impl Correlator {
     /// both request ids log `Pulling`/`Pulled`, but only one round of `Trying` lines appears.
     /// A pull that succeeds without having seen any location takes the locations of such a
     /// twin: an open pull of the same image, else the latest pulled record of it still held back.
-    fn borrow_twin_attempts(&self, p: &mut OpenPull) {
-        if let Some(twin) = self
-            .open
-            .iter()
-            .find(|o| o.image == p.image && !o.attempts.is_empty())
+    fn borrow_twin_attempts(&mut self, p: &mut OpenPull) {
+        if let Some(twin) = keyed_first(&self.open.index.with_attempts, &p.image)
+            .and_then(|seq| self.open.pulls.get(&seq))
         {
+            self.open.visits += 1;
             p.attempts = twin.attempts.clone();
             p.last_tried = twin.last_tried;
             return;
         }
-        let Some(twin) = self.finished.iter().rev().find(|f| {
-            f.image == p.image
-                && f.record.outcome == PullOutcome::Pulled
-                && f.record.served_by.is_some()
-        }) else {
+        let Some(twin) = self
+            .finished
+            .served_by_image
+            .get(p.image.as_str())
+            .and_then(|s| s.last())
+            .and_then(|id| self.finished.items.get(id))
+        else {
             return;
         };
         p.attempts = twin
@@ -467,15 +481,8 @@ impl Correlator {
             .position(|a| a.outcome == AttemptOutcome::Served);
     }
 
-    fn find_by_id(&self, id: Option<&str>) -> Option<usize> {
-        let id = id?;
-        self.open
-            .iter()
-            .position(|p| p.request_id.as_deref() == Some(id))
-    }
-
     fn open_pull(&mut self, image: String, request_id: Option<String>, entry: &JournalEntry) {
-        if request_id.is_some() && self.find_by_id(request_id.as_deref()).is_some() {
+        if self.open.by_request(request_id.as_deref()).is_some() {
             return;
         }
         let now = entry.realtime_usec;
@@ -486,7 +493,7 @@ impl Correlator {
         let pod = self.take_hint(&image, now);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.open.push(OpenPull {
+        self.open.insert(OpenPull {
             seq,
             pull_id,
             request_id,
@@ -512,35 +519,50 @@ impl Correlator {
     }
 
     fn take_hint(&mut self, image: &str, now: u64) -> Option<String> {
-        let window = self.config.pod_hint_usec;
-        self.hints
-            .retain(|h| h.at_usec.saturating_add(window) >= now);
-        let i = self.hints.iter().position(|h| h.image == image)?;
-        Some(self.hints.remove(i).pod)
+        self.hints.expire(now, self.config.pod_hint_usec);
+        self.hints.take(image).map(|h| h.pod)
     }
 
     fn attach_try(&mut self, location: String, debug: bool, now: u64) {
         if debug && self.take_echo(&location, now) {
             return;
         }
-        let mut best: Option<((u8, u32, u64), usize)> = None;
-        for (i, p) in self.open.iter().enumerate() {
-            let Some(tier) = match_tier(p, &location) else {
-                continue;
-            };
-            let key = (tier, p.total_tries, p.seq);
-            if best.as_ref().is_none_or(|(k, _)| key < *k) {
-                best = Some((key, i));
-            }
+        let best = self.open.index.best_for(&location);
+        // The definition, checked on every line while that is cheap (the load tests open
+        // thousands of pulls).
+        #[cfg(test)]
+        if self.open.len() <= 512 {
+            assert_eq!(
+                best,
+                self.best_by_scan(&location),
+                "indexed choice for {location}"
+            );
         }
-        let Some((_, i)) = best else {
+        let Some(seq) = best else {
             self.stats.unattached += 1;
             self.remember_orphan(location, debug, now);
             return;
         };
-        let Some(p) = self.open.get_mut(i) else {
-            return;
-        };
+        self.open
+            .modify(seq, |p| Self::count_try(p, location, debug, now));
+        self.next_deadline = self
+            .next_deadline
+            .min(now.saturating_add(self.config.abandon_after_usec));
+    }
+
+    /// What [`OpenIndex::best_for`] answers, by scanning every open pull.
+    #[cfg(test)]
+    fn best_by_scan(&self, location: &str) -> Option<u64> {
+        self.open
+            .pulls
+            .values()
+            .filter_map(|p| match_tier(p, location).map(|t| (t, p.total_tries, p.seq)))
+            .min()
+            .map(|(_, _, seq)| seq)
+    }
+
+    /// `p` tried `location`.
+    fn count_try(p: &mut OpenPull, location: String, debug: bool, now: u64) {
         if let Some(pos) = p
             .sources
             .as_ref()
@@ -567,9 +589,6 @@ impl Correlator {
         p.total_tries += 1;
         p.last_usec = now;
         p.echo_expected = !debug;
-        self.next_deadline = self
-            .next_deadline
-            .min(now.saturating_add(self.config.abandon_after_usec));
     }
 
     /// A debug `Trying to access "L"` right after an info one for L (of an open pull, else of
@@ -577,14 +596,11 @@ impl Correlator {
     /// expectation and says so. A real retry always has another line in between (`Accessing …
     /// failed` at debug level, or another location's `Trying`), so it is still counted.
     fn take_echo(&mut self, location: &str, now: u64) -> bool {
-        if let Some(p) = self.open.iter_mut().find(|p| {
-            p.echo_expected
-                && p.last_tried
-                    .and_then(|i| p.attempts.get(i))
-                    .is_some_and(|a| a.reference == location)
-        }) {
-            p.echo_expected = false;
-            p.last_usec = now;
+        if let Some(seq) = keyed_first(&self.open.index.echo_expected, location) {
+            self.open.modify(seq, |p| {
+                p.echo_expected = false;
+                p.last_usec = now;
+            });
             return true;
         }
         if let Some(o) = self
@@ -741,16 +757,13 @@ impl Correlator {
             KubeletEvent::PullFailed { image, error } => {
                 // A pull CRI-O already reported as failing (1.35.1+ artifact fallback line, which
                 // has the request id) first; otherwise the oldest.
-                let Some(i) = self
-                    .open
-                    .iter()
-                    .position(|p| p.image == image && p.artifact_failed)
-                    .or_else(|| self.open.iter().position(|p| p.image == image))
+                let Some(mut p) = keyed_first(&self.open.index.artifact_failed, &image)
+                    .or_else(|| keyed_first(&self.open.index.by_image, &image))
+                    .and_then(|seq| self.open.remove(seq))
                 else {
                     self.close_partial_failed(image, &error, now, cursor);
                     return;
                 };
-                let mut p = self.open.remove(i);
                 apply_errors(&mut p, &error);
                 let key = failure_key(&error).to_owned();
                 let seq = p.seq;
@@ -765,12 +778,8 @@ impl Correlator {
                 };
                 // Oldest first: when two pods' pulls fail before either's follow-up lines, each
                 // pod's lines come in the order of its failure.
-                if let Some(f) = self
-                    .finished
-                    .iter_mut()
-                    .find(|f| f.record.pod.is_none() && f.failure_key.as_deref() == Some(key))
-                {
-                    f.record.pod = Some(pod);
+                if let Some(id) = keyed_first(&self.finished.podless_by_key, key) {
+                    self.finished.set_pod(id, pod);
                 }
             }
             KubeletEvent::PodEvent {
@@ -780,12 +789,8 @@ impl Correlator {
                 ..
             } => match reason.as_str() {
                 "Pulling" => {
-                    if let Some(p) = self
-                        .open
-                        .iter_mut()
-                        .find(|p| p.image == image && p.pod.is_none())
-                    {
-                        p.pod = Some(pod);
+                    if let Some(seq) = keyed_first(&self.open.index.without_pod, &image) {
+                        self.open.modify(seq, |p| p.pod = Some(pod));
                     } else {
                         self.hints.push(PodHint {
                             image,
@@ -795,18 +800,10 @@ impl Correlator {
                     }
                 }
                 "Pulled" | "Failed" => {
-                    if let Some(p) = self
-                        .open
-                        .iter_mut()
-                        .find(|p| p.image == image && p.pod.is_none())
-                    {
-                        p.pod = Some(pod);
-                    } else if let Some(f) = self
-                        .finished
-                        .iter_mut()
-                        .find(|f| f.image == image && f.record.pod.is_none())
-                    {
-                        f.record.pod = Some(pod);
+                    if let Some(seq) = keyed_first(&self.open.index.without_pod, &image) {
+                        self.open.modify(seq, |p| p.pod = Some(pod));
+                    } else if let Some(id) = keyed_first(&self.finished.podless_by_image, &image) {
+                        self.finished.set_pod(id, pod);
                     }
                 }
                 _ => {}
@@ -821,8 +818,8 @@ impl Correlator {
     fn close_partial_failed(&mut self, image: String, error: &str, now: u64, cursor: &str) {
         if self
             .finished
-            .iter()
-            .any(|f| f.image == image && f.record.outcome == PullOutcome::Abandoned)
+            .abandoned_by_image
+            .contains_key(image.as_str())
         {
             return;
         }
@@ -863,43 +860,25 @@ impl Correlator {
 
     fn sweep(&mut self, now: u64, out: &mut Vec<PullRecord>) {
         let abandon = self.config.abandon_after_usec;
-        let mut i = 0;
-        while i < self.open.len() {
-            let expired = self
-                .open
-                .get(i)
-                .is_some_and(|p| p.last_usec.saturating_add(abandon) <= now);
-            if expired {
-                let p = self.open.remove(i);
-                let outcome = if p.artifact_failed {
-                    PullOutcome::Failed
-                } else {
-                    PullOutcome::Abandoned
-                };
-                let seq = p.seq;
-                let record = build_record(p, outcome, None, None);
-                self.hold(seq, record, None, now);
+        for seq in self.open.expired(now, abandon) {
+            let Some(p) = self.open.remove(seq) else {
+                continue;
+            };
+            let outcome = if p.artifact_failed {
+                PullOutcome::Failed
             } else {
-                i += 1;
-            }
+                PullOutcome::Abandoned
+            };
+            let record = build_record(p, outcome, None, None);
+            self.hold(seq, record, None, now);
         }
-        let mut keep = Vec::with_capacity(self.finished.len());
-        for f in self.finished.drain(..) {
-            if f.release_usec <= now {
-                out.push(f.record);
-            } else {
-                keep.push(f);
-            }
-        }
-        self.finished = keep;
-        let window = self.config.pod_hint_usec;
-        self.hints
-            .retain(|h| h.at_usec.saturating_add(window) >= now);
+        self.finished.release(now, out);
+        self.hints.expire(now, self.config.pod_hint_usec);
         self.next_deadline = self
             .open
-            .iter()
-            .map(|p| p.last_usec.saturating_add(abandon))
-            .chain(self.finished.iter().map(|f| f.release_usec))
+            .earliest_expiry(abandon)
+            .into_iter()
+            .chain(self.finished.earliest_release())
             .min()
             .unwrap_or(u64::MAX);
     }
@@ -920,7 +899,9 @@ fn failure_key(error: &str) -> &str {
     strip_wrappers(error)
 }
 
-/// Smaller is a better match; `None` when `location` cannot belong to `p`.
+/// Smaller is a better match; `None` when `location` cannot belong to `p`. The definition the
+/// indexes ([`OpenIndex::best_for`]) implement; tests check them against it on every line.
+#[cfg(test)]
 fn match_tier(p: &OpenPull, location: &str) -> Option<u8> {
     match &p.sources {
         Some(sources) => {
@@ -949,14 +930,16 @@ fn match_tier(p: &OpenPull, location: &str) -> Option<u8> {
 
 /// Same last path element, tag and digest included (`…/ledger@sha256:…`).
 fn same_tail(image: &str, location: &str) -> bool {
-    let tail = |s: &str| {
-        let name_end = s.find('@').unwrap_or(s.len());
-        let start = s[..name_end].rfind('/').map_or(0, |i| i + 1);
-        s[start..].to_owned()
-    };
-    let (a, b) = (tail(image), tail(location));
+    let (a, b) = (name_tail(image), name_tail(location));
     // The kubelet appends `:latest` to untagged names; a location always has a tag or digest.
     a == b || (!a.contains([':', '@']) && b == format!("{a}:latest"))
+}
+
+/// Last path element, tag and digest included.
+fn name_tail(s: &str) -> &str {
+    let name_end = s.find('@').unwrap_or(s.len());
+    let start = s[..name_end].rfind('/').map_or(0, |i| i + 1);
+    &s[start..]
 }
 
 /// Last path element without tag or digest: `quay.io/a/b:1` and `m.example/x/b@sha256:…` both
@@ -1128,4 +1111,381 @@ fn derived_id(cursor: &str, usec: u64, message: &str) -> String {
         &hex[16..20],
         &hex[20..32]
     )
+}
+
+#[cfg(test)]
+#[path = "correlate_tests.rs"]
+mod tests;
+
+// ---------------------------------------------------------------------------------------------
+// Indexes. Every lookup the rules above make ("the first open pull, in start order, whose …")
+// is answered from an ordered set keyed by what the line names, so the work per line does not
+// grow with the number of open pulls, held-back records or waiting pod hints: a few hash
+// look-ups and O(log n) ordered-set operations. Open pulls are keyed by `seq` (their start
+// order, the order the rules break ties with), held-back records by the order they were held.
+// ---------------------------------------------------------------------------------------------
+
+/// Sets of ids per string key, in id order; empty sets are dropped so memory follows the
+/// live entries.
+type Keyed<K> = HashMap<String, BTreeSet<K>>;
+
+fn keyed_edit<K: Ord>(map: &mut Keyed<K>, key: &str, value: K, add: bool) {
+    if add {
+        if let Some(set) = map.get_mut(key) {
+            set.insert(value);
+        } else {
+            map.insert(key.to_owned(), BTreeSet::from([value]));
+        }
+    } else if let Some(set) = map.get_mut(key) {
+        set.remove(&value);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+fn keyed_first<K: Ord + Copy>(map: &Keyed<K>, key: &str) -> Option<K> {
+    map.get(key).and_then(|s| s.first().copied())
+}
+
+/// The location a pull tried last.
+fn last_tried_ref(p: &OpenPull) -> Option<&str> {
+    p.last_tried
+        .and_then(|i| p.attempts.get(i))
+        .map(|a| a.reference.as_str())
+}
+
+/// Tier (see `match_tier`) of the location at `pos` (its first position) in `p`'s sources.
+fn source_tier(p: &OpenPull, pos: usize) -> u8 {
+    let next = p.round_pos.map_or(0, |r| r + 1);
+    if pos == next {
+        0
+    } else if pos == 0 {
+        1
+    } else {
+        2
+    }
+}
+
+/// The secondary indexes of the open pulls; every entry is derived from the pull's state, so
+/// a pull is taken out ([`OpenIndex::apply`] with `add == false`) before it changes and put back
+/// after.
+#[derive(Debug, Default)]
+struct OpenIndex {
+    /// Request ids are unique among open pulls (a repeated `Pulling image` is ignored).
+    by_request: HashMap<String, u64>,
+    by_image: Keyed<u64>,
+    artifact_failed: Keyed<u64>,
+    without_pod: Keyed<u64>,
+    with_attempts: Keyed<u64>,
+    /// By the location tried last.
+    by_last_tried: Keyed<u64>,
+    /// By the location tried last, pulls whose next debug `Trying` line for it is an echo.
+    echo_expected: Keyed<u64>,
+    /// `(last_usec, seq)`: expiry order.
+    expiry: BTreeSet<(u64, u64)>,
+    /// Pulls with a source list, by each distinct location in it: `(tier, total_tries, seq)`.
+    by_source: Keyed<(u8, u32, u64)>,
+    /// Pulls with a source list, by their image's last path element: `(total_tries, seq)`.
+    resolved_by_tail: Keyed<(u32, u64)>,
+    /// Pulls without a source list, by their image's last path element:
+    /// `(tier, total_tries, seq)`.
+    unresolved_by_tail: Keyed<(u8, u32, u64)>,
+}
+
+impl OpenIndex {
+    fn apply(&mut self, p: &OpenPull, add: bool) {
+        let seq = p.seq;
+        let image = p.image.as_str();
+        if let Some(id) = &p.request_id {
+            if add {
+                self.by_request.insert(id.clone(), seq);
+            } else if self.by_request.get(id) == Some(&seq) {
+                self.by_request.remove(id);
+            }
+        }
+        keyed_edit(&mut self.by_image, image, seq, add);
+        if p.artifact_failed {
+            keyed_edit(&mut self.artifact_failed, image, seq, add);
+        }
+        if p.pod.is_none() {
+            keyed_edit(&mut self.without_pod, image, seq, add);
+        }
+        if !p.attempts.is_empty() {
+            keyed_edit(&mut self.with_attempts, image, seq, add);
+        }
+        if let Some(last) = last_tried_ref(p) {
+            keyed_edit(&mut self.by_last_tried, last, seq, add);
+            if p.echo_expected {
+                keyed_edit(&mut self.echo_expected, last, seq, add);
+            }
+        }
+        if add {
+            self.expiry.insert((p.last_usec, seq));
+        } else {
+            self.expiry.remove(&(p.last_usec, seq));
+        }
+        let tail = name_tail(image);
+        match &p.sources {
+            Some(sources) => {
+                for (pos, s) in sources.iter().enumerate() {
+                    if sources.iter().position(|x| x == s) != Some(pos) {
+                        continue;
+                    }
+                    let key = (source_tier(p, pos), p.total_tries, seq);
+                    keyed_edit(&mut self.by_source, s, key, add);
+                }
+                keyed_edit(&mut self.resolved_by_tail, tail, (p.total_tries, seq), add);
+            }
+            None => {
+                let key = (u8::from(!p.attempts.is_empty()), p.total_tries, seq);
+                keyed_edit(&mut self.unresolved_by_tail, tail, key, add);
+            }
+        }
+    }
+
+    /// The pull `match_tier` and the tie-breaks choose for a `Trying to access "location"`
+    /// line: the smallest `(tier, total_tries, seq)` among the pulls listing the location and
+    /// those whose image has its last path element.
+    fn best_for(&self, location: &str) -> Option<u64> {
+        let mut best: Option<(u8, u32, u64)> = None;
+        let mut consider = |k: (u8, u32, u64)| {
+            if best.is_none_or(|b| k < b) {
+                best = Some(k);
+            }
+        };
+        let listed = keyed_first(&self.by_source, location);
+        if let Some(k) = listed {
+            consider(k);
+        }
+        let tail = name_tail(location);
+        // `same_tail`: equal, or the image is untagged and the location is its `:latest`.
+        let untagged = tail
+            .strip_suffix(":latest")
+            .filter(|a| !a.contains([':', '@']));
+        for key in std::iter::once(tail).chain(untagged) {
+            // Tier 3 (a pull with a source list that does not list the location) can only win
+            // when no pull lists it: those are all tier ≤ 2.
+            if listed.is_none() {
+                if let Some((tries, seq)) = keyed_first(&self.resolved_by_tail, key) {
+                    consider((3, tries, seq));
+                }
+            }
+            if let Some(k) = keyed_first(&self.unresolved_by_tail, key) {
+                consider(k);
+            }
+        }
+        best.map(|(_, _, seq)| seq)
+    }
+}
+
+/// The open pulls, in start order, with their indexes.
+#[derive(Debug, Default)]
+struct OpenPulls {
+    pulls: BTreeMap<u64, OpenPull>,
+    index: OpenIndex,
+    /// Pulls read, changed, added or removed: the work the correlator did on open pulls (tests
+    /// assert it stays proportional to the lines, whatever the number of open pulls).
+    visits: u64,
+}
+
+impl OpenPulls {
+    fn len(&self) -> usize {
+        self.pulls.len()
+    }
+
+    fn insert(&mut self, p: OpenPull) {
+        self.visits += 1;
+        self.index.apply(&p, true);
+        self.pulls.insert(p.seq, p);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<OpenPull> {
+        self.visits += 1;
+        let p = self.pulls.remove(&seq)?;
+        self.index.apply(&p, false);
+        Some(p)
+    }
+
+    /// Changes one pull, keeping the indexes in step.
+    fn modify<R>(&mut self, seq: u64, f: impl FnOnce(&mut OpenPull) -> R) -> Option<R> {
+        self.visits += 1;
+        let p = self.pulls.get_mut(&seq)?;
+        self.index.apply(p, false);
+        let r = f(p);
+        self.index.apply(p, true);
+        Some(r)
+    }
+
+    fn by_request(&self, id: Option<&str>) -> Option<u64> {
+        self.index.by_request.get(id?).copied()
+    }
+
+    /// Every pull, in start order; the indexes are emptied.
+    fn drain(&mut self) -> impl Iterator<Item = OpenPull> {
+        self.index = OpenIndex::default();
+        let pulls = std::mem::take(&mut self.pulls);
+        self.visits += pulls.len() as u64;
+        pulls.into_values()
+    }
+
+    /// Pulls with no line for `abandon` at `now`, in start order.
+    fn expired(&self, now: u64, abandon: u64) -> Vec<u64> {
+        let mut seqs: Vec<u64> = self
+            .index
+            .expiry
+            .iter()
+            .take_while(|(last, _)| last.saturating_add(abandon) <= now)
+            .map(|&(_, seq)| seq)
+            .collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    fn earliest_expiry(&self, abandon: u64) -> Option<u64> {
+        self.index
+            .expiry
+            .first()
+            .map(|(last, _)| last.saturating_add(abandon))
+    }
+}
+
+/// Finished records held back for late pod lines, in the order they were held, with indexes.
+#[derive(Debug, Default)]
+struct HeldBack {
+    items: BTreeMap<u64, Finished>,
+    next: u64,
+    by_release: BTreeSet<(u64, u64)>,
+    /// Without a pod, by failure key.
+    podless_by_key: Keyed<u64>,
+    /// Without a pod, by image.
+    podless_by_image: Keyed<u64>,
+    abandoned_by_image: Keyed<u64>,
+    /// Pulled and served, by image.
+    served_by_image: Keyed<u64>,
+}
+
+impl HeldBack {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn apply(&mut self, id: u64, f: &Finished, add: bool) {
+        if f.record.pod.is_none() {
+            if let Some(key) = &f.failure_key {
+                keyed_edit(&mut self.podless_by_key, key, id, add);
+            }
+            keyed_edit(&mut self.podless_by_image, &f.image, id, add);
+        }
+        if f.record.outcome == PullOutcome::Abandoned {
+            keyed_edit(&mut self.abandoned_by_image, &f.image, id, add);
+        }
+        if f.record.outcome == PullOutcome::Pulled && f.record.served_by.is_some() {
+            keyed_edit(&mut self.served_by_image, &f.image, id, add);
+        }
+        if add {
+            self.by_release.insert((f.release_usec, id));
+        } else {
+            self.by_release.remove(&(f.release_usec, id));
+        }
+    }
+
+    fn push(&mut self, f: Finished) {
+        let id = self.next;
+        self.next += 1;
+        self.apply(id, &f, true);
+        self.items.insert(id, f);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Finished> {
+        let f = self.items.remove(&id)?;
+        self.apply(id, &f, false);
+        Some(f)
+    }
+
+    fn set_pod(&mut self, id: u64, pod: String) {
+        let Some(f) = self.items.remove(&id) else {
+            return;
+        };
+        self.apply(id, &f, false);
+        let mut f = f;
+        f.record.pod = Some(pod);
+        self.apply(id, &f, true);
+        self.items.insert(id, f);
+    }
+
+    /// The records due at `now`, in the order they were held.
+    fn release(&mut self, now: u64, out: &mut Vec<PullRecord>) {
+        let mut due: Vec<u64> = self
+            .by_release
+            .iter()
+            .take_while(|(release, _)| *release <= now)
+            .map(|&(_, id)| id)
+            .collect();
+        due.sort_unstable();
+        for id in due {
+            if let Some(f) = self.remove(id) {
+                out.push(f.record);
+            }
+        }
+    }
+
+    fn earliest_release(&self) -> Option<u64> {
+        self.by_release.first().map(|(release, _)| *release)
+    }
+
+    /// Every record, in the order held; the indexes are emptied.
+    fn drain(&mut self) -> impl Iterator<Item = Finished> {
+        let items = std::mem::take(&mut self.items);
+        *self = Self {
+            next: self.next,
+            ..Self::default()
+        };
+        items.into_values()
+    }
+}
+
+/// Kubelet `Pulling` events waiting for their pull, in arrival order, with indexes.
+#[derive(Debug, Default)]
+struct Hints {
+    items: BTreeMap<u64, PodHint>,
+    next: u64,
+    by_time: BTreeSet<(u64, u64)>,
+    by_image: Keyed<u64>,
+}
+
+impl Hints {
+    fn push(&mut self, h: PodHint) {
+        let id = self.next;
+        self.next += 1;
+        self.by_time.insert((h.at_usec, id));
+        keyed_edit(&mut self.by_image, &h.image, id, true);
+        self.items.insert(id, h);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<PodHint> {
+        let h = self.items.remove(&id)?;
+        self.by_time.remove(&(h.at_usec, id));
+        keyed_edit(&mut self.by_image, &h.image, id, false);
+        Some(h)
+    }
+
+    /// Drops the hints older than `window` at `now`.
+    fn expire(&mut self, now: u64, window: u64) {
+        let old: Vec<u64> = self
+            .by_time
+            .iter()
+            .take_while(|(at, _)| at.saturating_add(window) < now)
+            .map(|&(_, id)| id)
+            .collect();
+        for id in old {
+            self.remove(id);
+        }
+    }
+
+    /// The oldest hint for `image`.
+    fn take(&mut self, image: &str) -> Option<PodHint> {
+        let id = keyed_first(&self.by_image, image)?;
+        self.remove(id)
+    }
 }

@@ -28,6 +28,8 @@
 
 pub mod cimage_error;
 pub mod correlate;
+#[cfg(test)]
+mod correlate_naive;
 pub mod crio;
 pub mod gostr;
 pub mod klog;
