@@ -886,7 +886,7 @@ impl Correlator {
 
 /// A multi-line klog value cut short (lost entries, end of input): close it so what arrived
 /// still parses.
-fn close_incomplete(mut text: String) -> String {
+pub(super) fn close_incomplete(mut text: String) -> String {
     if !text.ends_with("\n >") {
         text.push_str("\n >");
     }
@@ -895,7 +895,7 @@ fn close_incomplete(mut text: String) -> String {
 
 /// What the kubelet's failure lines of one pull have in common once each consumer's wrappers
 /// (`rpc error: …`, `RegistryUnavailable: `, `image pull failed for … because …: `) are removed.
-fn failure_key(error: &str) -> &str {
+pub(super) fn failure_key(error: &str) -> &str {
     strip_wrappers(error)
 }
 
@@ -944,7 +944,7 @@ fn name_tail(s: &str) -> &str {
 
 /// Last path element without tag or digest: `quay.io/a/b:1` and `m.example/x/b@sha256:…` both
 /// give `b`.
-fn repository_tail(reference: &str) -> &str {
+pub(super) fn repository_tail(reference: &str) -> &str {
     let name_end = reference.find('@').unwrap_or(reference.len());
     let name = &reference[..name_end];
     let start = name.rfind('/').map_or(0, |i| i + 1);
@@ -953,7 +953,7 @@ fn repository_tail(reference: &str) -> &str {
 }
 
 /// Registry host of a reference the way containers/image normalises it.
-fn host_of(reference: &str) -> &str {
+pub(super) fn host_of(reference: &str) -> &str {
     match reference.split_once('/') {
         Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => {
             if first == "index.docker.io" || first == "registry-1.docker.io" {
@@ -1093,7 +1093,7 @@ fn build_record(
 }
 
 /// A UUID-shaped id from the opening entry, for `Pulling image` lines without `id=`.
-fn derived_id(cursor: &str, usec: u64, message: &str) -> String {
+pub(super) fn derived_id(cursor: &str, usec: u64, message: &str) -> String {
     let mut h = Sha256::new();
     if cursor.is_empty() {
         h.update(usec.to_le_bytes());

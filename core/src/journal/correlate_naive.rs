@@ -69,9 +69,8 @@
 //!   twin (an open pull of the same image with locations, else the latest such finished pull
 //!   still held back); with no twin, `attempts` is empty and `served_by` null.
 
-use sha2::{Digest, Sha256};
-
-use super::cimage_error::{is_aggregated, split_error, strip_wrappers, AttemptError};
+use super::cimage_error::{is_aggregated, split_error, AttemptError};
+use super::correlate::{close_incomplete, derived_id, failure_key, host_of, repository_tail};
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
@@ -907,21 +906,6 @@ impl Correlator {
     }
 }
 
-/// A multi-line klog value cut short (lost entries, end of input): close it so what arrived
-/// still parses.
-fn close_incomplete(mut text: String) -> String {
-    if !text.ends_with("\n >") {
-        text.push_str("\n >");
-    }
-    text
-}
-
-/// What the kubelet's failure lines of one pull have in common once each consumer's wrappers
-/// (`rpc error: …`, `RegistryUnavailable: `, `image pull failed for … because …: `) are removed.
-fn failure_key(error: &str) -> &str {
-    strip_wrappers(error)
-}
-
 /// Smaller is a better match; `None` when `location` cannot belong to `p`.
 fn match_tier(p: &OpenPull, location: &str) -> Option<u8> {
     match &p.sources {
@@ -959,30 +943,6 @@ fn same_tail(image: &str, location: &str) -> bool {
     let (a, b) = (tail(image), tail(location));
     // The kubelet appends `:latest` to untagged names; a location always has a tag or digest.
     a == b || (!a.contains([':', '@']) && b == format!("{a}:latest"))
-}
-
-/// Last path element without tag or digest: `quay.io/a/b:1` and `m.example/x/b@sha256:…` both
-/// give `b`.
-fn repository_tail(reference: &str) -> &str {
-    let name_end = reference.find('@').unwrap_or(reference.len());
-    let name = &reference[..name_end];
-    let start = name.rfind('/').map_or(0, |i| i + 1);
-    let last = &name[start..];
-    last.split(':').next().unwrap_or(last)
-}
-
-/// Registry host of a reference the way containers/image normalises it.
-fn host_of(reference: &str) -> &str {
-    match reference.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => {
-            if first == "index.docker.io" || first == "registry-1.docker.io" {
-                "docker.io"
-            } else {
-                first
-            }
-        }
-        _ => "docker.io",
-    }
 }
 
 fn apply_errors(p: &mut OpenPull, error: &str) {
@@ -1109,25 +1069,4 @@ fn build_record(
         error: p.error,
         partial: p.partial,
     }
-}
-
-/// A UUID-shaped id from the opening entry, for `Pulling image` lines without `id=`.
-fn derived_id(cursor: &str, usec: u64, message: &str) -> String {
-    let mut h = Sha256::new();
-    if cursor.is_empty() {
-        h.update(usec.to_le_bytes());
-        h.update(message.as_bytes());
-    } else {
-        h.update(cursor.as_bytes());
-    }
-    let d = h.finalize();
-    let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
