@@ -5,6 +5,7 @@
 //! so everything here can be unit-tested and fuzzed.
 
 pub mod api;
+pub mod audit;
 pub mod cimage_version;
 pub mod explain;
 pub mod fsutil;
