@@ -160,9 +160,7 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
     let mut rest = header.trim();
     while !rest.is_empty() {
         rest = rest.trim_start_matches([',', ' ']);
-        let token_end = rest
-            .find([' ', ',', '='])
-            .unwrap_or(rest.len());
+        let token_end = rest.find([' ', ',', '=']).unwrap_or(rest.len());
         let token = &rest[..token_end];
         let after = &rest[token_end..];
         if let Some(value_part) = after.strip_prefix('=') {

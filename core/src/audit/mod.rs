@@ -4,6 +4,7 @@
 //! asks each registry, and [`judge::judge`] turns the answers into a verdict and findings.
 
 pub mod auth;
+pub mod inventory;
 pub mod judge;
 pub mod manifest;
 pub mod model;

@@ -86,38 +86,67 @@ pub fn parse_str(text: &str, origin: &str, opts: &ParseOptions) -> InputSet {
 
 const MAX_LIST_DEPTH: usize = 8;
 
-impl InputSet {
-    /// Adds the objects of one file's text; `origin` names the file in messages.
-    pub fn add_text(&mut self, text: &str, origin: &str, opts: &ParseOptions) {
-        let body = text.trim_start_matches('\u{feff}').trim_start();
-        if body.starts_with('{') || body.starts_with('[') {
-            if let Ok(json) = serde_json::from_str::<serde_json::Value>(body) {
-                match serde_norway::to_value(json) {
-                    Ok(v) => self.add_value(&v, origin, opts),
-                    Err(e) => self.doc_error(origin, format!("cannot read JSON: {e}")),
-                }
-                return;
+/// `(origin, message)` of a document that could not be read.
+pub(crate) type DocumentError = (String, String);
+
+/// The documents of one file's text, each with the origin that names it in messages (`file` or
+/// `file#N` in a multi-document stream), and the error that stopped reading, if any: a JSON
+/// document or array, or a YAML stream.
+pub(crate) fn read_documents(
+    text: &str,
+    origin: &str,
+) -> (Vec<(String, Value)>, Option<DocumentError>) {
+    let body = text.trim_start_matches('\u{feff}').trim_start();
+    if body.starts_with('{') || body.starts_with('[') {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(body) {
+            return match serde_norway::to_value(json) {
+                Ok(v) => (vec![(origin.to_string(), v)], None),
+                Err(e) => (
+                    Vec::new(),
+                    Some((origin.to_string(), format!("cannot read JSON: {e}"))),
+                ),
+            };
+        }
+    }
+    let mut docs = Vec::new();
+    let mut error = None;
+    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
+        match Value::deserialize(de) {
+            Ok(v) => docs.push(v),
+            Err(e) => {
+                error = Some((
+                    format!("{origin}#{}", i + 1),
+                    format!("cannot read YAML: {e}"),
+                ));
+                break;
             }
         }
-        let mut docs = Vec::new();
-        for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
-            match Value::deserialize(de) {
-                Ok(v) => docs.push(v),
-                Err(e) => {
-                    let o = format!("{origin}#{}", i + 1);
-                    self.doc_error(&o, format!("cannot read YAML: {e}"));
-                    break;
-                }
-            }
-        }
-        let multi = docs.len() > 1;
-        for (i, v) in docs.iter().enumerate() {
+    }
+    let multi = docs.len() > 1;
+    let docs = docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
             let o = if multi {
                 format!("{origin}#{}", i + 1)
             } else {
                 origin.to_string()
             };
-            self.add_value(v, &o, opts);
+            (o, v)
+        })
+        .collect();
+    (docs, error)
+}
+
+impl InputSet {
+    /// Adds the objects of one file's text; `origin` names the file in messages.
+    pub fn add_text(&mut self, text: &str, origin: &str, opts: &ParseOptions) {
+        let (docs, error) = read_documents(text, origin);
+        if let Some((o, message)) = error {
+            self.doc_error(&o, message);
+        }
+        for (o, v) in &docs {
+            self.add_value(v, o, opts);
         }
     }
 
@@ -310,7 +339,7 @@ enum Decoded {
     Set(Vec<MirrorEntry>),
 }
 
-fn untag(v: &Value) -> &Value {
+pub(crate) fn untag(v: &Value) -> &Value {
     match v {
         Value::Tagged(t) => untag(&t.value),
         v => v,
