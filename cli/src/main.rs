@@ -1,6 +1,7 @@
 //! `mirrorscope`: the user CLI (also installed as `kubectl-mirrorscope` / `oc-mirrorscope`, so
 //! `oc mirrorscope status` works as a plugin).
 
+mod audit;
 mod client;
 mod explain;
 mod output;
@@ -15,8 +16,8 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  done (wait: landed; explain/render: every image resolves, objects render)
-  1  the answer is no (wait: timed out or a node is Degraded; explain: an image will not pull;
+  0  done (wait: landed; explain/render: every image resolves, objects render; audit: no image fails)
+  1  the answer is no (wait: timed out or a node is Degraded; explain, audit: an image will not pull;
      render: the API server would reject an object)
   2  usage, input or connection error
   3  render: the Machine Config Operator would refuse the objects
@@ -50,6 +51,11 @@ enum Command {
         after_help = "Examples:\n  mirrorscope explain nginx:1.25.3\n  mirrorscope explain --registries-conf ./registries.conf quay.io/ns/app@sha256:...\n  mirrorscope explain --node worker-1 nvcr.io/nvidia/gpu-operator:v24.9.0\n\nExit codes: 0 every image resolves, 1 an image will not pull, 2 invalid configuration or usage."
     )]
     Explain(explain::Args),
+    /// Which images will not pull, before a node tries: every image resolved as the nodes will, and probed.
+    #[command(
+        after_help = "Examples:\n  oc get pods -A -o json > pods.json\n  mirrorscope audit --images-from pods.json --probe --authfile pull-secret.json\n  mirrorscope audit --desired new-idms.yaml --images-from pods.json --probe --arch amd64,arm64\n  mirrorscope audit --registries-conf /etc/containers/registries.conf --images-from mapping.txt --probe --fail-on source\n  mirrorscope audit --node worker-1 nvcr.io/nvidia/gpu-operator:v24.9.0 --probe\n\nVerdicts: mirror (a mirror serves it), source (only the source does: breaks when disconnected), fail (nothing serves it), unknown (not probed, or a registry could not be asked).\n\nExit codes: 0 nothing at or past --fail-on, 1 an image is (fail by default), 2 usage, unreadable input, an invalid configuration or a collector that did not answer."
+    )]
+    Audit(audit::Args),
     /// Render IDMS/ITMS/ICSP/Image objects the way the Machine Config Operator does.
     #[command(
         after_help = "Examples:\n  oc get idms,itms,icsp,image.config -o yaml > current.yaml\n  mirrorscope render -f current.yaml -f new-itms.yaml --image docker.io/library/nginx:1.25.3\n  mirrorscope render -f objects/ --output-dir /tmp/node\n\nExit codes: 0 rendered, 1 the API server would reject an object, 2 no objects or unreadable input, 3 the MCO would refuse."
@@ -122,6 +128,7 @@ fn main() {
     output::set_no_headers(cli.no_headers);
     let conn = &cli.conn;
     let result = match cli.command {
+        Command::Audit(args) => audit::run(conn, args),
         Command::Explain(args) => explain::run(conn, args),
         Command::Render(args) => render::run(args),
         Command::Plan(args) => plan::run(conn, args),

@@ -141,3 +141,14 @@ pub struct RegistriesView {
 pub struct ErrorBody {
     pub error: String,
 }
+
+/// `GET /v1/configurations[?node=N]`: the distinct registries files the nodes run, each with the
+/// nodes that run it, so a client can resolve under exactly what those nodes load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedConfiguration {
+    /// SHA-256 over the files' paths, roles and texts: equal files, equal id.
+    pub id: String,
+    pub nodes: Vec<String>,
+    /// Registries files with their text (policy.json is left out).
+    pub files: Vec<crate::report::FileState>,
+}

@@ -151,3 +151,42 @@ pub struct PushAck {
     /// Pull records already known (same pull id): dropped.
     pub duplicates: u64,
 }
+
+/// The effective configuration a node's reported registries files make (policy.json aside), as
+/// containers/image loads them there; `None` when no file carried its text.
+pub fn reported_config(
+    files: &[FileState],
+) -> Option<Result<crate::registries::EffectiveConfig, String>> {
+    use crate::registries::{parse_config_str, EffectiveConfig, FileKind};
+    let version = Default::default();
+    let parse = |f: &FileState, text: &str, kind| {
+        parse_config_str(text, &f.path, kind, version).map_err(|e| format!("{}: {e}", f.path))
+    };
+    let mut main = None;
+    let mut drop_ins = Vec::new();
+    for f in files {
+        let Some(text) = &f.contents else { continue };
+        match f.role {
+            FileRole::Main => match parse(f, text, FileKind::Main) {
+                Ok(c) => main = Some(c),
+                Err(e) => return Some(Err(e)),
+            },
+            FileRole::DropIn => match parse(f, text, FileKind::DropIn) {
+                Ok(c) => drop_ins.push(c),
+                Err(e) => return Some(Err(e)),
+            },
+            FileRole::Policy => {}
+        }
+    }
+    if main.is_none() && drop_ins.is_empty() {
+        return None;
+    }
+    Some(Ok(EffectiveConfig::from_files(
+        main,
+        drop_ins,
+        (
+            "/etc/containers/registries.conf".into(),
+            "/etc/containers/registries.conf.d".into(),
+        ),
+    )))
+}

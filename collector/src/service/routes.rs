@@ -122,6 +122,13 @@ fn get_view(
                 Err(e) => error(StatusCode::BAD_REQUEST, &e),
             }
         }
+        "/v1/configurations" => {
+            let node = param("node").filter(|n| !n.is_empty());
+            match views::configurations(store, node.as_deref()) {
+                Ok(c) => json(StatusCode::OK, &c),
+                Err(e) => error(StatusCode::NOT_FOUND, &e),
+            }
+        }
         "/metrics" => {
             let rollout = views::rollout(store, policy, now, &Selection::default(), None);
             let regs = views::registries(store);

@@ -7,8 +7,7 @@ use mirrorscope_core::explain::{explain, Explanation};
 use std::sync::Arc;
 
 use mirrorscope_core::journal::{PullOutcome, PullRecord};
-use mirrorscope_core::registries::{parse_config_str, EffectiveConfig, FileKind};
-use mirrorscope_core::report::FileRole;
+use mirrorscope_core::registries::EffectiveConfig;
 use mirrorscope_core::rollout::{
     count, evaluate, summarize, Desired, NodeInput, NodeRollout, Policy, Target,
 };
@@ -280,39 +279,60 @@ fn has_mirror_rule(c: &EffectiveConfig, registry: &str) -> bool {
 pub fn node_config(
     report: &mirrorscope_core::report::NodeReport,
 ) -> Result<EffectiveConfig, String> {
-    let version = Default::default();
-    let mut main = None;
-    let mut drop_ins = Vec::new();
-    for f in &report.registries.files {
-        let Some(text) = &f.contents else { continue };
-        match f.role {
-            FileRole::Main => {
-                main = Some(
-                    parse_config_str(text, &f.path, FileKind::Main, version)
-                        .map_err(|e| format!("{}: {e}", f.path))?,
-                )
-            }
-            FileRole::DropIn => drop_ins.push(
-                parse_config_str(text, &f.path, FileKind::DropIn, version)
-                    .map_err(|e| format!("{}: {e}", f.path))?,
-            ),
-            FileRole::Policy => {}
-        }
-    }
-    if main.is_none() && drop_ins.is_empty() {
-        return Err(format!(
+    mirrorscope_core::report::reported_config(&report.registries.files).unwrap_or_else(|| {
+        Err(format!(
             "node {} reported no registries file contents",
             report.node
-        ));
+        ))
+    })
+}
+
+/// `GET /v1/configurations`: nodes grouped by the registries files they reported.
+pub fn configurations(
+    store: &Store,
+    node: Option<&str>,
+) -> Result<Vec<mirrorscope_core::api::ReportedConfiguration>, String> {
+    use mirrorscope_core::report::FileRole;
+    if let Some(n) = node {
+        if !store.nodes.contains_key(n) {
+            return Err(format!("no report from node {n:?}"));
+        }
     }
-    Ok(EffectiveConfig::from_files(
-        main,
-        drop_ins,
-        (
-            "/etc/containers/registries.conf".into(),
-            "/etc/containers/registries.conf.d".into(),
-        ),
-    ))
+    let mut groups: BTreeMap<String, mirrorscope_core::api::ReportedConfiguration> =
+        BTreeMap::new();
+    for (name, entry) in &store.nodes {
+        if node.is_some_and(|n| n != name) {
+            continue;
+        }
+        let files: Vec<_> = entry
+            .report
+            .registries
+            .files
+            .iter()
+            .filter(|f| f.role != FileRole::Policy && f.contents.is_some())
+            .cloned()
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        let key: Vec<_> = files
+            .iter()
+            .map(|f| (&f.path, f.role, &f.contents))
+            .collect();
+        let id = mirrorscope_core::hash::sha256_hex(
+            serde_json::to_string(&key).unwrap_or_default().as_bytes(),
+        );
+        groups
+            .entry(id.clone())
+            .or_insert_with(|| mirrorscope_core::api::ReportedConfiguration {
+                id,
+                nodes: Vec::new(),
+                files,
+            })
+            .nodes
+            .push(name.clone());
+    }
+    Ok(groups.into_values().collect())
 }
 
 /// `GET /v1/explain`: against a node's reported files, or the desired configuration.

@@ -306,10 +306,12 @@ pub fn judge(planned: Planned, used_by: Vec<String>) -> AuditEntry {
             }
         }
         if !decided {
-            verdict = if undecided {
-                Verdict::Unknown
-            } else {
-                Verdict::Fail
+            // Without a mirror the configuration has already said "source"; a source that
+            // cannot be asked from here does not make that any better.
+            verdict = match (undecided, verdict) {
+                (true, Verdict::Source) => Verdict::Source,
+                (true, _) => Verdict::Unknown,
+                (false, _) => Verdict::Fail,
             };
         }
     }

@@ -248,3 +248,13 @@ fn verdict_thresholds_and_summary() {
     assert_eq!(json["findings"][0]["code"], "no-mirror-rule");
     assert_eq!(json["sources"][0]["probe"], serde_json::Value::Null);
 }
+
+#[test]
+fn an_unmirrored_image_stays_source_when_the_source_cannot_be_asked() {
+    let cfg = config(MIRRORED);
+    let e = probed(&cfg, "quay.io/ns/app:1", &[st(S::Unreachable)]);
+    assert_eq!(e.verdict, V::Source);
+    assert_eq!(codes(&e), [C::NoMirrorRule]);
+    let e = probed(&cfg, "quay.io/ns/app:1", &[st(S::ManifestUnknown)]);
+    assert_eq!(e.verdict, V::Fail);
+}

@@ -1,0 +1,219 @@
+//! `mirrorscope audit`: which images will not pull, judged before a node tries. The inventory
+//! (what the cluster runs) is resolved under a configuration exactly as a node resolves it and,
+//! with `--probe`, each source a node would try is asked for the manifest.
+
+mod config;
+mod probe;
+mod report;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use mirrorscope_core::audit::auth::AuthFile;
+use mirrorscope_core::audit::inventory::{self, Inventory};
+use mirrorscope_core::audit::{judge, plan, AuditEntry, Verdict};
+use mirrorscope_core::openshift::OcpVersion;
+
+use crate::output::Format;
+
+/// Which verdicts make the exit code 1.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    /// An image nothing serves.
+    Fail,
+    /// Also an image only its source serves (it breaks in a disconnected cluster).
+    Source,
+}
+
+/// Arguments of `mirrorscope audit`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Resolve under the MCO rendering of these IDMS/ITMS/ICSP/Image objects (files or
+    /// directories, `-` for standard input), as `render -f` reads them. Repeatable.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["registries_conf", "registries_conf_d", "node"])]
+    pub desired: Vec<PathBuf>,
+    /// Resolve under this main registries.conf (with --registries-conf-d, or alone).
+    #[arg(long, value_name = "FILE", conflicts_with = "node")]
+    pub registries_conf: Option<PathBuf>,
+    /// Drop-in directory, repeatable, read in the order given.
+    #[arg(
+        long = "registries-conf-d",
+        value_name = "DIR",
+        conflicts_with = "node"
+    )]
+    pub registries_conf_d: Vec<PathBuf>,
+    /// Resolve under this node's configuration as its agent reported it to the collector.
+    /// Without any configuration option, every distinct configuration the collector knows is
+    /// audited, each once, naming the nodes that share it.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// The images to audit: `oc get pods -A -o json`, any list of workloads or
+    /// ClusterServiceVersions (YAML or JSON), an oc-mirror mapping.txt, or references separated
+    /// by white space; `-` reads standard input. Repeatable.
+    #[arg(long = "images-from", value_name = "FILE")]
+    pub images_from: Vec<PathBuf>,
+    /// Images named on the command line, audited with the inventory.
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Ask every source a node would try for the manifest (GET only, nothing is pulled).
+    /// Without it, only what the configuration alone decides is reported.
+    #[arg(long)]
+    pub probe: bool,
+    /// Registry credentials (auth.json, or the cluster pull secret's .dockerconfigjson).
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// PEM CA certificates to trust instead of the system store (the mirror registry's CA).
+    #[arg(long, value_name = "FILE", requires = "probe")]
+    pub ca_file: Option<PathBuf>,
+    /// Architectures every served manifest must offer (the nodes' GOARCH names).
+    #[arg(
+        long,
+        value_name = "ARCH,...",
+        value_delimiter = ',',
+        requires = "probe"
+    )]
+    pub arch: Vec<String>,
+    /// Sources probed at once (at most a quarter of them, and at least 2, on one registry host).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// How long one registry request may take.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
+    /// The OpenShift release whose MCO renders --desired.
+    #[arg(long, value_name = "X.Y[.Z]", default_value_t = OcpVersion::DEFAULT)]
+    pub ocp_version: OcpVersion,
+    /// Exit 1 when an image is at this verdict or worse.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub fail_on: FailOn,
+    /// Output format: table (with each finding and its fix), wide (every source), json, yaml.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Format,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let span: jiff::Span = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration (e.g. 15s, 1m): {e}"))?;
+    let d = Duration::try_from(span).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// One configuration and what it makes of every image.
+pub struct Audit {
+    pub configuration: config::Described,
+    pub entries: Vec<AuditEntry>,
+}
+
+/// Runs the subcommand: 0 nothing at or past `--fail-on`, 1 something is, 2 bad input.
+pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
+    let inventory = read_inventory(&args)?;
+    let configurations = config::configurations(conn, &args)?;
+    let prober = args.probe.then(|| prober(&args)).transpose()?;
+    let rt = crate::client::runtime()?;
+    let mut audits = Vec::new();
+    for described in configurations {
+        let mut planned: Vec<_> = inventory
+            .images
+            .keys()
+            .map(|image| plan(&described.config, image))
+            .collect();
+        if let Some(prober) = &prober {
+            let concurrency = usize::from(args.concurrency);
+            rt.block_on(
+                futures_util::stream::iter(planned.iter_mut())
+                    .for_each_concurrent(concurrency, |p| prober.probe_planned(p)),
+            );
+        }
+        let entries = planned
+            .into_iter()
+            .map(|p| {
+                let used_by = inventory
+                    .images
+                    .get(&p.image)
+                    .map(|u| u.iter().cloned().collect())
+                    .unwrap_or_default();
+                judge(p, used_by)
+            })
+            .collect();
+        audits.push(Audit {
+            configuration: described,
+            entries,
+        });
+    }
+    report::print(&args, &audits)?;
+    let threshold = match args.fail_on {
+        FailOn::Fail => Verdict::Fail,
+        FailOn::Source => Verdict::Source,
+    };
+    let failing = audits
+        .iter()
+        .flat_map(|a| &a.entries)
+        .any(|e| e.verdict.at_or_past(threshold));
+    Ok(i32::from(failing))
+}
+
+fn read_inventory(args: &Args) -> anyhow::Result<Inventory> {
+    let mut inv = Inventory::default();
+    for image in &args.images {
+        inv.add(image, "command line".into());
+    }
+    let mut stdin_read = false;
+    for path in &args.images_from {
+        let (name, text) = if path.as_os_str() == "-" {
+            anyhow::ensure!(!stdin_read, "--images-from -: standard input given twice");
+            stdin_read = true;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("--images-from -: reading standard input")?;
+            ("-".to_string(), text)
+        } else {
+            let name = path.display().to_string();
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("--images-from {name}"))?;
+            (name, text)
+        };
+        let (_, found) = inventory::parse(&name, &text)?;
+        inv.merge(found);
+    }
+    anyhow::ensure!(
+        !inv.is_empty(),
+        "nothing to audit: give --images-from FILE (e.g. oc get pods -A -o json > pods.json) or images"
+    );
+    Ok(inv)
+}
+
+fn prober(args: &Args) -> anyhow::Result<probe::Prober> {
+    let auth = match &args.authfile {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("--authfile {}", p.display()))?;
+            AuthFile::parse(&p.display().to_string(), &text)?
+        }
+        None => AuthFile::default(),
+    };
+    let ca = args
+        .ca_file
+        .as_deref()
+        .map(|p| crate::client::read_pem_certs(p, "--ca-file"))
+        .transpose()?;
+    let concurrency = usize::from(args.concurrency);
+    Ok(probe::Prober::new(probe::Options {
+        auth,
+        ca,
+        arch: args
+            .arch
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
+        timeout: args.probe_timeout,
+        per_registry: (concurrency / 4).max(2),
+    }))
+}

@@ -1,0 +1,721 @@
+//! Asking each registry, as a node would, whether it has a manifest: the distribution API's
+//! `GET /v2/<name>/manifests/<reference>` with containers/image's `Accept` header, Basic or
+//! Bearer credentials from an auth file, and an insecure registry over unverified TLS, then
+//! plain HTTP. Only GETs, only for manifests, tag lists and (for `--arch`) config blobs: nothing
+//! is pulled and nothing is written.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::{header, HeaderMap, StatusCode};
+use http_body_util::BodyExt as _;
+use mirrorscope_core::audit::auth::{parse_challenges, AuthFile};
+use mirrorscope_core::audit::manifest;
+use mirrorscope_core::audit::{Planned, Probe, ProbeStatus};
+use mirrorscope_core::reference::ImageReference;
+use tokio::sync::{OnceCell, Semaphore};
+
+/// Manifests and lists are small; anything past this is not one.
+const MAX_MANIFEST: usize = 4 << 20;
+const MAX_CONFIG: usize = 1 << 20;
+const MAX_TOKEN: usize = 64 << 10;
+const MAX_ERROR_BODY: usize = 64 << 10;
+const RATE_LIMIT_RETRIES: u32 = 3;
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+pub struct Options {
+    pub auth: AuthFile,
+    /// PEM CAs that replace the system trust store (`--ca-file`).
+    pub ca: Option<Vec<Vec<u8>>>,
+    /// Architectures every served manifest must offer (`--arch`).
+    pub arch: Vec<String>,
+    pub timeout: Duration,
+    /// Requests in flight to one registry host at most.
+    pub per_registry: usize,
+}
+
+/// One scheme and authority to talk to, and whether its certificate is checked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Base {
+    scheme: &'static str,
+    authority: String,
+    verify: bool,
+}
+
+impl Base {
+    fn shown(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+}
+
+/// What a node asks for: the API host, the repository and the tag or digest.
+#[derive(Clone, Debug)]
+struct Target {
+    /// As the reference names it (`docker.io`), for credentials and for messages.
+    domain: String,
+    /// Where the API lives (`registry-1.docker.io` for `docker.io`).
+    api_host: String,
+    repo: String,
+    reference: String,
+}
+
+impl Target {
+    fn parse(reference: &str) -> Result<Target, String> {
+        let r = ImageReference::parse_docker(reference).map_err(|e| e.to_string())?;
+        let domain = r.domain().to_string();
+        let api_host = match domain.as_str() {
+            "docker.io" => "registry-1.docker.io".to_string(),
+            d => d.to_string(),
+        };
+        // containers/image pulls `repo:tag@digest` by its digest.
+        let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
+        Ok(Target {
+            domain,
+            api_host,
+            repo: r.path().to_string(),
+            reference,
+        })
+    }
+
+    fn with_repo(&self, repo: &str) -> Target {
+        Target {
+            repo: repo.to_string(),
+            ..self.clone()
+        }
+    }
+
+    fn shown(&self) -> String {
+        let sep = if self.reference.contains(':') {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}/{}{sep}{}", self.domain, self.repo, self.reference)
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+type Failure = (ProbeStatus, String);
+type ProbeCell = Arc<OnceCell<Probe>>;
+
+pub struct Prober {
+    opts: Options,
+    proxy: ProxyEnv,
+    clients: Mutex<HashMap<Base, kube::Client>>,
+    /// `Authorization` values by (registry authority, repository).
+    authorizations: Mutex<HashMap<(String, String), String>>,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// By (reference, insecure): each source is asked once per run.
+    probes: Mutex<HashMap<(String, bool), ProbeCell>>,
+}
+
+impl Prober {
+    pub fn new(opts: Options) -> Prober {
+        Prober {
+            opts,
+            proxy: ProxyEnv::from_env(),
+            clients: Mutex::default(),
+            authorizations: Mutex::default(),
+            limits: Mutex::default(),
+            probes: Mutex::default(),
+        }
+    }
+
+    /// Probes the sources of one image in the node's order, stopping at the first that has it
+    /// (a node stops there too); blocked sources are never asked.
+    pub async fn probe_planned(&self, planned: &mut Planned) {
+        let mut served = false;
+        for s in &mut planned.sources {
+            if s.blocked {
+                continue;
+            }
+            if served {
+                s.probe = Some(Probe::not_tried());
+                continue;
+            }
+            let probe = self.probe(&s.reference, s.insecure).await;
+            // A manifest that misses a wanted architecture still ends the node's walk: it
+            // fails the pull instead of trying the next source.
+            served = probe.status == ProbeStatus::Present;
+            s.probe = Some(probe);
+        }
+    }
+
+    /// One source, asked once per run however many images share it.
+    pub async fn probe(&self, reference: &str, insecure: bool) -> Probe {
+        let cell = {
+            let mut probes = lock(&self.probes);
+            probes
+                .entry((reference.to_string(), insecure))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_init(|| self.probe_uncached(reference, insecure))
+            .await
+            .clone()
+    }
+
+    async fn probe_uncached(&self, reference: &str, insecure: bool) -> Probe {
+        let target = match Target::parse(reference) {
+            Ok(t) => t,
+            Err(e) => return Probe::with_status(ProbeStatus::Error, Some(e)),
+        };
+        let limit = self.limit(&target.api_host);
+        let Ok(_permit) = limit.acquire_owned().await else {
+            return Probe::with_status(ProbeStatus::Error, Some("probe cancelled".into()));
+        };
+        let bases: Vec<Base> = if insecure {
+            vec![
+                Base {
+                    scheme: "https",
+                    authority: target.api_host.clone(),
+                    verify: false,
+                },
+                Base {
+                    scheme: "http",
+                    authority: target.api_host.clone(),
+                    verify: false,
+                },
+            ]
+        } else {
+            vec![Base {
+                scheme: "https",
+                authority: target.api_host.clone(),
+                verify: true,
+            }]
+        };
+        let mut last = None;
+        for base in &bases {
+            match self.probe_at(base, &target).await {
+                Err((s @ (ProbeStatus::Unreachable | ProbeStatus::TlsError), d)) => {
+                    last = Some((s, format!("{}: {d}", base.shown())));
+                }
+                Ok(p) => return p,
+                Err((s, d)) => return Probe::with_status(s, Some(d)),
+            }
+        }
+        let (s, d) = last.unwrap_or((ProbeStatus::Error, "no address to ask".into()));
+        Probe::with_status(s, Some(d))
+    }
+
+    async fn probe_at(&self, base: &Base, t: &Target) -> Result<Probe, Failure> {
+        let answer = self.manifest(base, t).await?;
+        let status = answer.status;
+        if status.is_success() {
+            return self.present(base, t, answer).await;
+        }
+        let detail = error_detail(status, &answer.body);
+        match status {
+            StatusCode::NOT_FOUND => {
+                let mut probe =
+                    Probe::with_status(self.absence(base, t, &answer).await, Some(detail));
+                if probe.status == ProbeStatus::NameUnknown && t.api_host != "registry-1.docker.io"
+                {
+                    if let Some(plain) = t.repo.strip_prefix("library/") {
+                        let alt = t.with_repo(plain);
+                        if let Ok(a) = self.manifest(base, &alt).await {
+                            if a.status.is_success() {
+                                probe.present_without_library = Some(alt.shown());
+                            }
+                        }
+                    }
+                }
+                Ok(probe)
+            }
+            StatusCode::UNAUTHORIZED => Err((ProbeStatus::Unauthorized, detail)),
+            StatusCode::FORBIDDEN => Err((ProbeStatus::Denied, detail)),
+            _ => Err((ProbeStatus::Error, detail)),
+        }
+    }
+
+    async fn manifest(&self, base: &Base, t: &Target) -> Result<Answer, Failure> {
+        let path = format!("/v2/{}/manifests/{}", t.repo, t.reference);
+        self.get_authorized(base, t, &path, Some(manifest::ACCEPT), MAX_MANIFEST)
+            .await
+    }
+
+    /// A 404: is the repository there (a missing tag or digest) or not at all? Registries differ
+    /// in the code they answer, so the tag list decides when the code does not.
+    async fn absence(&self, base: &Base, t: &Target, answer: &Answer) -> ProbeStatus {
+        let codes = manifest::error_codes(&answer.body);
+        if codes.iter().any(|(c, _)| c == "NAME_UNKNOWN") {
+            return ProbeStatus::NameUnknown;
+        }
+        let path = format!("/v2/{}/tags/list", t.repo);
+        match self
+            .get_authorized(base, t, &path, None, MAX_MANIFEST)
+            .await
+        {
+            Ok(a) if a.status == StatusCode::NOT_FOUND => ProbeStatus::NameUnknown,
+            _ => ProbeStatus::ManifestUnknown,
+        }
+    }
+
+    async fn present(&self, base: &Base, t: &Target, answer: Answer) -> Result<Probe, Failure> {
+        let media_type = answer
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+            .unwrap_or_default();
+        let digest = if t.reference.starts_with("sha256:") {
+            t.reference.clone()
+        } else {
+            answer
+                .headers
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    format!(
+                        "sha256:{}",
+                        mirrorscope_core::hash::sha256_hex(&answer.body)
+                    )
+                })
+        };
+        let mut probe = Probe::with_status(ProbeStatus::Present, None);
+        probe.digest = Some(digest);
+        let malformed = |e: manifest::ManifestError| (ProbeStatus::Error, e.to_string());
+        if manifest::is_list(&media_type) {
+            probe.architectures = manifest::list_architectures(&answer.body).map_err(malformed)?;
+        } else if !self.opts.arch.is_empty() {
+            if let Some(config) = manifest::config_digest(&answer.body).map_err(malformed)? {
+                let path = format!("/v2/{}/blobs/{config}", t.repo);
+                let blob = self.get_following(base, t, &path, MAX_CONFIG).await?;
+                if !blob.status.is_success() {
+                    let detail = format!(
+                        "config blob {config}: {}",
+                        error_detail(blob.status, &blob.body)
+                    );
+                    return Err((ProbeStatus::Error, detail));
+                }
+                let arch = manifest::config_architecture(&blob.body).map_err(malformed)?;
+                probe.architectures = vec![arch];
+            }
+        }
+        if !self.opts.arch.is_empty() && !probe.architectures.is_empty() {
+            probe.missing_architectures =
+                manifest::missing_architectures(&probe.architectures, &self.opts.arch);
+        }
+        probe.media_type = Some(media_type).filter(|m| !m.is_empty());
+        Ok(probe)
+    }
+
+    /// A blob GET that follows one redirect (registries hand blobs to object storage).
+    async fn get_following(
+        &self,
+        base: &Base,
+        t: &Target,
+        path: &str,
+        limit: usize,
+    ) -> Result<Answer, Failure> {
+        let a = self.get_authorized(base, t, path, None, limit).await?;
+        if !a.status.is_redirection() {
+            return Ok(a);
+        }
+        let Some(location) = a
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(a);
+        };
+        let uri: http::Uri = location
+            .parse()
+            .map_err(|_| (ProbeStatus::Error, format!("bad redirect {location:?}")))?;
+        let (to, path) = match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme @ ("http" | "https")), Some(auth)) => (
+                Base {
+                    scheme: if scheme == "http" { "http" } else { "https" },
+                    authority: auth.to_string(),
+                    verify: base.verify,
+                },
+                uri.path_and_query()
+                    .map_or("/".to_string(), |p| p.to_string()),
+            ),
+            _ => (base.clone(), location.to_string()),
+        };
+        // Storage URLs carry their own signature: no registry credentials go there.
+        self.get(&to, &path, None, None, limit).await
+    }
+
+    /// A GET with the registry's credentials: a 401 with a challenge gets one retry with Basic
+    /// credentials or a Bearer token for the repository's pull scope.
+    async fn get_authorized(
+        &self,
+        base: &Base,
+        t: &Target,
+        path: &str,
+        accept: Option<&str>,
+        limit: usize,
+    ) -> Result<Answer, Failure> {
+        let key = (base.authority.clone(), t.repo.clone());
+        let known = lock(&self.authorizations).get(&key).cloned();
+        let a = self
+            .get(base, path, accept, known.as_deref(), limit)
+            .await?;
+        if a.status != StatusCode::UNAUTHORIZED {
+            return Ok(a);
+        }
+        let Some(authorization) = self.authorize(base, t, &a).await? else {
+            return Ok(a);
+        };
+        if known.as_deref() == Some(authorization.as_str()) {
+            return Ok(a);
+        }
+        lock(&self.authorizations).insert(key, authorization.clone());
+        self.get(base, path, accept, Some(&authorization), limit)
+            .await
+    }
+
+    /// The `Authorization` value a challenge asks for, when we can give one.
+    async fn authorize(
+        &self,
+        base: &Base,
+        t: &Target,
+        a: &Answer,
+    ) -> Result<Option<String>, Failure> {
+        let challenges: Vec<_> = a
+            .headers
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .collect();
+        let creds = self.opts.auth.lookup(&format!("{}/{}", t.domain, t.repo));
+        let basic = creds.map(|c| {
+            let raw = format!("{}:{}", c.username, c.password);
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
+        });
+        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let Some(realm) = bearer.params.get("realm") else {
+                return Ok(None);
+            };
+            let scope = format!("repository:{}:pull", t.repo);
+            let mut pairs = vec![("scope", Some(scope))];
+            if let Some(service) = bearer.params.get("service") {
+                pairs.insert(0, ("service", Some(service.clone())));
+            }
+            let query = mirrorscope_core::query::build(&pairs);
+            let url = if realm.contains('?') {
+                format!("{realm}&{}", query.trim_start_matches('?'))
+            } else {
+                format!("{realm}{query}")
+            };
+            let uri: http::Uri = url.parse().map_err(|_| {
+                (
+                    ProbeStatus::Error,
+                    format!("token realm {realm:?} is not a URL"),
+                )
+            })?;
+            let (Some(scheme @ ("http" | "https")), Some(authority)) =
+                (uri.scheme_str(), uri.authority())
+            else {
+                return Err((
+                    ProbeStatus::Error,
+                    format!("token realm {realm:?} is not an http(s) URL"),
+                ));
+            };
+            let realm_base = Base {
+                scheme: if scheme == "http" { "http" } else { "https" },
+                authority: authority.to_string(),
+                verify: base.verify,
+            };
+            let path = uri
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.to_string());
+            let answer = self
+                .get(&realm_base, &path, None, basic.as_deref(), MAX_TOKEN)
+                .await?;
+            if !answer.status.is_success() {
+                let detail = format!(
+                    "token service {}: {}",
+                    realm_base.shown(),
+                    error_detail(answer.status, &answer.body)
+                );
+                let status = if answer.status == StatusCode::UNAUTHORIZED {
+                    ProbeStatus::Unauthorized
+                } else {
+                    ProbeStatus::Denied
+                };
+                return Err((status, detail));
+            }
+            #[derive(serde::Deserialize)]
+            struct Token {
+                token: Option<String>,
+                access_token: Option<String>,
+            }
+            let token: Token = serde_json::from_slice(&answer.body)
+                .map_err(|e| (ProbeStatus::Error, format!("token service answer: {e}")))?;
+            return Ok(token
+                .token
+                .or(token.access_token)
+                .map(|t| format!("Bearer {t}")));
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            return Ok(basic);
+        }
+        Ok(None)
+    }
+
+    /// One GET, bounded in time and size, with rate-limit answers waited out a few times.
+    async fn get(
+        &self,
+        base: &Base,
+        path: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+        limit: usize,
+    ) -> Result<Answer, Failure> {
+        let client = self.client(base)?;
+        let mut attempt = 0;
+        loop {
+            let mut req = http::Request::get(path);
+            if let Some(a) = accept {
+                req = req.header(header::ACCEPT, a);
+            }
+            if let Some(a) = authorization {
+                req = req.header(header::AUTHORIZATION, a);
+            }
+            let req = req
+                .body(kube::client::Body::empty())
+                .map_err(|e| (ProbeStatus::Error, format!("{}{path}: {e}", base.shown())))?;
+            let timeout = self.opts.timeout;
+            let sent = tokio::time::timeout(timeout, async {
+                let resp = client.send(req).await.map_err(classify)?;
+                let (parts, body) = resp.into_parts();
+                let limit = if parts.status.is_success() {
+                    limit
+                } else {
+                    MAX_ERROR_BODY
+                };
+                let body = http_body_util::Limited::new(body, limit)
+                    .collect()
+                    .await
+                    .map_err(|e| (ProbeStatus::Error, format!("reading the answer: {e}")))?
+                    .to_bytes()
+                    .to_vec();
+                Ok::<_, Failure>(Answer {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body,
+                })
+            })
+            .await
+            .map_err(|_| {
+                (
+                    ProbeStatus::Unreachable,
+                    format!("no answer within {timeout:?}"),
+                )
+            })??;
+            if sent.status != StatusCode::TOO_MANY_REQUESTS || attempt >= RATE_LIMIT_RETRIES {
+                return Ok(sent);
+            }
+            attempt += 1;
+            let wait = sent
+                .headers
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs)
+                .min(MAX_RETRY_AFTER);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn client(&self, base: &Base) -> Result<kube::Client, Failure> {
+        if let Some(c) = lock(&self.clients).get(base) {
+            return Ok(c.clone());
+        }
+        let fail = |e: String| (ProbeStatus::Error, format!("{}: {e}", base.shown()));
+        let uri: http::Uri = base
+            .shown()
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
+        let mut config = kube::Config::new(uri);
+        config.accept_invalid_certs = !base.verify;
+        config.root_cert = self.opts.ca.clone();
+        config.connect_timeout = Some(self.opts.timeout);
+        config.read_timeout = Some(self.opts.timeout);
+        config.default_retry = false;
+        config.proxy_url = self.proxy.for_base(base);
+        let client = kube::Client::try_from(config).map_err(|e| fail(e.to_string()))?;
+        lock(&self.clients).insert(base.clone(), client.clone());
+        Ok(client)
+    }
+
+    fn limit(&self, host: &str) -> Arc<Semaphore> {
+        lock(&self.limits)
+            .entry(host.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.opts.per_registry.max(1))))
+            .clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave these maps half-written: every update is one insert.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `HTTP 404: MANIFEST_UNKNOWN manifest unknown`, from a registry's error body.
+fn error_detail(status: StatusCode, body: &[u8]) -> String {
+    let codes = manifest::error_codes(body);
+    match codes.first() {
+        Some((code, message)) => format!("HTTP {}: {code} {message}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    }
+}
+
+/// A failed request: a certificate problem, or no way to reach the registry.
+fn classify(e: kube::Error) -> Failure {
+    // Layers repeat their inner error's text; keep each distinct part once.
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.retain(|p| !t.contains(p.as_str()));
+            parts.push(t);
+        }
+        source = s.source();
+    }
+    let text = parts.join(": ");
+    let lower = text.to_ascii_lowercase();
+    let tls = [
+        "certificate",
+        "tls",
+        "handshake",
+        "invalidcontenttype",
+        "corrupt message",
+    ];
+    if tls.iter().any(|k| lower.contains(k)) {
+        (ProbeStatus::TlsError, text)
+    } else {
+        (ProbeStatus::Unreachable, text)
+    }
+}
+
+/// `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`, read as containers/image (Go's net/http) reads them.
+#[derive(Debug, Default)]
+struct ProxyEnv {
+    https: Option<http::Uri>,
+    http: Option<http::Uri>,
+    no_proxy: Vec<String>,
+}
+
+impl ProxyEnv {
+    fn from_env() -> ProxyEnv {
+        let var = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+        };
+        let uri = |v: Option<String>| {
+            v.and_then(|v| {
+                let v = if v.contains("://") {
+                    v
+                } else {
+                    format!("http://{v}")
+                };
+                v.parse::<http::Uri>().ok()
+            })
+        };
+        ProxyEnv {
+            https: uri(var(&["HTTPS_PROXY", "https_proxy"])),
+            http: uri(var(&["HTTP_PROXY", "http_proxy"])),
+            no_proxy: var(&["NO_PROXY", "no_proxy"])
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+
+    fn for_base(&self, base: &Base) -> Option<http::Uri> {
+        let host = base
+            .authority
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(base.authority.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let exempt = self.no_proxy.iter().any(|n| {
+            let n = n.rsplit_once(':').map_or(n.as_str(), |(h, _)| h);
+            n == "*"
+                || host == n.trim_start_matches('.')
+                || host.ends_with(&format!(".{}", n.trim_start_matches('.')))
+        });
+        if exempt {
+            return None;
+        }
+        match base.scheme {
+            "https" => self.https.clone(),
+            _ => self.http.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_ask_the_api_host_by_digest_when_there_is_one() {
+        let t = Target::parse("docker.io/library/nginx:1.25").unwrap();
+        assert_eq!(
+            (t.api_host.as_str(), t.repo.as_str(), t.reference.as_str()),
+            ("registry-1.docker.io", "library/nginx", "1.25")
+        );
+        assert_eq!(t.shown(), "docker.io/library/nginx:1.25");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let t = Target::parse(&format!("m.example:5000/ns/app@{d}")).unwrap();
+        assert_eq!(
+            (t.api_host.as_str(), t.reference.as_str()),
+            ("m.example:5000", d.as_str())
+        );
+        assert_eq!(
+            t.with_repo("app").shown(),
+            format!("m.example:5000/app@{d}")
+        );
+    }
+
+    #[test]
+    fn no_proxy_exempts_hosts_domains_and_everything() {
+        let env = ProxyEnv {
+            https: "http://127.0.0.1:9".parse().ok(),
+            http: None,
+            no_proxy: vec![
+                "127.0.0.1".into(),
+                ".corp.example".into(),
+                "localhost:5000".into(),
+            ],
+        };
+        let base = |a: &str| Base {
+            scheme: "https",
+            authority: a.into(),
+            verify: true,
+        };
+        assert_eq!(env.for_base(&base("127.0.0.1:5000")), None);
+        assert_eq!(env.for_base(&base("m.corp.example")), None);
+        assert_eq!(env.for_base(&base("localhost:5001")), None);
+        assert!(env.for_base(&base("quay.io")).is_some());
+        let http = Base {
+            scheme: "http",
+            authority: "quay.io".into(),
+            verify: false,
+        };
+        assert_eq!(env.for_base(&http), None);
+    }
+}
