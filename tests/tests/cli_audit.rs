@@ -40,8 +40,7 @@ fn json(out: &Output) -> Value {
 }
 
 fn entry<'a>(doc: &'a Value, image: &str) -> &'a Value {
-    doc["audits"][0]["images"]
-        .as_array()
+    doc.as_array()
         .unwrap()
         .iter()
         .find(|e| e["image"] == image)
@@ -165,9 +164,12 @@ fn audit_probes_every_source_a_node_tries_and_names_what_to_fix() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "an image fails: {stderr}");
     let doc = json(&out);
-    assert_eq!(doc["probed"], true);
-    assert_eq!(doc["audits"][0]["configuration"]["kind"], "files");
-    assert_eq!(doc["audits"][0]["summary"]["images"], 9);
+    assert_eq!(
+        doc.as_array().unwrap().len(),
+        9,
+        "one element per distinct image"
+    );
+    assert!(doc[0].get("nodes").is_none());
 
     let e = entry(&doc, "nginx:1.25.3");
     assert_eq!(verdict(e), Verdict::Mirror);
@@ -351,7 +353,6 @@ fn desired_objects_are_audited_under_the_mco_rendering() {
         ],
     );
     let doc = json(&out);
-    assert_eq!(doc["audits"][0]["configuration"]["kind"], "desired");
     let e = entry(&doc, "registry.access.redhat.com/ubi9/ubi:9.4");
     assert_eq!(e["sources"].as_array().unwrap().len(), 2);
     assert_eq!(
@@ -402,19 +403,17 @@ fn without_a_configuration_every_configuration_the_nodes_reported_is_audited() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc = json(&out);
-    let audits = doc["audits"].as_array().unwrap();
-    assert_eq!(audits.len(), 2, "{doc:#}");
+    let elements = doc.as_array().unwrap();
+    assert_eq!(elements.len(), 2, "one per configuration: {doc:#}");
     let by_nodes = |nodes: &[&str]| {
-        audits
+        elements
             .iter()
-            .find(|a| a["configuration"]["nodes"] == serde_json::json!(nodes))
+            .find(|e| e["nodes"] == serde_json::json!(nodes))
             .unwrap_or_else(|| panic!("no audit for {nodes:?}: {doc:#}"))
     };
-    let mirrored = by_nodes(&["w1", "w2"]);
-    assert_eq!(mirrored["images"][0]["verdict"], "mirror");
+    assert_eq!(by_nodes(&["w1", "w2"])["verdict"], "mirror");
     // w3 has no rule: docker.io itself, unreachable here, is all it has.
-    let plain = by_nodes(&["w3"]);
-    assert_eq!(plain["images"][0]["verdict"], "source");
+    assert_eq!(by_nodes(&["w3"])["verdict"], "source");
 
     let out = run(&["--node", "w1", "--probe", "nginx:1.25.3"]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use http::{header, HeaderMap, StatusCode};
+use http::{header, HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt as _;
 use mirrorscope_core::audit::auth::{parse_challenges, AuthFile};
 use mirrorscope_core::audit::manifest;
@@ -103,6 +103,17 @@ struct Answer {
 }
 
 type Failure = (ProbeStatus, String);
+
+const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+
+/// The media type of an answer, without parameters.
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+        .unwrap_or_default()
+}
 type ProbeCell = Arc<OnceCell<Probe>>;
 
 pub struct Prober {
@@ -205,8 +216,16 @@ impl Prober {
         Probe::with_status(s, Some(d))
     }
 
+    /// HEAD first, as containers/image does (Docker Hub does not count a HEAD against the pull
+    /// rate limit); the body is fetched only when it must be read: a list's architectures, a
+    /// single image's config for `--arch`, or a registry that does not answer HEAD.
     async fn probe_at(&self, base: &Base, t: &Target) -> Result<Probe, Failure> {
-        let answer = self.manifest(base, t).await?;
+        let head = self.manifest(base, t, Method::HEAD).await?;
+        let answer = match head.status {
+            s if s.is_success() && !self.needs_body(&head) => head,
+            StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => head,
+            _ => self.manifest(base, t, Method::GET).await?,
+        };
         let status = answer.status;
         if status.is_success() {
             return self.present(base, t, answer).await;
@@ -220,7 +239,7 @@ impl Prober {
                 {
                     if let Some(plain) = t.repo.strip_prefix("library/") {
                         let alt = t.with_repo(plain);
-                        if let Ok(a) = self.manifest(base, &alt).await {
+                        if let Ok(a) = self.manifest(base, &alt, Method::HEAD).await {
                             if a.status.is_success() {
                                 probe.present_without_library = Some(alt.shown());
                             }
@@ -235,9 +254,15 @@ impl Prober {
         }
     }
 
-    async fn manifest(&self, base: &Base, t: &Target) -> Result<Answer, Failure> {
+    fn needs_body(&self, head: &Answer) -> bool {
+        let media_type = content_type(&head.headers);
+        let digest_known = head.headers.contains_key(DOCKER_CONTENT_DIGEST);
+        manifest::is_list(&media_type) || !self.opts.arch.is_empty() || !digest_known
+    }
+
+    async fn manifest(&self, base: &Base, t: &Target, method: Method) -> Result<Answer, Failure> {
         let path = format!("/v2/{}/manifests/{}", t.repo, t.reference);
-        self.get_authorized(base, t, &path, Some(manifest::ACCEPT), MAX_MANIFEST)
+        self.send_authorized(base, t, method, &path, Some(manifest::ACCEPT), MAX_MANIFEST)
             .await
     }
 
@@ -250,7 +275,7 @@ impl Prober {
         }
         let path = format!("/v2/{}/tags/list", t.repo);
         match self
-            .get_authorized(base, t, &path, None, MAX_MANIFEST)
+            .send_authorized(base, t, Method::GET, &path, None, MAX_MANIFEST)
             .await
         {
             Ok(a) if a.status == StatusCode::NOT_FOUND => ProbeStatus::NameUnknown,
@@ -259,18 +284,13 @@ impl Prober {
     }
 
     async fn present(&self, base: &Base, t: &Target, answer: Answer) -> Result<Probe, Failure> {
-        let media_type = answer
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
-            .unwrap_or_default();
+        let media_type = content_type(&answer.headers);
         let digest = if t.reference.starts_with("sha256:") {
             t.reference.clone()
         } else {
             answer
                 .headers
-                .get("docker-content-digest")
+                .get(DOCKER_CONTENT_DIGEST)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
                 .unwrap_or_else(|| {
@@ -316,7 +336,9 @@ impl Prober {
         path: &str,
         limit: usize,
     ) -> Result<Answer, Failure> {
-        let a = self.get_authorized(base, t, path, None, limit).await?;
+        let a = self
+            .send_authorized(base, t, Method::GET, path, None, limit)
+            .await?;
         if !a.status.is_redirection() {
             return Ok(a);
         }
@@ -343,15 +365,16 @@ impl Prober {
             _ => (base.clone(), location.to_string()),
         };
         // Storage URLs carry their own signature: no registry credentials go there.
-        self.get(&to, &path, None, None, limit).await
+        self.send(&to, Method::GET, &path, None, None, limit).await
     }
 
     /// A GET with the registry's credentials: a 401 with a challenge gets one retry with Basic
     /// credentials or a Bearer token for the repository's pull scope.
-    async fn get_authorized(
+    async fn send_authorized(
         &self,
         base: &Base,
         t: &Target,
+        method: Method,
         path: &str,
         accept: Option<&str>,
         limit: usize,
@@ -359,7 +382,7 @@ impl Prober {
         let key = (base.authority.clone(), t.repo.clone());
         let known = lock(&self.authorizations).get(&key).cloned();
         let a = self
-            .get(base, path, accept, known.as_deref(), limit)
+            .send(base, method.clone(), path, accept, known.as_deref(), limit)
             .await?;
         if a.status != StatusCode::UNAUTHORIZED {
             return Ok(a);
@@ -371,7 +394,7 @@ impl Prober {
             return Ok(a);
         }
         lock(&self.authorizations).insert(key, authorization.clone());
-        self.get(base, path, accept, Some(&authorization), limit)
+        self.send(base, method, path, accept, Some(&authorization), limit)
             .await
     }
 
@@ -435,7 +458,14 @@ impl Prober {
                 .path_and_query()
                 .map_or("/".to_string(), |p| p.to_string());
             let answer = self
-                .get(&realm_base, &path, None, basic.as_deref(), MAX_TOKEN)
+                .send(
+                    &realm_base,
+                    Method::GET,
+                    &path,
+                    None,
+                    basic.as_deref(),
+                    MAX_TOKEN,
+                )
                 .await?;
             if !answer.status.is_success() {
                 let detail = format!(
@@ -468,10 +498,11 @@ impl Prober {
         Ok(None)
     }
 
-    /// One GET, bounded in time and size, with rate-limit answers waited out a few times.
-    async fn get(
+    /// One request, bounded in time and size, with rate-limit answers waited out a few times.
+    async fn send(
         &self,
         base: &Base,
+        method: Method,
         path: &str,
         accept: Option<&str>,
         authorization: Option<&str>,
@@ -480,7 +511,7 @@ impl Prober {
         let client = self.client(base)?;
         let mut attempt = 0;
         loop {
-            let mut req = http::Request::get(path);
+            let mut req = http::Request::builder().method(method.clone()).uri(path);
             if let Some(a) = accept {
                 req = req.header(header::ACCEPT, a);
             }

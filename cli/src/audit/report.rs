@@ -9,35 +9,25 @@ use super::config::About;
 use super::{Args, Audit};
 use crate::output::{escape_controls, table_fit, terminal_width, Format};
 
-/// The `-o json|yaml` document.
+/// One element of the `-o json|yaml` array: an image under one configuration.
 #[derive(Serialize)]
-struct Document<'a> {
-    probed: bool,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    architectures: &'a [String],
-    audits: Vec<AuditDoc<'a>>,
-}
-
-#[derive(Serialize)]
-struct AuditDoc<'a> {
-    configuration: &'a About,
-    summary: Summary,
-    images: &'a [AuditEntry],
+struct Element<'a> {
+    #[serde(flatten)]
+    entry: &'a AuditEntry,
+    /// When the collector's configurations are audited: the nodes that share this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<&'a [String]>,
 }
 
 pub fn print(args: &Args, audits: &[Audit]) -> anyhow::Result<()> {
-    let doc = Document {
-        probed: args.probe,
-        architectures: &args.arch,
-        audits: audits
-            .iter()
-            .map(|a| AuditDoc {
-                configuration: &a.configuration.about,
-                summary: Summary::of(&a.entries),
-                images: &a.entries,
-            })
-            .collect(),
-    };
+    let doc: Vec<Element> = audits
+        .iter()
+        .flat_map(|a| {
+            let about: &About = &a.configuration.about;
+            let nodes = (about.kind == "nodes").then_some(about.nodes.as_slice());
+            a.entries.iter().map(move |entry| Element { entry, nodes })
+        })
+        .collect();
     if args.output.print_data(&doc)? {
         return Ok(());
     }
