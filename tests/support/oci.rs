@@ -44,36 +44,47 @@ impl OciLayout {
     /// same name always gives the same bytes (fixed tar metadata, no timestamps).
     pub fn build(content_name: &str, tag: &str) -> OciLayout {
         let dir = ScratchDir::new("oci");
-        let file = format!("hello from {content_name}\n");
-        let layer = tar_one_file("hello.txt", file.as_bytes());
-        let layer_digest = write_blob(dir.path(), &layer);
-        let config = format!(
-            concat!(
-                r#"{{"architecture":"amd64","os":"linux","config":{{}},"#,
-                r#""rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
-            ),
-            layer = layer_digest
+        let (manifest_digest, size) = write_image(dir.path(), content_name, "amd64");
+        OciLayout::finish(dir, tag, OCI_MANIFEST, &manifest_digest, size)
+    }
+
+    /// Builds an image index with one such image per architecture (content `<name>-<arch>`),
+    /// as a multi-architecture release publishes it; [`OciLayout::push`] copies every child.
+    pub fn build_index(content_name: &str, tag: &str, architectures: &[&str]) -> OciLayout {
+        let dir = ScratchDir::new("oci-index");
+        let children: Vec<String> = architectures
+            .iter()
+            .map(|arch| {
+                let (digest, size) =
+                    write_image(dir.path(), &format!("{content_name}-{arch}"), arch);
+                format!(
+                    r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":{size},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+                )
+            })
+            .collect();
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+            children.join(",")
         );
-        let config_digest = write_blob(dir.path(), config.as_bytes());
-        let manifest = format!(
-            concat!(
-                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","#,
-                r#""config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cs}}},"#,
-                r#""layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{ls}}}]}}"#
-            ),
-            cd = config_digest,
-            cs = config.len(),
-            ld = layer_digest,
-            ls = layer.len()
-        );
-        let manifest_digest = write_blob(dir.path(), manifest.as_bytes());
+        let digest = write_blob(dir.path(), index.as_bytes());
+        OciLayout::finish(dir, tag, OCI_INDEX, &digest, index.len())
+    }
+
+    fn finish(
+        dir: ScratchDir,
+        tag: &str,
+        media_type: &str,
+        digest: &str,
+        size: usize,
+    ) -> OciLayout {
         let index = format!(
             concat!(
-                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","#,
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{mt}","#,
                 r#""digest":"{md}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#
             ),
-            md = manifest_digest,
-            ms = manifest.len(),
+            mt = media_type,
+            md = digest,
+            ms = size,
             tag = tag
         );
         dir.write("index.json", &index);
@@ -81,7 +92,7 @@ impl OciLayout {
         OciLayout {
             dir,
             tag: tag.to_string(),
-            manifest_digest,
+            manifest_digest: digest.to_string(),
         }
     }
 
@@ -101,6 +112,7 @@ impl OciLayout {
         let policy = home.write("policy.json", skopeo::ACCEPT_ANYTHING_POLICY);
         let mut cmd = skopeo::command(home.path());
         cmd.arg("copy")
+            .arg("--all")
             .arg("--policy")
             .arg(&policy)
             .arg("--dest-tls-verify=false");
@@ -146,6 +158,39 @@ pub fn manifest_digest(registry: &Registry, repo_and_tag: &str) -> String {
         out.stderr
     );
     sha256_digest(&out.stdout)
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// Writes one single-layer image's blobs (layer, config for `architecture`, manifest); returns
+/// the manifest's digest and size.
+fn write_image(layout: &Path, content_name: &str, architecture: &str) -> (String, usize) {
+    let file = format!("hello from {content_name}\n");
+    let layer = tar_one_file("hello.txt", file.as_bytes());
+    let layer_digest = write_blob(layout, &layer);
+    let config = format!(
+        concat!(
+            r#"{{"architecture":"{arch}","os":"linux","config":{{}},"#,
+            r#""rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+        ),
+        arch = architecture,
+        layer = layer_digest
+    );
+    let config_digest = write_blob(layout, config.as_bytes());
+    let manifest = format!(
+        concat!(
+            r#"{{"schemaVersion":2,"mediaType":"{mt}","#,
+            r#""config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cs}}},"#,
+            r#""layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{ls}}}]}}"#
+        ),
+        mt = OCI_MANIFEST,
+        cd = config_digest,
+        cs = config.len(),
+        ld = layer_digest,
+        ls = layer.len()
+    );
+    (write_blob(layout, manifest.as_bytes()), manifest.len())
 }
 
 /// Writes `bytes` as a content-addressed blob and returns its `sha256:` digest.

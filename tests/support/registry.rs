@@ -108,6 +108,9 @@ pub enum Access {
     BasicAuth { user: String, password: String },
     /// HTTPS with a self-signed certificate (CN and SAN `IP:127.0.0.1`), anonymous.
     Tls,
+    /// HTTPS with a certificate signed by a throw-away CA (made with the `openssl` CLI) and
+    /// htpasswd basic auth: a production mirror's shape.
+    TlsBasicAuth { user: String, password: String },
 }
 
 /// A running `docker-registry serve` on 127.0.0.1; killed (by its own pid) and its storage removed on
@@ -136,6 +139,14 @@ impl Registry {
     /// HTTPS registry with a fresh self-signed certificate (made with the `openssl` CLI).
     pub fn tls() -> Registry {
         Registry::start(Access::Tls)
+    }
+
+    /// HTTPS registry whose certificate a test CA signed ([`Registry::ca_path`]), with basic auth.
+    pub fn tls_basic_auth(user: &str, password: &str) -> Registry {
+        Registry::start(Access::TlsBasicAuth {
+            user: user.to_string(),
+            password: password.to_string(),
+        })
     }
 
     /// Starts a registry with the given access mode, retrying with another port if the chosen one was
@@ -194,7 +205,9 @@ impl Registry {
     /// `user:password` for skopeo `--creds`/`--dest-creds` when the registry uses basic auth.
     pub fn creds(&self) -> Option<String> {
         match &self.access {
-            Access::BasicAuth { user, password } => Some(format!("{user}:{password}")),
+            Access::BasicAuth { user, password } | Access::TlsBasicAuth { user, password } => {
+                Some(format!("{user}:{password}"))
+            }
             _ => None,
         }
     }
@@ -202,6 +215,11 @@ impl Registry {
     /// PEM file of the self-signed certificate (TLS registries only).
     pub fn cert_path(&self) -> Option<PathBuf> {
         (self.access == Access::Tls).then(|| self.dir.path().join("cert.pem"))
+    }
+
+    /// PEM file of the CA that signed the certificate ([`Access::TlsBasicAuth`] only).
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        matches!(self.access, Access::TlsBasicAuth { .. }).then(|| self.dir.path().join("ca.pem"))
     }
 
     /// Storage and configuration directory of this registry.
@@ -228,7 +246,7 @@ impl Registry {
                 ));
             }
             if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                if self.access == Access::Tls {
+                if matches!(self.access, Access::Tls | Access::TlsBasicAuth { .. }) {
                     // The listener exists, so the TLS server accepts; speaking TLS here would need a
                     // TLS crate, and skopeo itself checks the handshake on first use.
                     if self.log().contains("listening on") {
@@ -288,6 +306,19 @@ fn write_config(dir: &ScratchDir, port: u16, access: &Access) -> PathBuf {
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
                 key.display()
+            ));
+        }
+        Access::TlsBasicAuth { user, password } => {
+            require_binary("/usr/bin/openssl", "openssl");
+            // Writes ca.pem, srv.pem and srv.key into the registry's directory.
+            crate::collector::test_certificates(dir.path());
+            let (cert, key) = (dir.path().join("srv.pem"), dir.path().join("srv.key"));
+            let htpasswd = make_htpasswd(dir, user, password);
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                cert.display(),
+                key.display(),
+                htpasswd.display()
             ));
         }
         Access::BasicAuth { user, password } => {

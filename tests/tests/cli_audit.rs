@@ -464,3 +464,231 @@ fn bad_inventories_name_the_file_and_the_place() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to audit"));
 }
+
+#[test]
+fn over_tls_with_a_ca_and_basic_auth_every_architecture_of_an_index_is_checked() {
+    let t = Registry::tls_basic_auth("mirror", "pa55");
+    oci::OciLayout::build_index("cuda", "12", &["amd64", "arm64"]).push(&t, "library/cuda", "12");
+    oci::seed(&t, "library/cuda", "12-amd64", "cuda-amd64");
+    let dir = ScratchDir::new("audit-tls");
+    dir.write(
+        "registries.conf",
+        &format!(
+            "[[registry]]\nprefix = \"docker.io/library\"\nlocation = \"docker.io/library\"\nblocked = true\n[[registry.mirror]]\nlocation = \"{}/library\"\n",
+            t.host()
+        ),
+    );
+    let auth = format!(
+        r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+        t.host(),
+        mirrorscope_e2e::collector::base64(b"mirror:pa55")
+    );
+    dir.write("auth.json", &auth);
+    let ca = t.ca_path().unwrap();
+    let ca = ca.to_str().unwrap();
+    let base = [
+        "--registries-conf",
+        "registries.conf",
+        "--registries-conf-d",
+        "none.d",
+        "--probe",
+        "--authfile",
+        "auth.json",
+    ];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        audit(&dir, &args)
+    };
+
+    let out = run(&[
+        "--ca-file",
+        ca,
+        "--arch",
+        "amd64,arm64",
+        "-o",
+        "json",
+        "cuda:12",
+        "cuda:12-amd64",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    let e = entry(&doc, "cuda:12");
+    assert_eq!(verdict(e), Verdict::Mirror, "{e:#}");
+    let p = &e["sources"][0]["probe"];
+    assert_eq!(p["media_type"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(p["architectures"], serde_json::json!(["amd64", "arm64"]));
+    assert_eq!(p["missing_architectures"], serde_json::json!([]));
+    let e = entry(&doc, "cuda:12-amd64");
+    assert_eq!(verdict(e), Verdict::Fail, "{e:#}");
+    assert_eq!(codes(e), [FindingCode::MissingArchitecture]);
+    let message = e["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("serves amd64 but not arm64"), "{message}");
+
+    // Without the CA the certificate is not trusted, as on a node without additionalTrustedCA.
+    let out = run(&["-o", "json", "cuda:12"]);
+    let doc = json(&out);
+    let e = entry(&doc, "cuda:12");
+    assert_eq!(statuses(e)[0], Some(ProbeStatus::TlsError), "{e:#}");
+    assert_eq!(codes(e), [FindingCode::MirrorUnreachable]);
+    assert_eq!(verdict(e), Verdict::Unknown);
+
+    // Wrong credentials: the registry refuses them.
+    dir.write(
+        "bad.json",
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            t.host(),
+            mirrorscope_e2e::collector::base64(b"mirror:wrong")
+        ),
+    );
+    let out = audit(
+        &dir,
+        &[
+            "--registries-conf",
+            "registries.conf",
+            "--registries-conf-d",
+            "none.d",
+            "--probe",
+            "--authfile",
+            "bad.json",
+            "--ca-file",
+            ca,
+            "-o",
+            "json",
+            "cuda:12",
+        ],
+    );
+    let e = entry(&json(&out), "cuda:12").clone();
+    assert_eq!(statuses(&e)[0], Some(ProbeStatus::Unauthorized), "{e:#}");
+}
+
+#[test]
+fn fallbacks_missing_digests_and_configuration_mistakes_are_named() {
+    let m = Registry::plain();
+    let s = Registry::plain();
+    oci::seed(&s, "app/web", "1", "web");
+    oci::seed(&m, "app/tool", "1", "tool-mirror-copy");
+    let tool = oci::seed(&s, "app/tool", "1", "tool-upstream");
+    let dir = ScratchDir::new("audit-findings");
+    dir.write(
+        "registries.conf",
+        &format!(
+            r#"
+[[registry]]
+prefix = "{s}/app"
+location = "{s}/app"
+insecure = true
+[[registry.mirror]]
+location = "{m}/app"
+insecure = true
+
+[[registry]]
+prefix = "docker.io/library"
+location = "docker.io/library"
+[[registry.mirror]]
+location = "{m}/library"
+insecure = true
+
+[[registry]]
+prefix = "quay.io/gone"
+location = "quay.io/gone"
+blocked = true
+"#,
+            s = s.host(),
+            m = m.host()
+        ),
+    );
+    let tool_ref = format!("{}/app/tool@{tool}", s.host());
+    let web = format!("{}/app/web:1", s.host());
+    let other = format!("{}/other/x:1", s.host());
+    let images = [
+        web.as_str(),
+        tool_ref.as_str(),
+        other.as_str(),
+        "registry-1.docker.io/library/nginx:1",
+        "quay.io/gone/x:1",
+        "Nginx:1",
+    ];
+    let mut args = vec![
+        "--registries-conf",
+        "registries.conf",
+        "--registries-conf-d",
+        "none.d",
+        "--probe",
+        "-o",
+        "json",
+    ];
+    args.extend(images);
+    let out = audit(&dir, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+
+    // The mirror lacks the repository; the source, still allowed, serves: fine until the
+    // cluster is disconnected.
+    let e = entry(&doc, &web);
+    assert_eq!(verdict(e), Verdict::Source);
+    assert_eq!(e["served_by"], web.as_str());
+    assert_eq!(
+        statuses(e),
+        [Some(ProbeStatus::NameUnknown), Some(ProbeStatus::Present)]
+    );
+    assert_eq!(
+        codes(e),
+        [
+            FindingCode::MissingRepository,
+            FindingCode::FallbackToSource
+        ]
+    );
+
+    // The mirror has the repository, with another image under the tag: not this digest.
+    let e = entry(&doc, &tool_ref);
+    assert_eq!(
+        statuses(e),
+        [
+            Some(ProbeStatus::ManifestUnknown),
+            Some(ProbeStatus::Present)
+        ]
+    );
+    assert_eq!(
+        codes(e),
+        [FindingCode::MissingDigest, FindingCode::FallbackToSource]
+    );
+    assert_eq!(e["sources"][1]["probe"]["digest"], tool.as_str());
+
+    let e = entry(&doc, &other);
+    assert_eq!(codes(e), [FindingCode::VendorPrefixGap]);
+    assert!(
+        e["findings"][0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{}/other/x", m.host())),
+        "{e:#}"
+    );
+
+    let e = entry(&doc, "registry-1.docker.io/library/nginx:1");
+    assert_eq!(
+        codes(e),
+        [
+            FindingCode::Registry1DockerIoAlias,
+            FindingCode::NoMirrorRule
+        ]
+    );
+
+    let e = entry(&doc, "quay.io/gone/x:1");
+    assert_eq!(verdict(e), Verdict::Fail);
+    assert_eq!(codes(e), [FindingCode::BlockedSource, FindingCode::NoMirrorRule]);
+
+    let e = entry(&doc, "Nginx:1");
+    assert_eq!(verdict(e), Verdict::Fail);
+    assert_eq!(codes(e), [FindingCode::InvalidReference]);
+}
