@@ -125,10 +125,20 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
             .collect();
         if let Some(prober) = &prober {
             let concurrency = usize::from(args.concurrency);
+            let bar = progress(planned.len() as u64);
             rt.block_on(
-                futures_util::stream::iter(planned.iter_mut())
-                    .for_each_concurrent(concurrency, |p| prober.probe_planned(p)),
+                futures_util::stream::iter(planned.iter_mut()).for_each_concurrent(
+                    concurrency,
+                    |p| {
+                        let bar = &bar;
+                        async move {
+                            prober.probe_planned(p).await;
+                            bar.inc(1);
+                        }
+                    },
+                ),
             );
+            bar.finish_and_clear();
         }
         let entries = planned
             .into_iter()
@@ -156,6 +166,21 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
         .flat_map(|a| &a.entries)
         .any(|e| e.verdict.at_or_past(threshold));
     Ok(i32::from(failing))
+}
+
+/// A bar on a terminal's stderr; hidden on a pipe, so scripts and logs see only the answer.
+fn progress(len: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("probing {bar:30} {pos}/{len} images, {elapsed}")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 fn read_inventory(args: &Args) -> anyhow::Result<Inventory> {
