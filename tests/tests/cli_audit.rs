@@ -686,7 +686,10 @@ blocked = true
 
     let e = entry(&doc, "quay.io/gone/x:1");
     assert_eq!(verdict(e), Verdict::Fail);
-    assert_eq!(codes(e), [FindingCode::BlockedSource, FindingCode::NoMirrorRule]);
+    assert_eq!(
+        codes(e),
+        [FindingCode::BlockedSource, FindingCode::NoMirrorRule]
+    );
 
     let e = entry(&doc, "Nginx:1");
     assert_eq!(verdict(e), Verdict::Fail);

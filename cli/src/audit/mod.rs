@@ -3,7 +3,6 @@
 //! with `--probe`, each source a node would try is asked for the manifest.
 
 mod config;
-mod probe;
 mod report;
 
 use std::io::Read as _;
@@ -11,11 +10,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures_util::StreamExt as _;
 use mirrorscope_core::audit::auth::AuthFile;
 use mirrorscope_core::audit::inventory::{self, Inventory};
 use mirrorscope_core::audit::{judge, plan, AuditEntry, Verdict};
 use mirrorscope_core::openshift::OcpVersion;
+
+use mirrorscope_probe as probe;
 
 use crate::output::Format;
 
@@ -126,18 +126,9 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
         if let Some(prober) = &prober {
             let concurrency = usize::from(args.concurrency);
             let bar = progress(planned.len() as u64);
-            rt.block_on(
-                futures_util::stream::iter(planned.iter_mut()).for_each_concurrent(
-                    concurrency,
-                    |p| {
-                        let bar = &bar;
-                        async move {
-                            prober.probe_planned(p).await;
-                            bar.inc(1);
-                        }
-                    },
-                ),
-            );
+            rt.block_on(probe::probe_all(prober, &mut planned, concurrency, &|| {
+                bar.inc(1)
+            }));
             bar.finish_and_clear();
         }
         let entries = planned

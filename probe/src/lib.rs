@@ -1,8 +1,9 @@
 //! Asking each registry, as a node would, whether it has a manifest: the distribution API's
-//! `GET /v2/<name>/manifests/<reference>` with containers/image's `Accept` header, Basic or
-//! Bearer credentials from an auth file, and an insecure registry over unverified TLS, then
-//! plain HTTP. Only GETs, only for manifests, tag lists and (for `--arch`) config blobs: nothing
-//! is pulled and nothing is written.
+//! `HEAD`/`GET /v2/<name>/manifests/<reference>` with containers/image's `Accept` header, Basic
+//! or Bearer credentials from an auth file, and an insecure registry over unverified TLS, then
+//! plain HTTP. Only reads, only of manifests, tag lists and (for `--arch`) config blobs: nothing
+//! is pulled and nothing is written. The CLI's `audit` and the collector's periodic audit share
+//! it; the verdicts come from the pure `mirrorscope_core::audit`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,22 @@ const MAX_TOKEN: usize = 64 << 10;
 const MAX_ERROR_BODY: usize = 64 << 10;
 const RATE_LIMIT_RETRIES: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Probes every planned image, `concurrency` at a time, calling `done` after each.
+pub async fn probe_all(
+    prober: &Prober,
+    planned: &mut [Planned],
+    concurrency: usize,
+    done: &(dyn Fn() + Sync),
+) {
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(planned.iter_mut())
+        .for_each_concurrent(concurrency.max(1), |p| async move {
+            prober.probe_planned(p).await;
+            done();
+        })
+        .await;
+}
 
 pub struct Options {
     pub auth: AuthFile,
