@@ -152,3 +152,45 @@ pub struct ReportedConfiguration {
     /// Registries files with their text (policy.json is left out).
     pub files: Vec<crate::report::FileState>,
 }
+
+/// `GET /v1/audit`: the collector's last audit of every image the cluster uses, under each
+/// configuration its nodes run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    /// Whether the collector audits at all (`--audit-interval` not 0).
+    pub enabled: bool,
+    pub running: bool,
+    /// The last audit that finished, if any.
+    pub last: Option<AuditRun>,
+    /// Why the last attempt failed, when it did.
+    pub last_error: Option<String>,
+}
+
+/// One finished audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRun {
+    /// RFC 3339 UTC.
+    pub finished_at: String,
+    pub duration_ms: u64,
+    pub probed: bool,
+    /// Per distinct image, its worst verdict under any configuration.
+    pub summary: crate::audit::Summary,
+    pub configurations: Vec<ConfigurationAudit>,
+}
+
+/// The audit under one configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigurationAudit {
+    /// The nodes that run it (none for a desired configuration no node runs yet).
+    pub nodes: Vec<String>,
+    /// The desired configuration (the cluster's IDMS/ITMS/ICSP rendering, or `--desired`):
+    /// what every node will run once the rollout lands.
+    pub desired: bool,
+    /// What their manifests must offer (the nodes' `kubernetes.io/arch`).
+    pub architectures: Vec<String>,
+    pub summary: crate::audit::Summary,
+    pub images: Vec<crate::audit::AuditEntry>,
+}
+
+/// `GET /v1/inventory`: every image the cluster uses, with who uses it.
+pub type InventoryView = BTreeMap<String, Vec<String>>;

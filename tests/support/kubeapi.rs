@@ -93,11 +93,15 @@ pub struct MockApi {
     pub state: Arc<Mutex<MockState>>,
 }
 
-/// `/apis/g/v/plural/name` → (`/apis/g/v/plural`, `name`); `/apis/g/v/plural` → (itself, None).
+/// `/apis/g/v/plural/name` → (`/apis/g/v/plural`, `name`); `/apis/g/v/plural` → (itself, None);
+/// `/api/v1/namespaces/ns/plural/name` → (`/api/v1/namespaces/ns/plural`, `name`).
 fn split_path(path: &str) -> (String, Option<String>) {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    // api/v1/PLURAL[/NAME], apis/G/V/PLURAL[/NAME]
-    let base = if segs.first() == Some(&"api") { 3 } else { 4 };
+    // api/v1/PLURAL[/NAME], apis/G/V/PLURAL[/NAME], and either with namespaces/NS/ before PLURAL
+    let mut base = if segs.first() == Some(&"api") { 3 } else { 4 };
+    if segs.get(base - 1) == Some(&"namespaces") && segs.len() >= base + 2 {
+        base += 2;
+    }
     if segs.len() > base {
         let coll = format!("/{}", segs[..base].join("/"));
         (coll, Some(segs[base].to_string()))

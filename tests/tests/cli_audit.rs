@@ -460,9 +460,27 @@ fn bad_inventories_name_the_file_and_the_place() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{file}: {err}");
     }
+    // Without an inventory the collector's is asked for; with no collector to ask, say so.
     let out = audit(&dir, &conf);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to audit"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no --images-from or images given, so the inventory comes from the collector"),
+        "{err}"
+    );
+    dir.write("empty.txt", "# nothing yet\n");
+    let args: Vec<&str> = conf
+        .iter()
+        .copied()
+        .chain(["--images-from", "empty.txt"])
+        .collect();
+    let out = audit(&dir, &args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("empty.txt: no image references found"),
+        "{err}"
+    );
 }
 
 #[test]

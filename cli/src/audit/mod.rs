@@ -52,7 +52,8 @@ pub struct Args {
     pub node: Option<String>,
     /// The images to audit: `oc get pods -A -o json`, any list of workloads or
     /// ClusterServiceVersions (YAML or JSON), an oc-mirror mapping.txt, or references separated
-    /// by white space; `-` reads standard input. Repeatable.
+    /// by white space; `-` reads standard input. Repeatable. Without it (and without IMAGE), the
+    /// collector's inventory: every pod, workload template and CSV, and every image pulled.
     #[arg(long = "images-from", value_name = "FILE")]
     pub images_from: Vec<PathBuf>,
     /// Images named on the command line, audited with the inventory.
@@ -112,7 +113,11 @@ pub struct Audit {
 
 /// Runs the subcommand: 0 nothing at or past `--fail-on`, 1 something is, 2 bad input.
 pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
-    let inventory = read_inventory(&args)?;
+    let inventory = if args.images.is_empty() && args.images_from.is_empty() {
+        collector_inventory(conn)?
+    } else {
+        read_inventory(&args)?
+    };
     let configurations = config::configurations(conn, &args)?;
     let prober = args.probe.then(|| prober(&args)).transpose()?;
     let rt = crate::client::runtime()?;
@@ -201,6 +206,25 @@ fn read_inventory(args: &Args) -> anyhow::Result<Inventory> {
     anyhow::ensure!(
         !inv.is_empty(),
         "nothing to audit: give --images-from FILE (e.g. oc get pods -A -o json > pods.json) or images"
+    );
+    Ok(inv)
+}
+
+/// Without `--images-from`: what the collector keeps (pods, workload templates, CSVs and every
+/// image its agents saw pulled).
+fn collector_inventory(conn: &crate::client::ConnArgs) -> anyhow::Result<Inventory> {
+    let (rt, client) = crate::client::connect(conn)
+        .context("no --images-from or images given, so the inventory comes from the collector")?;
+    let view: mirrorscope_core::api::InventoryView = rt.block_on(client.get("/v1/inventory"))?;
+    let mut inv = Inventory::default();
+    for (image, users) in view {
+        for u in users {
+            inv.add(&image, u);
+        }
+    }
+    anyhow::ensure!(
+        !inv.is_empty(),
+        "the collector knows no image yet (no pod, workload or pull): give --images-from FILE (e.g. oc get pods -A -o json > pods.json) or images"
     );
     Ok(inv)
 }

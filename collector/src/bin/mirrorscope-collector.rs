@@ -77,6 +77,22 @@ struct Args {
     /// Pull records kept in memory.
     #[arg(long, default_value = "100000")]
     max_pulls: usize,
+    /// Audit every image the cluster uses this often, and at once when the desired state
+    /// changes (0 turns it off): `GET /v1/audit`, the status page, `mirrorscope_audit_*`.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    audit_interval: Duration,
+    /// Judge from the configurations alone, without asking the registries.
+    #[arg(long)]
+    audit_no_probe: bool,
+    /// Registry credentials for the audit's probes (default in-cluster: openshift-config/pull-secret).
+    #[arg(long, value_name = "FILE")]
+    audit_authfile: Option<PathBuf>,
+    /// PEM CAs the audit trusts instead of the system's (the mirror registries' CA).
+    #[arg(long, value_name = "FILE")]
+    audit_ca_file: Option<PathBuf>,
+    /// Sources the audit probes at once.
+    #[arg(long, value_name = "N", default_value = "16")]
+    audit_concurrency: usize,
     /// Log lines as text or JSON (level from MIRRORSCOPE_LOG: error, warn, info, debug).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -179,6 +195,14 @@ async fn start(args: Args) -> anyhow::Result<()> {
             unknown_blocks: !args.lenient_unknown,
         },
         max_pulls: args.max_pulls,
+        audit: service::audit::AuditOptions {
+            interval: args.audit_interval,
+            probe: !args.audit_no_probe,
+            authfile: args.audit_authfile,
+            ca_file: args.audit_ca_file,
+            concurrency: args.audit_concurrency.clamp(1, 256),
+            timeout: Duration::from_secs(15),
+        },
     };
     service::run(cfg).await
 }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use mirrorscope_core::api::AuditView;
+
 use mirrorscope_core::api::{NodesView, RegistriesView, RolloutView};
 use mirrorscope_core::journal::PullRecord;
 
@@ -34,6 +36,7 @@ pub fn page(
     troubled: &[std::sync::Arc<PullRecord>],
     notes: &[String],
     kube_error: Option<&str>,
+    audit: &AuditView,
 ) -> String {
     let mut h = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -76,6 +79,8 @@ pub fn page(
         );
     }
     h.push_str("</table>");
+
+    audit_section(&mut h, audit);
 
     h.push_str("<h2>Nodes</h2><table id=\"nodes\"><tr><th>node</th><th>pool</th><th>state</th><th>effective configuration</th><th>last report</th><th>why not landed</th></tr>");
     for n in &nodes.nodes {
@@ -148,6 +153,82 @@ pub fn page(
     }
     h.push_str("</table></body></html>\n");
     h
+}
+
+/// Images the last audit found that fail, or that only their source serves, with the first
+/// finding's fix: what to do before a node tries.
+fn audit_section(h: &mut String, audit: &AuditView) {
+    if !audit.enabled {
+        return;
+    }
+    h.push_str("<h2>Images that will not pull</h2>");
+    let Some(run) = &audit.last else {
+        let state = if audit.running {
+            "the first audit is running"
+        } else {
+            "no audit has finished yet"
+        };
+        let _ = write!(h, "<p class=\"muted\" id=\"audit\">{state}</p>");
+        if let Some(e) = &audit.last_error {
+            let _ = write!(h, "<p class=\"bad\">audit: {}</p>", esc(e));
+        }
+        return;
+    };
+    let _ = write!(
+        h,
+        "<p id=\"audit\">{} (audit of {}{})</p>",
+        esc(&run.summary.to_string()),
+        esc(&run.finished_at),
+        if run.probed {
+            ""
+        } else {
+            ", without probing the registries"
+        }
+    );
+    if let Some(e) = &audit.last_error {
+        let _ = write!(
+            h,
+            "<p class=\"bad\">the latest audit failed: {}</p>",
+            esc(e)
+        );
+    }
+    h.push_str("<table id=\"audit-images\"><tr><th>image</th><th>verdict</th><th>nodes</th><th>used by</th><th>finding</th><th>fix</th></tr>");
+    for c in &run.configurations {
+        let nodes = if c.desired {
+            "desired configuration".to_string()
+        } else {
+            format!(
+                "{} node{}",
+                c.nodes.len(),
+                if c.nodes.len() == 1 { "" } else { "s" }
+            )
+        };
+        for e in c.images.iter().filter(|e| {
+            e.verdict
+                .at_or_past(mirrorscope_core::audit::Verdict::Source)
+        }) {
+            let (code, message, fix) = e.findings.first().map_or(("", "", ""), |f| {
+                (f.code.as_str(), f.message.as_str(), f.fix.as_str())
+            });
+            let used_by = match e.used_by.as_slice() {
+                [] => String::new(),
+                [one] => one.clone(),
+                [first, rest @ ..] => format!("{first}, +{} more", rest.len()),
+            };
+            let _ = write!(
+                h,
+                "<tr class=\"audit-image\"><td>{}</td><td class=\"bad\">{}</td><td>{}</td><td>{}</td><td title=\"{}\">{}</td><td>{}</td></tr>",
+                esc(&e.image),
+                e.verdict.as_str(),
+                esc(&nodes),
+                esc(&used_by),
+                esc(message),
+                code,
+                esc(fix)
+            );
+        }
+    }
+    h.push_str("</table>");
 }
 
 fn pool_name(p: &str) -> &str {

@@ -8,7 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use mirrorscope_core::api::{RegistriesView, RolloutView};
+use mirrorscope_core::api::{AuditView, RegistriesView, RolloutView};
 
 type Labels = Vec<(String, String)>;
 
@@ -19,14 +19,54 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// The last audit's images by verdict (each image counted once, at its worst verdict under any
+/// configuration), and when an audit last finished.
+fn register_audit(reg: &mut Registry, audit: &AuditView) {
+    if !audit.enabled {
+        return;
+    }
+    let images = Family::<Labels, Gauge>::default();
+    if let Some(run) = &audit.last {
+        let s = &run.summary;
+        for (verdict, n) in [
+            ("mirror", s.mirror),
+            ("source", s.source),
+            ("fail", s.fail),
+            ("unknown", s.unknown),
+        ] {
+            images
+                .get_or_create(&labels(&[("verdict", verdict)]))
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+    reg.register(
+        "mirrorscope_audit_images",
+        "Images the cluster uses by the last audit's verdict (mirror, source, fail, unknown)",
+        images,
+    );
+    let last = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    if let Some(run) = &audit.last {
+        if let Some(t) = mirrorscope_core::time::parse_rfc3339_secs(&run.finished_at) {
+            last.set(t);
+        }
+    }
+    reg.register(
+        "mirrorscope_audit_last_success_timestamp_seconds",
+        "When the last audit finished (Unix seconds; 0 before the first)",
+        last,
+    );
+}
+
 /// Encodes the metrics; `counters` are (reports, pulls accepted, pulls duplicate).
 pub fn render(
     rollout: &RolloutView,
     registries: &RegistriesView,
     counters: (u64, u64, u64),
     errors: &[((&'static str, &'static str), u64)],
+    audit: &AuditView,
 ) -> Result<String, std::fmt::Error> {
     let mut reg = Registry::default();
+    register_audit(&mut reg, audit);
 
     let errs = Family::<Labels, Counter>::default();
     for ((component, error_type), n) in errors {

@@ -6,6 +6,7 @@
 //! and a task that ends early (or panics) is logged and stops the collector instead of leaving it
 //! half alive.
 
+pub mod audit;
 pub mod auth;
 pub mod cluster;
 pub mod errors;
@@ -53,6 +54,7 @@ pub struct Config {
     pub state_interval: Duration,
     pub policy: Policy,
     pub max_pulls: usize,
+    pub audit: audit::AuditOptions,
 }
 
 /// Shared by every connection.
@@ -63,6 +65,10 @@ pub struct App {
     pub errors: errors::Errors,
     /// With `--state-file`: pull records are made durable here before a push is answered.
     wal: Option<wal::Wal>,
+    /// Images of the in-cluster objects, kept by the inventory watches.
+    inventory: Mutex<audit::InventoryObjects>,
+    audit: Mutex<audit::AuditState>,
+    pub audit_enabled: bool,
 }
 
 impl App {
@@ -70,6 +76,14 @@ impl App {
     /// millisecond at 5,000 nodes; views are computed on it so ingest never waits for them.
     fn light(&self) -> Store {
         self.store().light_copy()
+    }
+
+    fn inventory(&self) -> MutexGuard<'_, audit::InventoryObjects> {
+        self.inventory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn audit(&self) -> MutexGuard<'_, audit::AuditState> {
+        self.audit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
@@ -165,6 +179,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         policy: cfg.policy,
         errors,
         wal,
+        inventory: Mutex::default(),
+        audit: Mutex::default(),
+        audit_enabled: !cfg.audit.interval.is_zero(),
     });
     if let (Some(path), true) = (&cfg.state_file, replayed > 0) {
         // Fold the replayed log into the state file (and empty it) before serving.
@@ -178,6 +195,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
+    if app.audit_enabled {
+        let (app, cancel, opts) = (app.clone(), cancel.clone(), cfg.audit.clone());
+        let kube = cfg.kube.clone();
+        if let Some(client) = kube.clone() {
+            let (app, cancel) = (app.clone(), cancel.clone());
+            tasks.spawn(async move {
+                cluster::run_inventory(client, app, cancel).await;
+                "the inventory watch"
+            });
+        }
+        tasks.spawn(async move {
+            audit::run(app, opts, kube, cancel).await;
+            "the audit"
+        });
+    }
     if let Some(client) = cfg.kube {
         let (app, cancel) = (app.clone(), cancel.clone());
         let render_desired = cfg.desired.is_empty();

@@ -12,7 +12,8 @@ use mirrorscope_core::rollout::Policy;
 use super::responses::{error, json, text, Resp};
 use super::state::Store;
 use super::views::{self, PullFilter, Selection};
-use super::{html, ingest, metrics, now_unix, App};
+use super::{audit, html, ingest, metrics, now_unix, App};
+use mirrorscope_core::api::AuditView;
 
 /// Routes one request. Views are computed on a copy of the store in the blocking pool, so
 /// ingest (on the runtime thread) never waits for an evaluation of every node.
@@ -28,7 +29,13 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     if req.method() != Method::GET {
         return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
     }
+    match path.as_str() {
+        "/v1/audit" => return json(StatusCode::OK, &audit::view(app)),
+        "/v1/inventory" => return json(StatusCode::OK, &audit::inventory_view(app)),
+        _ => {}
+    }
     let q = query::parse(req.uri().query().unwrap_or(""));
+    let audit = audit::view(app);
     let store = app.light();
     let pulls: Vec<Arc<PullRecord>> = if path == "/v1/pulls" || path == "/" {
         app.store().pulls().cloned().collect()
@@ -37,8 +44,10 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     };
     let policy = app.policy;
     let errors = app.errors.snapshot();
-    match tokio::task::spawn_blocking(move || get_view(&store, &pulls, &policy, &errors, &path, &q))
-        .await
+    match tokio::task::spawn_blocking(move || {
+        get_view(&store, &pulls, &policy, &errors, &audit, &path, &q)
+    })
+    .await
     {
         Ok(r) => r,
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -50,6 +59,7 @@ fn get_view(
     pulls: &[Arc<PullRecord>],
     policy: &Policy,
     errors: &[((&'static str, &'static str), u64)],
+    audit: &AuditView,
     path: &str,
     q: &[(String, String)],
 ) -> Resp {
@@ -137,7 +147,7 @@ fn get_view(
                 store.pulls_accepted_total,
                 store.pulls_duplicate_total,
             );
-            match metrics::render(&rollout, &regs, counters, errors) {
+            match metrics::render(&rollout, &regs, counters, errors, audit) {
                 Ok(body) => text(
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -158,6 +168,7 @@ fn get_view(
                 &troubled,
                 &store.desired.notes,
                 store.kube.error.as_deref(),
+                audit,
             );
             text(StatusCode::OK, "text/html; charset=utf-8", page)
         }

@@ -107,6 +107,18 @@ pub fn parse(source: &str, text: &str) -> Result<(Format, Inventory), InventoryE
     Ok((format, inv))
 }
 
+/// The images of one decoded object (or list of them), as the API server serves it; `origin`
+/// names it in errors.
+pub fn from_object(origin: &str, v: &Value) -> Result<Inventory, InventoryError> {
+    let mut inv = Inventory::default();
+    Walker {
+        origin,
+        inv: &mut inv,
+    }
+    .value(v, "", 0)?;
+    Ok(inv)
+}
+
 fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
         .enumerate()

@@ -206,12 +206,14 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(entries: &[AuditEntry]) -> Summary {
-        let mut s = Summary {
-            images: entries.len(),
-            ..Summary::default()
-        };
-        for e in entries {
-            match e.verdict {
+        Summary::of_verdicts(entries.iter().map(|e| e.verdict))
+    }
+
+    pub fn of_verdicts(verdicts: impl IntoIterator<Item = Verdict>) -> Summary {
+        let mut s = Summary::default();
+        for v in verdicts {
+            s.images += 1;
+            match v {
                 Verdict::Mirror => s.mirror += 1,
                 Verdict::Source => s.source += 1,
                 Verdict::Fail => s.fail += 1,

@@ -29,6 +29,13 @@ pub enum Kind {
     MachineConfigNode,
     /// The tech preview of 4.16-4.18, read when v1 is not served.
     MachineConfigNodeV1Alpha1,
+    // What the audit's inventory is read from (only their images are kept).
+    Pod,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    CronJob,
+    ClusterServiceVersion,
 }
 
 impl Kind {
@@ -43,6 +50,16 @@ impl Kind {
         Kind::ClusterVersion,
         Kind::MachineConfigNode,
         Kind::MachineConfigNodeV1Alpha1,
+    ];
+
+    /// The kinds whose images make the audit's inventory.
+    pub const INVENTORY: [Kind; 6] = [
+        Kind::Pod,
+        Kind::Deployment,
+        Kind::StatefulSet,
+        Kind::DaemonSet,
+        Kind::CronJob,
+        Kind::ClusterServiceVersion,
     ];
 
     pub fn resource(self) -> ApiResource {
@@ -97,6 +114,17 @@ impl Kind {
                 "MachineConfigNode",
                 "machineconfignodes",
             ),
+            Kind::Pod => ("", "v1", "Pod", "pods"),
+            Kind::Deployment => ("apps", "v1", "Deployment", "deployments"),
+            Kind::StatefulSet => ("apps", "v1", "StatefulSet", "statefulsets"),
+            Kind::DaemonSet => ("apps", "v1", "DaemonSet", "daemonsets"),
+            Kind::CronJob => ("batch", "v1", "CronJob", "cronjobs"),
+            Kind::ClusterServiceVersion => (
+                "operators.coreos.com",
+                "v1alpha1",
+                "ClusterServiceVersion",
+                "clusterserviceversions",
+            ),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
@@ -119,7 +147,7 @@ impl Kind {
         matches!(
             self,
             Kind::MachineConfig | Kind::MachineConfigNode | Kind::MachineConfigNodeV1Alpha1
-        )
+        ) || Kind::INVENTORY.contains(&self)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +162,12 @@ impl Kind {
             Kind::ClusterVersion => "clusterversions",
             Kind::MachineConfigNode => "machineconfignodes (v1)",
             Kind::MachineConfigNodeV1Alpha1 => "machineconfignodes (v1alpha1)",
+            Kind::Pod => "pods",
+            Kind::Deployment => "deployments",
+            Kind::StatefulSet => "statefulsets",
+            Kind::DaemonSet => "daemonsets",
+            Kind::CronJob => "cronjobs",
+            Kind::ClusterServiceVersion => "clusterserviceversions",
         }
     }
 }
@@ -150,6 +184,8 @@ pub enum Kept {
     Mcn(McnState),
     /// An object MCO renders from, as the API serves it.
     Object(Value),
+    /// The images an inventory object's pod templates (or CSV's related images) name.
+    Images(Vec<String>),
 }
 
 /// A Node as the rollout sees it, before pool assignment.
@@ -168,8 +204,24 @@ pub fn keep(kind: Kind, obj: &Value) -> Kept {
         Kind::MachineConfigNode | Kind::MachineConfigNodeV1Alpha1 => {
             Kept::Mcn(McnState::from_object(obj).unwrap_or_default())
         }
+        k if Kind::INVENTORY.contains(&k) => Kept::Images(images(k, obj)),
         _ => Kept::Object(obj.clone()),
     }
+}
+
+/// Images as the audit's inventory reads them; an object it cannot read contributes none (the
+/// API server validated it, so this is a shape we do not know, not an attack).
+fn images(kind: Kind, obj: &Value) -> Vec<String> {
+    // Items of a list carry no kind of their own.
+    let mut obj = obj.clone();
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("kind".into(), Value::String(kind.resource().kind));
+    }
+    serde_norway::to_value(&obj)
+        .ok()
+        .and_then(|v| mirrorscope_core::audit::inventory::from_object("", &v).ok())
+        .map(|inv| inv.images.into_keys().collect())
+        .unwrap_or_default()
 }
 
 fn node_labels(n: &Value) -> NodeLabels {

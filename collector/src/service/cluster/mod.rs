@@ -21,6 +21,7 @@ use super::state::{KubeView, PoolInfo};
 use super::App;
 pub use kinds::Kind;
 use kinds::{node_in_pools, Kept};
+pub use watch::chain;
 use watch::{watch_kind, KindStatus, Update};
 
 /// Events that arrive within this long of each other are applied together.
@@ -280,4 +281,55 @@ fn publish(world: &mut World, app: &App, render_desired: bool, fallback_version:
         }
         s.desired = d;
     }
+}
+
+/// Keeps the images of every inventory object (Pods, workloads, CSVs) current in
+/// [`App::inventory`], until `cancel` fires. Separate from the rollout's watches: pods churn, and
+/// their events never rebuild the rollout view.
+pub async fn run_inventory(client: kube::Client, app: Arc<App>, cancel: CancellationToken) {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let mut watchers = JoinSet::new();
+    for kind in Kind::INVENTORY {
+        watchers.spawn(watch_kind(
+            client.clone(),
+            kind,
+            tx.clone(),
+            cancel.child_token(),
+        ));
+    }
+    drop(tx);
+    loop {
+        let update = tokio::select! {
+            _ = cancel.cancelled() => break,
+            u = rx.recv() => u,
+        };
+        let Some(u) = update else { break };
+        count_failure(&app, &u);
+        let mut inv = app.inventory();
+        match u {
+            Update::Reset(kind, all) => {
+                let objects = all
+                    .into_iter()
+                    .filter_map(|(key, kept)| match kept {
+                        Kept::Images(i) => Some((key, i)),
+                        _ => None,
+                    })
+                    .collect();
+                inv.insert(kind, objects);
+            }
+            Update::Apply(kind, key, kept) => {
+                if let Kept::Images(i) = *kept {
+                    inv.entry(kind).or_default().insert(key, i);
+                }
+            }
+            Update::Delete(kind, key) => {
+                inv.entry(kind).or_default().remove(&key);
+            }
+            Update::Status(kind, KindStatus::NotServed) => {
+                inv.remove(&kind);
+            }
+            Update::Status(..) => {}
+        }
+    }
+    watchers.shutdown().await;
 }

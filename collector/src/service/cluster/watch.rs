@@ -64,7 +64,7 @@ pub async fn watch_kind(
             Ok(Event::Apply(obj)) => {
                 kept(kind, &obj).map(|(n, k)| Update::Apply(kind, n, Box::new(k)))
             }
-            Ok(Event::Delete(obj)) => obj.metadata.name.map(|n| Update::Delete(kind, n)),
+            Ok(Event::Delete(obj)) => key(&obj).map(|n| Update::Delete(kind, n)),
             Err(e) => Some(Update::Status(kind, failure(kind, &e))),
         };
         let ready = matches!(update, Some(Update::Reset(..)));
@@ -84,8 +84,17 @@ pub async fn watch_kind(
     }
 }
 
-fn kept(kind: Kind, obj: &DynamicObject) -> Option<(String, Kept)> {
+/// `namespace/name` for a namespaced object (names repeat across namespaces), else `name`.
+fn key(obj: &DynamicObject) -> Option<String> {
     let name = obj.metadata.name.clone()?;
+    Some(match &obj.metadata.namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name,
+    })
+}
+
+fn kept(kind: Kind, obj: &DynamicObject) -> Option<(String, Kept)> {
+    let name = key(obj)?;
     let value = serde_json::to_value(obj).ok()?;
     Some((name, keep(kind, &value)))
 }
