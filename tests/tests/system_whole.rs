@@ -413,6 +413,8 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
         tokens.to_str().unwrap(),
         "--stale-after",
         "30s",
+        "--audit-interval",
+        "2s",
     ]);
     let mut nodes = [Node::new("worker-1"), Node::new("worker-2")];
     for (n, token) in nodes.iter_mut().zip(["token-w1", "token-w2"]) {
@@ -714,6 +716,18 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
     assert!(
         page.contains("worker-1") && page.contains("worker-2"),
         "{page}"
+    );
+    // The audit (every 2 s here) has seen the pulls: the failing image fails it too.
+    poll(
+        "an audit of the pulled images",
+        Duration::from_secs(30),
+        || {
+            let audit = collector.get_json("/v1/audit");
+            let failing = audit["last"]["summary"]["fail"]
+                .as_u64()
+                .is_some_and(|n| n > 0);
+            (!failing).then(|| audit.to_string())
+        },
     );
     let (_, collector_metrics) = http(&collector.url, "GET", "/metrics", &[], b"");
     let mut scraped = samples(&collector_metrics);
