@@ -132,6 +132,7 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 type ProbeCell = Arc<OnceCell<Probe>>;
+type RepositoryCell = Arc<OnceCell<bool>>;
 
 pub struct Prober {
     opts: Options,
@@ -142,6 +143,10 @@ pub struct Prober {
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// By (reference, insecure): each source is asked once per run.
     probes: Mutex<HashMap<(String, bool), ProbeCell>>,
+    /// The scheme (and verification) that answered, by API host.
+    answered: Mutex<HashMap<String, Base>>,
+    /// Whether a repository exists, asked once per run however many of its tags are missing.
+    repositories: Mutex<HashMap<(Base, String), RepositoryCell>>,
 }
 
 impl Prober {
@@ -153,6 +158,8 @@ impl Prober {
             authorizations: Mutex::default(),
             limits: Mutex::default(),
             probes: Mutex::default(),
+            repositories: Mutex::default(),
+            answered: Mutex::default(),
         }
     }
 
@@ -219,14 +226,23 @@ impl Prober {
                 verify: true,
             }]
         };
+        // Like containers/image's ping, the scheme that answered is remembered per host, so an
+        // insecure plain-HTTP mirror costs one failed TLS handshake per run, not one per image.
+        let known = lock(&self.answered).get(&target.api_host).cloned();
+        let bases: Vec<Base> = match known {
+            Some(b) if bases.contains(&b) => vec![b],
+            _ => bases,
+        };
         let mut last = None;
         for base in &bases {
             match self.probe_at(base, &target).await {
                 Err((s @ (ProbeStatus::Unreachable | ProbeStatus::TlsError), d)) => {
                     last = Some((s, format!("{}: {d}", base.shown())));
                 }
-                Ok(p) => return p,
-                Err((s, d)) => return Probe::with_status(s, Some(d)),
+                answer => {
+                    lock(&self.answered).insert(target.api_host.clone(), base.clone());
+                    return answer.unwrap_or_else(|(s, d)| Probe::with_status(s, Some(d)));
+                }
             }
         }
         let (s, d) = last.unwrap_or((ProbeStatus::Error, "no address to ask".into()));
@@ -290,13 +306,23 @@ impl Prober {
         if codes.iter().any(|(c, _)| c == "NAME_UNKNOWN") {
             return ProbeStatus::NameUnknown;
         }
-        let path = format!("/v2/{}/tags/list", t.repo);
-        match self
-            .send_authorized(base, t, Method::GET, &path, None, MAX_MANIFEST)
-            .await
-        {
-            Ok(a) if a.status == StatusCode::NOT_FOUND => ProbeStatus::NameUnknown,
-            _ => ProbeStatus::ManifestUnknown,
+        let key = (base.clone(), t.repo.clone());
+        let cell = lock(&self.repositories).entry(key).or_default().clone();
+        let exists = cell
+            .get_or_init(|| async {
+                // One tag is enough to tell the repository is there (`n` pages the list).
+                let path = format!("/v2/{}/tags/list?n=1", t.repo);
+                !matches!(
+                    self.send_authorized(base, t, Method::GET, &path, None, MAX_MANIFEST)
+                        .await,
+                    Ok(a) if a.status == StatusCode::NOT_FOUND
+                )
+            })
+            .await;
+        if *exists {
+            ProbeStatus::ManifestUnknown
+        } else {
+            ProbeStatus::NameUnknown
         }
     }
 

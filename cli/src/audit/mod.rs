@@ -77,7 +77,7 @@ pub struct Args {
         requires = "probe"
     )]
     pub arch: Vec<String>,
-    /// Sources probed at once (at most a quarter of them, and at least 2, on one registry host).
+    /// Sources probed at once (at most half of them, and at least 2, on one registry host).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// How long one registry request may take.
@@ -254,6 +254,6 @@ fn prober(args: &Args) -> anyhow::Result<probe::Prober> {
             .filter(|a| !a.is_empty())
             .collect(),
         timeout: args.probe_timeout,
-        per_registry: (concurrency / 4).max(2),
+        per_registry: (concurrency / 2).max(2),
     }))
 }

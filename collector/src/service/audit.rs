@@ -185,7 +185,7 @@ async fn run_once(
                     ca: ca.clone(),
                     arch: u.architectures.clone(),
                     timeout: opts.timeout,
-                    per_registry: (opts.concurrency / 4).max(2),
+                    per_registry: (opts.concurrency / 2).max(2),
                 })
             });
             probe_all(prober, &mut planned, opts.concurrency, &|| {}).await;
