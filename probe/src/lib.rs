@@ -23,6 +23,10 @@ const MAX_MANIFEST: usize = 4 << 20;
 const MAX_CONFIG: usize = 1 << 20;
 const MAX_TOKEN: usize = 64 << 10;
 const MAX_ERROR_BODY: usize = 64 << 10;
+/// A layer read for a file in it (a release payload's manifests layer is a few MiB).
+const MAX_LAYER: usize = 256 << 20;
+/// What a layer may unpack to.
+const MAX_UNPACKED: u64 = 1 << 30;
 const RATE_LIMIT_RETRIES: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -206,33 +210,7 @@ impl Prober {
         let Ok(_permit) = limit.acquire_owned().await else {
             return Probe::with_status(ProbeStatus::Error, Some("probe cancelled".into()));
         };
-        let bases: Vec<Base> = if insecure {
-            vec![
-                Base {
-                    scheme: "https",
-                    authority: target.api_host.clone(),
-                    verify: false,
-                },
-                Base {
-                    scheme: "http",
-                    authority: target.api_host.clone(),
-                    verify: false,
-                },
-            ]
-        } else {
-            vec![Base {
-                scheme: "https",
-                authority: target.api_host.clone(),
-                verify: true,
-            }]
-        };
-        // Like containers/image's ping, the scheme that answered is remembered per host, so an
-        // insecure plain-HTTP mirror costs one failed TLS handshake per run, not one per image.
-        let known = lock(&self.answered).get(&target.api_host).cloned();
-        let bases: Vec<Base> = match known {
-            Some(b) if bases.contains(&b) => vec![b],
-            _ => bases,
-        };
+        let bases = self.bases(&target, insecure);
         let mut last = None;
         for base in &bases {
             match self.probe_at(base, &target).await {
@@ -247,6 +225,122 @@ impl Prober {
         }
         let (s, d) = last.unwrap_or((ProbeStatus::Error, "no address to ask".into()));
         Probe::with_status(s, Some(d))
+    }
+
+    /// Where to ask: HTTPS, and for an insecure source unverified HTTPS then HTTP. Like
+    /// containers/image's ping, the scheme that answered is remembered per host, so an insecure
+    /// plain-HTTP mirror costs one failed TLS handshake per run, not one per image.
+    fn bases(&self, target: &Target, insecure: bool) -> Vec<Base> {
+        let https = Base {
+            scheme: "https",
+            authority: target.api_host.clone(),
+            verify: !insecure,
+        };
+        let mut bases = vec![https];
+        if insecure {
+            bases.push(Base {
+                scheme: "http",
+                authority: target.api_host.clone(),
+                verify: false,
+            });
+        }
+        match lock(&self.answered).get(&target.api_host).cloned() {
+            Some(b) if bases.contains(&b) => vec![b],
+            _ => bases,
+        }
+    }
+
+    /// The file at `path` in the image a node would pull for `planned` (the first source that
+    /// serves its manifest; a list's child for `architecture`), searched from the top layer down.
+    pub async fn read_file(
+        &self,
+        planned: &Planned,
+        path: &str,
+        architecture: &str,
+    ) -> Result<Vec<u8>, String> {
+        let mut misses = Vec::new();
+        for s in planned.sources.iter().filter(|s| !s.blocked) {
+            let target = Target::parse(&s.reference)?;
+            for base in self.bases(&target, s.insecure) {
+                let answer = match self.manifest(&base, &target, Method::GET).await {
+                    Ok(a) => a,
+                    Err((status, d)) => {
+                        misses.push(format!("{} ({}: {d})", s.reference, status.as_str()));
+                        continue;
+                    }
+                };
+                if !answer.status.is_success() {
+                    misses.push(format!(
+                        "{} ({})",
+                        s.reference,
+                        error_detail(answer.status, &answer.body)
+                    ));
+                    break;
+                }
+                lock(&self.answered).insert(target.api_host.clone(), base.clone());
+                return self
+                    .file_from(&base, &target, answer, path, architecture)
+                    .await;
+            }
+        }
+        Err(format!(
+            "no source serves {}: {}",
+            planned.image,
+            misses.join(", ")
+        ))
+    }
+
+    async fn file_from(
+        &self,
+        base: &Base,
+        target: &Target,
+        mut answer: Answer,
+        path: &str,
+        architecture: &str,
+    ) -> Result<Vec<u8>, String> {
+        let shown = target.shown();
+        let bad = |e: manifest::ManifestError| format!("{shown}: {e}");
+        if manifest::is_list(&content_type(&answer.headers)) {
+            let child = manifest::child_for(&answer.body, architecture)
+                .map_err(bad)?
+                .ok_or_else(|| format!("{shown}: the list has no linux/{architecture} image"))?;
+            let child_target = Target {
+                reference: child,
+                ..target.clone()
+            };
+            answer = self
+                .manifest(base, &child_target, Method::GET)
+                .await
+                .map_err(|(_, d)| d)?;
+            if !answer.status.is_success() {
+                return Err(format!(
+                    "{shown}: {}",
+                    error_detail(answer.status, &answer.body)
+                ));
+            }
+        }
+        let layers = manifest::layers(&answer.body).map_err(bad)?;
+        for (digest, media_type) in layers.iter().rev() {
+            let blob_path = format!("/v2/{}/blobs/{digest}", target.repo);
+            let blob = self
+                .get_following(base, target, &blob_path, MAX_LAYER)
+                .await
+                .map_err(|(_, d)| format!("{shown}: layer {digest}: {d}"))?;
+            if !blob.status.is_success() {
+                return Err(format!(
+                    "{shown}: layer {digest}: {}",
+                    error_detail(blob.status, &blob.body)
+                ));
+            }
+            let tar = unpack(&blob.body, media_type)
+                .map_err(|e| format!("{shown}: layer {digest}: {e}"))?;
+            if let Some(file) = mirrorscope_core::audit::release::file_in_tar(&tar, path)
+                .map_err(|e| format!("{shown}: layer {digest}: {e}"))?
+            {
+                return Ok(file);
+            }
+        }
+        Err(format!("{shown}: no layer holds {path}"))
     }
 
     /// HEAD first, as containers/image does (Docker Hub does not count a HEAD against the pull
@@ -634,6 +728,23 @@ impl Prober {
             .or_insert_with(|| Arc::new(Semaphore::new(self.opts.per_registry.max(1))))
             .clone()
     }
+}
+
+/// A layer's tar: gzip-compressed (what registries store), or plain.
+fn unpack(blob: &[u8], media_type: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    if media_type.contains("zstd") {
+        return Err("zstd-compressed layers are not read".into());
+    }
+    if !blob.starts_with(&[0x1f, 0x8b]) {
+        return Ok(blob.to_vec());
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(blob)
+        .take(MAX_UNPACKED)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("gzip: {e}"))?;
+    Ok(out)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

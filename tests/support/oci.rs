@@ -48,6 +48,14 @@ impl OciLayout {
         OciLayout::finish(dir, tag, OCI_MANIFEST, &manifest_digest, size)
     }
 
+    /// Builds an image of these layers (each a list of `(path, contents)` regular files, bottom
+    /// first), for amd64: e.g. a release payload with `release-manifests/image-references`.
+    pub fn build_layers(tag: &str, layers: &[&[(&str, &[u8])]]) -> OciLayout {
+        let dir = ScratchDir::new("oci-layers");
+        let (digest, size) = write_layers(dir.path(), layers, "amd64");
+        OciLayout::finish(dir, tag, OCI_MANIFEST, &digest, size)
+    }
+
     /// Builds an image index with one such image per architecture (content `<name>-<arch>`),
     /// as a multi-architecture release publishes it; [`OciLayout::push`] copies every child.
     pub fn build_index(content_name: &str, tag: &str, architectures: &[&str]) -> OciLayout {
@@ -167,28 +175,43 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// the manifest's digest and size.
 fn write_image(layout: &Path, content_name: &str, architecture: &str) -> (String, usize) {
     let file = format!("hello from {content_name}\n");
-    let layer = tar_one_file("hello.txt", file.as_bytes());
-    let layer_digest = write_blob(layout, &layer);
+    write_layers(layout, &[&[("hello.txt", file.as_bytes())]], architecture)
+}
+
+/// Writes an image of these layers (each a list of regular files), bottom first.
+fn write_layers(layout: &Path, layers: &[&[(&str, &[u8])]], architecture: &str) -> (String, usize) {
+    let tars: Vec<Vec<u8>> = layers.iter().map(|files| tar_files(files)).collect();
+    let descriptors: Vec<(String, usize)> = tars
+        .iter()
+        .map(|t| (write_blob(layout, t), t.len()))
+        .collect();
+    let diff_ids: Vec<String> = descriptors
+        .iter()
+        .map(|(d, _)| format!("\"{d}\""))
+        .collect();
     let config = format!(
         concat!(
             r#"{{"architecture":"{arch}","os":"linux","config":{{}},"#,
-            r#""rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+            r#""rootfs":{{"type":"layers","diff_ids":[{ids}]}}}}"#
         ),
         arch = architecture,
-        layer = layer_digest
+        ids = diff_ids.join(",")
     );
     let config_digest = write_blob(layout, config.as_bytes());
+    let layer_json: Vec<String> = descriptors
+        .iter()
+        .map(|(d, n)| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{n}}}"#))
+        .collect();
     let manifest = format!(
         concat!(
             r#"{{"schemaVersion":2,"mediaType":"{mt}","#,
             r#""config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cs}}},"#,
-            r#""layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{ls}}}]}}"#
+            r#""layers":[{layers}]}}"#
         ),
         mt = OCI_MANIFEST,
         cd = config_digest,
         cs = config.len(),
-        ld = layer_digest,
-        ls = layer.len()
+        layers = layer_json.join(",")
     );
     (write_blob(layout, manifest.as_bytes()), manifest.len())
 }
@@ -203,8 +226,17 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> String {
     format!("sha256:{hex}")
 }
 
-/// A ustar archive holding one regular file with fixed metadata (mode 0644, uid/gid 0, mtime 0).
-fn tar_one_file(name: &str, content: &[u8]) -> Vec<u8> {
+/// A ustar archive of regular files with fixed metadata (mode 0644, uid/gid 0, mtime 0).
+fn tar_files(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, content) in files {
+        out.extend(tar_entry(name, content));
+    }
+    out.extend(std::iter::repeat_n(0u8, 1024));
+    out
+}
+
+fn tar_entry(name: &str, content: &[u8]) -> Vec<u8> {
     let mut header = [0u8; 512];
     fn put(h: &mut [u8; 512], at: usize, field: &[u8]) {
         h[at..at + field.len()].copy_from_slice(field);
@@ -231,6 +263,5 @@ fn tar_one_file(name: &str, content: &[u8]) -> Vec<u8> {
     out.extend_from_slice(content);
     let pad = (512 - content.len() % 512) % 512;
     out.extend(std::iter::repeat_n(0u8, pad));
-    out.extend(std::iter::repeat_n(0u8, 1024));
     out
 }

@@ -713,3 +713,109 @@ blocked = true
     assert_eq!(verdict(e), Verdict::Fail);
     assert_eq!(codes(e), [FindingCode::InvalidReference]);
 }
+
+#[test]
+fn a_release_payload_is_read_through_the_mirror_and_every_payload_image_audited() {
+    let m = Registry::plain();
+    let present = oci::seed(&m, "ocp/art-dev", "cli", "payload-cli");
+    let missing = oci::sha256_digest(b"a payload image that was never mirrored");
+    let refs = format!(
+        r#"{{"kind":"ImageStream","apiVersion":"image.openshift.io/v1","metadata":{{"name":"4.19.3"}},
+          "spec":{{"tags":[
+            {{"name":"cli","from":{{"kind":"DockerImage","name":"quay.io/openshift-release-dev/ocp-v4.0-art-dev@{present}"}}}},
+            {{"name":"machine-config-operator","from":{{"kind":"DockerImage","name":"quay.io/openshift-release-dev/ocp-v4.0-art-dev@{missing}"}}}}]}}}}"#
+    );
+    // The payload's manifests are in its top layer, above a base layer.
+    let base: &[(&str, &[u8])] = &[("etc/os-release", b"ID=rhel\n")];
+    let manifests: &[(&str, &[u8])] = &[
+        (
+            "release-manifests/0000_00_cluster-version-operator_00_namespace.yaml",
+            b"kind: Namespace\n",
+        ),
+        ("release-manifests/image-references", refs.as_bytes()),
+    ];
+    let release = oci::OciLayout::build_layers("4.19.3-x86_64", &[base, manifests]).push(
+        &m,
+        "ocp/release",
+        "4.19.3-x86_64",
+    );
+
+    let dir = ScratchDir::new("audit-release");
+    dir.write(
+        "registries.conf",
+        &format!(
+            r#"
+[[registry]]
+prefix = "quay.io/openshift-release-dev/ocp-release"
+location = "quay.io/openshift-release-dev/ocp-release"
+mirror-by-digest-only = true
+blocked = true
+[[registry.mirror]]
+location = "{m}/ocp/release"
+insecure = true
+
+[[registry]]
+prefix = "quay.io/openshift-release-dev/ocp-v4.0-art-dev"
+location = "quay.io/openshift-release-dev/ocp-v4.0-art-dev"
+mirror-by-digest-only = true
+blocked = true
+[[registry.mirror]]
+location = "{m}/ocp/art-dev"
+insecure = true
+"#,
+            m = m.host()
+        ),
+    );
+    let release_ref = format!("quay.io/openshift-release-dev/ocp-release@{release}");
+    let conf = [
+        "--registries-conf",
+        "registries.conf",
+        "--registries-conf-d",
+        "none.d",
+        "--probe",
+    ];
+    let args: Vec<&str> = conf
+        .iter()
+        .copied()
+        .chain(["--release", &release_ref, "-o", "json"])
+        .collect();
+    let out = audit(&dir, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    assert_eq!(doc.as_array().unwrap().len(), 3, "{doc:#}");
+    let e = entry(&doc, &release_ref);
+    assert_eq!(verdict(e), Verdict::Mirror);
+    assert_eq!(e["used_by"], serde_json::json!(["release"]));
+    let cli = format!("quay.io/openshift-release-dev/ocp-v4.0-art-dev@{present}");
+    let e = entry(&doc, &cli);
+    assert_eq!(verdict(e), Verdict::Mirror, "{e:#}");
+    assert_eq!(e["used_by"], serde_json::json!(["release/cli"]));
+    let mco = format!("quay.io/openshift-release-dev/ocp-v4.0-art-dev@{missing}");
+    let e = entry(&doc, &mco);
+    assert_eq!(verdict(e), Verdict::Fail);
+    assert_eq!(
+        e["used_by"],
+        serde_json::json!(["release/machine-config-operator"])
+    );
+    assert_eq!(codes(e), [FindingCode::MissingDigest]);
+
+    // A release image the mirror does not have: the error names it and what each source said.
+    let gone = format!("quay.io/openshift-release-dev/ocp-release@{missing}");
+    let args: Vec<&str> = conf.iter().copied().chain(["--release", &gone]).collect();
+    let out = audit(&dir, &args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("--release {gone}: no source serves {gone}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("MANIFEST_UNKNOWN") || err.contains("HTTP 404"),
+        "{err}"
+    );
+}

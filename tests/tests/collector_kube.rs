@@ -1104,12 +1104,19 @@ fn machine_config_nodes_hold_wait_back_and_fail_it_fast() {
                 {"type": "NodeDegraded", "status": "False"}]),
             ),
         );
+        // A Degraded MCN fails wait at once: let the watch deliver the update first.
+        wait_for_or_log(&c, "w1's MCN no longer degraded", || {
+            c.get_json("/v1/nodes/w1")["mcn_phase"]
+                .as_str()
+                .is_none_or(|p| !p.starts_with("degraded"))
+        });
         let out = cli(&c.url, &["wait", "--nodes", "w1", "--timeout", "20s"]);
         assert_eq!(
             out.status.code(),
             Some(0),
-            "{api_version}: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "{api_version}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

@@ -59,6 +59,11 @@ pub struct Args {
     /// Images named on the command line, audited with the inventory.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
+    /// Also audit every image of this OpenShift release payload, read from its
+    /// `release-manifests/image-references` through the configuration's mirrors: is a
+    /// disconnected upgrade to it ready?
+    #[arg(long, value_name = "IMAGE", requires = "probe")]
+    pub release: Option<String>,
     /// Ask every source a node would try for the manifest (GET only, nothing is pulled).
     /// Without it, only what the configuration alone decides is reported.
     #[arg(long)]
@@ -113,14 +118,22 @@ pub struct Audit {
 
 /// Runs the subcommand: 0 nothing at or past `--fail-on`, 1 something is, 2 bad input.
 pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
-    let inventory = if args.images.is_empty() && args.images_from.is_empty() {
-        collector_inventory(conn)?
-    } else {
-        read_inventory(&args)?
-    };
     let configurations = config::configurations(conn, &args)?;
     let prober = args.probe.then(|| prober(&args)).transpose()?;
     let rt = crate::client::runtime()?;
+    let mut inventory =
+        if args.images.is_empty() && args.images_from.is_empty() && args.release.is_none() {
+            collector_inventory(conn)?
+        } else {
+            read_inventory(&args)?
+        };
+    if let (Some(release), Some(prober), Some(first)) =
+        (&args.release, &prober, configurations.first())
+    {
+        let arch = args.arch.first().map_or("amd64", String::as_str);
+        let payload = rt.block_on(release_images(prober, &first.config, release, arch))?;
+        inventory.merge(payload);
+    }
     let mut audits = Vec::new();
     for described in configurations {
         let mut planned: Vec<_> = inventory
@@ -204,9 +217,31 @@ fn read_inventory(args: &Args) -> anyhow::Result<Inventory> {
         inv.merge(found);
     }
     anyhow::ensure!(
-        !inv.is_empty(),
+        !inv.is_empty() || args.release.is_some(),
         "nothing to audit: give --images-from FILE (e.g. oc get pods -A -o json > pods.json) or images"
     );
+    Ok(inv)
+}
+
+/// The release image and every payload image it lists, each used by `release/<tag>`.
+async fn release_images(
+    prober: &probe::Prober,
+    config: &mirrorscope_core::registries::EffectiveConfig,
+    release: &str,
+    arch: &str,
+) -> anyhow::Result<Inventory> {
+    use mirrorscope_core::audit::release::{image_references, IMAGE_REFERENCES};
+    let planned = plan(config, release);
+    let file = prober
+        .read_file(&planned, IMAGE_REFERENCES, arch)
+        .await
+        .map_err(|e| anyhow::anyhow!("--release {release}: {e}"))?;
+    let refs = image_references(&file).with_context(|| format!("--release {release}"))?;
+    let mut inv = Inventory::default();
+    inv.add(release, "release".into());
+    for (tag, image) in refs {
+        inv.add(&image, format!("release/{tag}"));
+    }
     Ok(inv)
 }
 

@@ -29,6 +29,8 @@ struct List {
 
 #[derive(Deserialize)]
 struct ListEntry {
+    #[serde(default)]
+    digest: String,
     platform: Option<Platform>,
 }
 
@@ -54,14 +56,41 @@ pub fn list_architectures(body: &[u8]) -> Result<Vec<String>, ManifestError> {
     Ok(archs)
 }
 
+/// The digest of a list's child for `architecture` (linux).
+pub fn child_for(body: &[u8], architecture: &str) -> Result<Option<String>, ManifestError> {
+    let list: List = serde_json::from_slice(body).map_err(|e| ManifestError(e.to_string()))?;
+    Ok(list
+        .manifests
+        .into_iter()
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.architecture == architecture)
+        })
+        .map(|m| m.digest))
+}
+
 #[derive(Deserialize)]
 struct Single {
     config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
 }
 
 #[derive(Deserialize)]
 struct Descriptor {
     digest: String,
+    #[serde(default, rename = "mediaType")]
+    media_type: String,
+}
+
+/// The layers of a single-image manifest, bottom first: `(digest, media type)`.
+pub fn layers(body: &[u8]) -> Result<Vec<(String, String)>, ManifestError> {
+    let m: Single = serde_json::from_slice(body).map_err(|e| ManifestError(e.to_string()))?;
+    Ok(m.layers
+        .into_iter()
+        .map(|d| (d.digest, d.media_type))
+        .collect())
 }
 
 /// The config blob's digest of a single-image manifest, where its architecture is written.

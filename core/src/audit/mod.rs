@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod judge;
 pub mod manifest;
 pub mod model;
+pub mod release;
 
 #[cfg(test)]
 mod judge_tests;
