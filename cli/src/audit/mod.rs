@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use mirrorscope_core::audit::auth::AuthFile;
 use mirrorscope_core::audit::inventory::{self, Inventory};
-use mirrorscope_core::audit::{judge, plan, AuditEntry, Verdict};
+use mirrorscope_core::audit::{judge_inventory, plan, plan_inventory, AuditEntry, Verdict};
 use mirrorscope_core::openshift::OcpVersion;
 
 use mirrorscope_probe as probe;
@@ -136,11 +136,7 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
     }
     let mut audits = Vec::new();
     for described in configurations {
-        let mut planned: Vec<_> = inventory
-            .images
-            .keys()
-            .map(|image| plan(&described.config, image))
-            .collect();
+        let mut planned = plan_inventory(&described.config, &inventory);
         if let Some(prober) = &prober {
             let concurrency = usize::from(args.concurrency);
             let bar = progress(planned.len() as u64);
@@ -149,17 +145,7 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
             }));
             bar.finish_and_clear();
         }
-        let entries = planned
-            .into_iter()
-            .map(|p| {
-                let used_by = inventory
-                    .images
-                    .get(&p.image)
-                    .map(|u| u.iter().cloned().collect())
-                    .unwrap_or_default();
-                judge(p, used_by)
-            })
-            .collect();
+        let entries = judge_inventory(planned, &inventory);
         audits.push(Audit {
             configuration: described,
             entries,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mirrorscope_core::api::{AuditRun, AuditView, ConfigurationAudit, InventoryView};
 use mirrorscope_core::audit::auth::AuthFile;
 use mirrorscope_core::audit::inventory::Inventory;
-use mirrorscope_core::audit::{judge, plan, Summary, Verdict};
+use mirrorscope_core::audit::{judge_inventory, plan_inventory, Summary, Verdict};
 use mirrorscope_core::registries::EffectiveConfig;
 use mirrorscope_probe::{probe_all, Options, Prober};
 use tokio_util::sync::CancellationToken;
@@ -173,11 +173,7 @@ async fn run_once(
     let mut configurations = Vec::new();
     let mut worst: BTreeMap<String, Verdict> = BTreeMap::new();
     for u in unders {
-        let mut planned: Vec<_> = inventory
-            .images
-            .keys()
-            .map(|image| plan(&u.config, image))
-            .collect();
+        let mut planned = plan_inventory(&u.config, &inventory);
         if opts.probe {
             let prober = probers.entry(u.architectures.clone()).or_insert_with(|| {
                 Prober::new(Options {
@@ -190,17 +186,7 @@ async fn run_once(
             });
             probe_all(prober, &mut planned, opts.concurrency, &|| {}).await;
         }
-        let images: Vec<_> = planned
-            .into_iter()
-            .map(|p| {
-                let used_by = inventory
-                    .images
-                    .get(&p.image)
-                    .map(|u| u.iter().cloned().collect())
-                    .unwrap_or_default();
-                judge(p, used_by)
-            })
-            .collect();
+        let images = judge_inventory(planned, &inventory);
         for e in &images {
             let w = worst.entry(e.image.clone()).or_insert(e.verdict);
             *w = (*w).max(e.verdict);

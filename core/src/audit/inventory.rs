@@ -29,6 +29,14 @@ impl Inventory {
         }
     }
 
+    /// Who uses `image`, sorted.
+    pub fn users(&self, image: &str) -> Vec<String> {
+        self.images
+            .get(image)
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn len(&self) -> usize {
         self.images.len()
     }
@@ -201,12 +209,17 @@ impl Walker<'_> {
         }
     }
 
-    fn doc_error(&self, path: &str, message: &str) -> InventoryError {
-        let origin = if path.is_empty() {
+    /// `file`, or `file items[3]` inside a list.
+    fn origin_at(&self, path: &str) -> String {
+        if path.is_empty() {
             self.origin.to_string()
         } else {
             format!("{} {path}", self.origin)
-        };
+        }
+    }
+
+    fn doc_error(&self, path: &str, message: &str) -> InventoryError {
+        let origin = self.origin_at(path);
         InventoryError::Document {
             origin,
             message: message.to_string(),
@@ -343,11 +356,7 @@ impl Walker<'_> {
     }
 
     fn field_error(&self, path: &str, object: &str, field: &str, message: &str) -> InventoryError {
-        let origin = if path.is_empty() {
-            self.origin.to_string()
-        } else {
-            format!("{} {path}", self.origin)
-        };
+        let origin = self.origin_at(path);
         InventoryError::Field {
             origin,
             object: object.to_string(),

@@ -17,3 +17,22 @@ pub use judge::{judge, plan, Planned};
 pub use model::{
     AuditEntry, Finding, FindingCode, Probe, ProbeStatus, SourceAudit, Summary, Verdict,
 };
+
+/// Plans every image of an inventory under one configuration.
+pub fn plan_inventory(
+    config: &crate::registries::EffectiveConfig,
+    inventory: &inventory::Inventory,
+) -> Vec<Planned> {
+    inventory.images.keys().map(|i| plan(config, i)).collect()
+}
+
+/// Judges every planned (and perhaps probed) image, naming its users from the inventory.
+pub fn judge_inventory(planned: Vec<Planned>, inventory: &inventory::Inventory) -> Vec<AuditEntry> {
+    planned
+        .into_iter()
+        .map(|p| {
+            let users = inventory.users(&p.image);
+            judge(p, users)
+        })
+        .collect()
+}

@@ -201,6 +201,25 @@ impl World {
     }
 }
 
+/// One watch per kind, all feeding one channel.
+fn watch_all(
+    client: &kube::Client,
+    kinds: &[Kind],
+    cancel: &CancellationToken,
+) -> (JoinSet<()>, mpsc::Receiver<Update>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let mut watchers = JoinSet::new();
+    for &kind in kinds {
+        watchers.spawn(watch_kind(
+            client.clone(),
+            kind,
+            tx.clone(),
+            cancel.child_token(),
+        ));
+    }
+    (watchers, rx)
+}
+
 /// Watches the cluster until `cancel` fires. `render_desired` is false when `--desired` files
 /// take precedence over the cluster's own objects.
 pub async fn run(
@@ -210,17 +229,7 @@ pub async fn run(
     fallback_version: OcpVersion,
     cancel: CancellationToken,
 ) {
-    let (tx, mut rx) = mpsc::channel(1024);
-    let mut watchers = JoinSet::new();
-    for kind in Kind::ALL {
-        watchers.spawn(watch_kind(
-            client.clone(),
-            kind,
-            tx.clone(),
-            cancel.child_token(),
-        ));
-    }
-    drop(tx);
+    let (mut watchers, mut rx) = watch_all(&client, &Kind::ALL, &cancel);
     let mut world = World::default();
     loop {
         let first = tokio::select! {
@@ -287,17 +296,7 @@ fn publish(world: &mut World, app: &App, render_desired: bool, fallback_version:
 /// [`App::inventory`], until `cancel` fires. Separate from the rollout's watches: pods churn, and
 /// their events never rebuild the rollout view.
 pub async fn run_inventory(client: kube::Client, app: Arc<App>, cancel: CancellationToken) {
-    let (tx, mut rx) = mpsc::channel(1024);
-    let mut watchers = JoinSet::new();
-    for kind in Kind::INVENTORY {
-        watchers.spawn(watch_kind(
-            client.clone(),
-            kind,
-            tx.clone(),
-            cancel.child_token(),
-        ));
-    }
-    drop(tx);
+    let (mut watchers, mut rx) = watch_all(&client, &Kind::INVENTORY, &cancel);
     loop {
         let update = tokio::select! {
             _ = cancel.cancelled() => break,
