@@ -48,7 +48,8 @@ pub async fn probe_all(
 
 pub struct Options {
     pub auth: AuthFile,
-    /// PEM CAs that replace the system trust store (`--ca-file`).
+    /// DER CA certificates trusted in addition to the system's (`--ca-file`, the Image
+    /// config's additionalTrustedCA).
     pub ca: Option<Vec<Vec<u8>>>,
     /// Architectures every served manifest must offer (`--arch`).
     pub arch: Vec<String>,
@@ -147,6 +148,7 @@ pub struct Prober {
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// By (reference, insecure): each source is asked once per run.
     probes: Mutex<HashMap<(String, bool), ProbeCell>>,
+    roots: std::sync::OnceLock<Option<Vec<Vec<u8>>>>,
     /// The scheme (and verification) that answered, by API host.
     answered: Mutex<HashMap<String, Base>>,
     /// Whether a repository exists, asked once per run however many of its tags are missing.
@@ -164,6 +166,7 @@ impl Prober {
             probes: Mutex::default(),
             repositories: Mutex::default(),
             answered: Mutex::default(),
+            roots: std::sync::OnceLock::new(),
         }
     }
 
@@ -712,7 +715,7 @@ impl Prober {
             .map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
         let mut config = kube::Config::new(uri);
         config.accept_invalid_certs = !base.verify;
-        config.root_cert = self.opts.ca.clone();
+        config.root_cert = self.roots().clone();
         config.connect_timeout = Some(self.opts.timeout);
         config.read_timeout = Some(self.opts.timeout);
         config.default_retry = false;
@@ -720,6 +723,18 @@ impl Prober {
         let client = kube::Client::try_from(config).map_err(|e| fail(e.to_string()))?;
         lock(&self.clients).insert(base.clone(), client.clone());
         Ok(client)
+    }
+
+    /// The system's roots plus the extra CAs, once per run; `None` (the platform verifier,
+    /// system roots alone) when there are no extra CAs.
+    fn roots(&self) -> &Option<Vec<Vec<u8>>> {
+        self.roots.get_or_init(|| {
+            let extra = self.opts.ca.as_ref()?;
+            let native = rustls_native_certs::load_native_certs();
+            let mut all: Vec<Vec<u8>> = native.certs.into_iter().map(|c| c.to_vec()).collect();
+            all.extend(extra.iter().cloned());
+            Some(all)
+        })
     }
 
     fn limit(&self, host: &str) -> Arc<Semaphore> {

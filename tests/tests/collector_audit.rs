@@ -154,7 +154,8 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 #[test]
-fn in_cluster_the_pods_workloads_and_pull_secret_feed_the_audit_of_the_desired_configuration() {
+fn in_cluster_the_pods_workloads_pull_secret_and_trusted_ca_feed_the_audit_of_the_desired_configuration(
+) {
     let t = Registry::tls_basic_auth("cluster", "pull-pass");
     oci::seed(&t, "shop/api", "2", "api");
     let ca = t.ca_path().unwrap();
@@ -182,8 +183,15 @@ fn in_cluster_the_pods_workloads_and_pull_secret_feed_the_audit_of_the_desired_c
         "spec": {"clusterID": "0000"},
         "status": {"desired": {"image": "quay.io/openshift-release-dev/ocp-release@sha256:1111111111111111111111111111111111111111111111111111111111111111", "version": "4.19.3"}}
     }));
+    // The mirror's CA as nodes get it: the Image config's additionalTrustedCA ConfigMap.
     api.set("/apis/config.openshift.io/v1/images/cluster", json!({
-        "apiVersion": "config.openshift.io/v1", "kind": "Image", "metadata": {"name": "cluster"}, "spec": {}
+        "apiVersion": "config.openshift.io/v1", "kind": "Image", "metadata": {"name": "cluster"},
+        "spec": {"additionalTrustedCA": {"name": "registry-cas"}}
+    }));
+    let ca_pem = std::fs::read_to_string(&ca).unwrap();
+    api.set("/api/v1/namespaces/openshift-config/configmaps/registry-cas", json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "registry-cas", "namespace": "openshift-config"},
+        "data": {t.host().replace(':', ".."): ca_pem}
     }));
     api.set(
         "/apis/config.openshift.io/v1/imagedigestmirrorsets",
@@ -217,8 +225,6 @@ fn in_cluster_the_pods_workloads_and_pull_secret_feed_the_audit_of_the_desired_c
         &api.url,
         "--audit-interval",
         "1s",
-        "--audit-ca-file",
-        ca.to_str().unwrap(),
     ]);
     let audit = wait_audit(&c, |v| v["last"]["summary"]["images"] == 2);
     let desired = under(&audit, &[]);

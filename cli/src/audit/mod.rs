@@ -71,7 +71,7 @@ pub struct Args {
     /// Registry credentials (auth.json, or the cluster pull secret's .dockerconfigjson).
     #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
     pub authfile: Option<PathBuf>,
-    /// PEM CA certificates to trust instead of the system store (the mirror registry's CA).
+    /// PEM CA certificates to trust besides the system's (the mirror registry's CA).
     #[arg(long, value_name = "FILE", requires = "probe")]
     pub ca_file: Option<PathBuf>,
     /// Architectures every served manifest must offer (the nodes' GOARCH names).

@@ -87,7 +87,7 @@ struct Args {
     /// Registry credentials for the audit's probes (default in-cluster: openshift-config/pull-secret).
     #[arg(long, value_name = "FILE")]
     audit_authfile: Option<PathBuf>,
-    /// PEM CAs the audit trusts instead of the system's (the mirror registries' CA).
+    /// PEM CAs the audit trusts besides the system's and the Image config's additionalTrustedCA.
     #[arg(long, value_name = "FILE")]
     audit_ca_file: Option<PathBuf>,
     /// Sources the audit probes at once.

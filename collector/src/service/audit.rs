@@ -34,7 +34,7 @@ pub struct AuditOptions {
     pub probe: bool,
     /// Registry credentials; in-cluster without it, `openshift-config/pull-secret`.
     pub authfile: Option<PathBuf>,
-    /// CAs trusted instead of the system's, for the mirror registries.
+    /// CAs trusted besides the system's and the additionalTrustedCA, for the mirror registries.
     pub ca_file: Option<PathBuf>,
     pub concurrency: usize,
     pub timeout: Duration,
@@ -164,10 +164,14 @@ async fn run_once(
     let unders = configurations(app);
     let inventory = inventory(app);
     let auth = credentials(opts, kube).await?;
-    let ca = match &opts.ca_file {
-        Some(p) => Some(read_certs(p)?),
-        None => None,
+    let mut extra = match &opts.ca_file {
+        Some(p) => read_certs(p)?,
+        None => Vec::new(),
     };
+    if let Some(client) = kube {
+        extra.extend(additional_trusted_ca(client, app).await);
+    }
+    let ca = (!extra.is_empty()).then_some(extra);
     // Probes depend on the architectures asked for, so one prober (and cache) per set of them.
     let mut probers: HashMap<Vec<String>, Prober> = HashMap::new();
     let mut configurations = Vec::new();
@@ -277,6 +281,83 @@ async fn credentials(opts: &AuditOptions, kube: Option<&kube::Client>) -> Result
             "reading openshift-config/pull-secret: {}",
             super::cluster::chain(&e)
         )),
+    }
+}
+
+/// The CAs of the Image config's `spec.additionalTrustedCA` ConfigMap (in openshift-config, one
+/// PEM bundle per registry host), which the nodes trust for their registries. Unreadable ones
+/// are logged and counted, and the audit goes on with the others.
+async fn additional_trusted_ca(client: &kube::Client, app: &App) -> Vec<Vec<u8>> {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+    use rustls::pki_types::pem::PemObject as _;
+    let image = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("config.openshift.io", "v1", "Image"),
+        "images",
+    );
+    let images: Api<DynamicObject> = Api::all_with(client.clone(), &image);
+    let name = match images.get_opt("cluster").await {
+        Ok(Some(o)) => o.data["spec"]["additionalTrustedCA"]["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        Ok(None) => None,
+        Err(e) => {
+            warn_once(
+                app,
+                "ca_image_config",
+                &format!(
+                    "reading image.config.openshift.io/cluster: {}",
+                    super::cluster::chain(&e)
+                ),
+            );
+            None
+        }
+    };
+    let Some(name) = name else { return Vec::new() };
+    let maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), "openshift-config");
+    let map = match maps.get_opt(&name).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            warn_once(
+                app,
+                "ca_configmap",
+                &format!("additionalTrustedCA: no ConfigMap openshift-config/{name}"),
+            );
+            return Vec::new();
+        }
+        Err(e) => {
+            warn_once(
+                app,
+                "ca_configmap",
+                &format!(
+                    "reading ConfigMap openshift-config/{name}: {}",
+                    super::cluster::chain(&e)
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (key, pem) in map.data.unwrap_or_default() {
+        let certs: Result<Vec<_>, _> =
+            rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+        match certs {
+            Ok(c) => out.extend(c.into_iter().map(|c| c.to_vec())),
+            Err(e) => warn_once(
+                app,
+                "ca_pem",
+                &format!("ConfigMap openshift-config/{name} key {key:?}: {e}"),
+            ),
+        }
+    }
+    out
+}
+
+/// Counts a failure kind and logs it the first time only.
+fn warn_once(app: &App, kind: &'static str, message: &str) {
+    if app.errors.count_first("audit", kind) {
+        tracing::warn!("audit: {message}");
     }
 }
 

@@ -16,6 +16,14 @@ impl Errors {
         *c.entry((component, error_type)).or_default() += 1;
     }
 
+    /// Counts one failure; true when it is the first of its kind (the one to log).
+    pub fn count_first(&self, component: &'static str, error_type: &'static str) -> bool {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = c.entry((component, error_type)).or_default();
+        *n += 1;
+        *n == 1
+    }
+
     /// Counts `n` failures of one kind at once.
     pub fn add(&self, component: &'static str, error_type: &'static str, n: u64) {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
