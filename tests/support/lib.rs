@@ -9,6 +9,7 @@
 //! - [`agent`]: `mirrorscope-agent run` on loopback, a temporary host root, a fake collector
 //!   that goes down and comes back.
 //! - [`collector`]: the collector and CLI as processes, fake nodes, a mocked API server.
+//! - [`token`]: a Docker token service (ES256 JWTs) for a registry with `auth: token`.
 //! - [`scenario`]: the explain-vs-skopeo differential scenarios (fixtures, comparison rules).
 
 pub mod agent;
@@ -19,3 +20,4 @@ pub mod oci;
 pub mod registry;
 pub mod scenario;
 pub mod skopeo;
+pub mod token;

@@ -111,6 +111,9 @@ pub enum Access {
     /// HTTPS with a certificate signed by a throw-away CA (made with the `openssl` CLI) and
     /// htpasswd basic auth: a production mirror's shape.
     TlsBasicAuth { user: String, password: String },
+    /// Plain HTTP with `auth: token`: a [`crate::token::TokenService`] on loopback hands out
+    /// Bearer tokens for `user:password`, as Docker Hub's and Quay's token services do.
+    TokenAuth { user: String, password: String },
 }
 
 /// A running `docker-registry serve` on 127.0.0.1; killed (by its own pid) and its storage removed on
@@ -120,6 +123,7 @@ pub struct Registry {
     port: u16,
     access: Access,
     dir: ScratchDir,
+    _token: Option<crate::token::TokenService>,
 }
 
 impl Registry {
@@ -149,6 +153,14 @@ impl Registry {
         })
     }
 
+    /// Plain-HTTP registry whose clients need a Bearer token from a loopback token service.
+    pub fn token_auth(user: &str, password: &str) -> Registry {
+        Registry::start(Access::TokenAuth {
+            user: user.to_string(),
+            password: password.to_string(),
+        })
+    }
+
     /// Starts a registry with the given access mode, retrying with another port if the chosen one was
     /// taken in the meantime.
     pub fn start(access: Access) -> Registry {
@@ -157,7 +169,14 @@ impl Registry {
         for _ in 0..3 {
             let dir = ScratchDir::new("registry");
             let port = free_port();
-            let config = write_config(&dir, port, &access);
+            let token =
+                match &access {
+                    Access::TokenAuth { user, password } => Some(
+                        crate::token::TokenService::start(dir.path(), user, password),
+                    ),
+                    _ => None,
+                };
+            let config = write_config(&dir, port, &access, token.as_ref());
             let log_path = dir.path().join("registry.log");
             let log = std::fs::File::create(&log_path)
                 .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
@@ -177,6 +196,7 @@ impl Registry {
                 port,
                 access: access.clone(),
                 dir,
+                _token: token,
             };
             match reg.wait_ready(Duration::from_secs(20)) {
                 Ok(()) => return reg,
@@ -205,9 +225,9 @@ impl Registry {
     /// `user:password` for skopeo `--creds`/`--dest-creds` when the registry uses basic auth.
     pub fn creds(&self) -> Option<String> {
         match &self.access {
-            Access::BasicAuth { user, password } | Access::TlsBasicAuth { user, password } => {
-                Some(format!("{user}:{password}"))
-            }
+            Access::BasicAuth { user, password }
+            | Access::TlsBasicAuth { user, password }
+            | Access::TokenAuth { user, password } => Some(format!("{user}:{password}")),
             _ => None,
         }
     }
@@ -290,7 +310,12 @@ fn http_get_status(mut stream: TcpStream, host: &str, path: &str) -> Option<u16>
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn write_config(dir: &ScratchDir, port: u16, access: &Access) -> PathBuf {
+fn write_config(
+    dir: &ScratchDir,
+    port: u16,
+    access: &Access,
+    token: Option<&crate::token::TokenService>,
+) -> PathBuf {
     let storage = dir.path().join("storage");
     let mut yaml = format!(
         "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
@@ -300,6 +325,16 @@ fn write_config(dir: &ScratchDir, port: u16, access: &Access) -> PathBuf {
     );
     match access {
         Access::Plain => {}
+        Access::TokenAuth { .. } => {
+            let t = token.expect("a token service for a token-auth registry");
+            yaml.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                t.realm,
+                crate::token::SERVICE,
+                crate::token::ISSUER,
+                t.cert_path.display()
+            ));
+        }
         Access::Tls => {
             let (cert, key) = make_self_signed_cert(dir);
             yaml.push_str(&format!(

@@ -819,3 +819,53 @@ insecure = true
         "{err}"
     );
 }
+
+#[test]
+fn a_bearer_token_service_is_asked_with_the_auth_file_credentials() {
+    let t = Registry::token_auth("robot", "t0ken-pass");
+    oci::seed(&t, "team/app", "1", "team-app");
+    let dir = ScratchDir::new("audit-bearer");
+    dir.write(
+        "registries.conf",
+        &format!(
+            "[[registry]]\nprefix = \"quay.io/team\"\nlocation = \"quay.io/team\"\nblocked = true\n[[registry.mirror]]\nlocation = \"{}/team\"\ninsecure = true\n",
+            t.host()
+        ),
+    );
+    let auth = format!(
+        r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+        t.host(),
+        mirrorscope_e2e::collector::base64(b"robot:t0ken-pass")
+    );
+    dir.write("auth.json", &auth);
+    let conf = [
+        "--registries-conf",
+        "registries.conf",
+        "--registries-conf-d",
+        "none.d",
+        "--probe",
+        "-o",
+        "json",
+    ];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = conf.iter().chain(extra).copied().collect();
+        json(&audit(&dir, &args))
+    };
+    let doc = run(&[
+        "--authfile",
+        "auth.json",
+        "quay.io/team/app:1",
+        "quay.io/team/app:2",
+    ]);
+    let e = entry(&doc, "quay.io/team/app:1");
+    assert_eq!(verdict(e), Verdict::Mirror, "{e:#}");
+    // The token's pull scope also lets the tag list tell a missing tag from a missing repository.
+    let e = entry(&doc, "quay.io/team/app:2");
+    assert_eq!(codes(e), [FindingCode::StaleTag], "{e:#}");
+
+    // Without credentials the token service refuses: the pull secret is missing an entry.
+    let doc = run(&["quay.io/team/app:1"]);
+    let e = entry(&doc, "quay.io/team/app:1");
+    assert_eq!(statuses(e)[0], Some(ProbeStatus::Unauthorized), "{e:#}");
+    assert_eq!(codes(e), [FindingCode::MirrorUnauthorized]);
+}
