@@ -42,12 +42,19 @@ pub struct Args {
     /// --collector / MIRRORSCOPE_COLLECTOR; without them, through the API server).
     #[arg(long)]
     pub replay: bool,
+    /// Replay these images too, in any `audit --images-from` format (`oc get pods -A -o json`,
+    /// workload lists, CSVs, mapping.txt, plain lists), naming the workloads each change hits.
+    #[arg(long = "images-from", value_name = "FILE")]
+    pub images_from: Vec<PathBuf>,
 }
 
-/// A pulled image whose sources the change alters.
+/// A pulled or inventoried image whose sources the change alters.
 #[derive(Serialize)]
 struct Affected {
     image: String,
+    /// The workloads that use it (from --images-from; pulls name none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    used_by: Vec<String>,
     /// The first source before and after (what serves the pull when it is there).
     before: String,
     after: String,
@@ -68,7 +75,8 @@ struct Plan {
     refused: Option<String>,
     files: Vec<FileChange>,
     disruption: Option<Disruption>,
-    /// Recent pulls the change affects (only with a collector).
+    /// Recent pulls and --images-from images the change affects (with a collector or
+    /// --images-from).
     #[serde(skip_serializing_if = "Option::is_none")]
     affected: Option<Vec<Affected>>,
 }
@@ -79,6 +87,7 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
     let opts = ParseOptions {
         version: args.ocp_version,
     };
+    let inventory = crate::audit::read_inventory_files(&args.images_from)?;
     let current = read_paths(&args.current, &opts, &mut std::io::stdin())?;
     let mut after = read_paths(&args.files, &opts, &mut std::io::stdin())?;
     for (set, flag) in [(&current, "--current"), (&after, "-f")] {
@@ -108,8 +117,9 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
         Err(refusal) => refused(&refusal),
         Ok(new) => {
             let mut p = planned(&before, &new, disruption_policy(&args.current)?.as_ref());
-            if args.replay || conn.collector.is_some() {
-                p.affected = Some(replay(conn, &before, &new)?);
+            let from_collector = args.replay || conn.collector.is_some();
+            if from_collector || !inventory.is_empty() {
+                p.affected = Some(replay(conn, from_collector, inventory, &before, &new)?);
             }
             p
         }
@@ -163,21 +173,25 @@ fn refused(refusal: &Refusal) -> Plan {
     }
 }
 
-/// Explains every image the collector saw pulled under both renderings; lists those whose
-/// first source, source order or outcome changes.
+/// Explains every image the collector saw pulled (and every --images-from image) under both
+/// renderings; lists those whose first source, source order or outcome changes.
 fn replay(
     conn: &crate::client::ConnArgs,
+    from_collector: bool,
+    mut inventory: mirrorscope_core::audit::inventory::Inventory,
     before: &Rendering,
     after: &Rendering,
 ) -> anyhow::Result<Vec<Affected>> {
     use mirrorscope_core::explain::{explain, Explanation};
     let (old, new) = (node_config(before)?, node_config(after)?);
-    let (rt, client) = crate::client::connect(conn)?;
-    let pulls: mirrorscope_core::api::PullsView =
-        rt.block_on(client.get("/v1/pulls?limit=5000"))?;
-    let mut images: Vec<String> = pulls.pulls.into_iter().map(|p| p.image).collect();
-    images.sort();
-    images.dedup();
+    if from_collector {
+        let (rt, client) = crate::client::connect(conn)?;
+        let pulls: mirrorscope_core::api::PullsView =
+            rt.block_on(client.get("/v1/pulls?limit=5000"))?;
+        for p in pulls.pulls {
+            inventory.images.entry(p.image).or_default();
+        }
+    }
     let first = |e: &Explanation| {
         e.sources
             .iter()
@@ -191,8 +205,9 @@ fn replay(
             .map(|s| s.reference.clone())
             .collect::<Vec<_>>()
     };
+    let source_blocked = |e: &Explanation| e.sources.iter().any(|s| !s.mirror && s.blocked);
     let mut out = Vec::new();
-    for image in images {
+    for (image, users) in inventory.images {
         let (a, b) = (explain(&old, &image), explain(&new, &image));
         let change = match (a.will_not_pull(), b.will_not_pull()) {
             (false, true) => "starts failing: every location is blocked".to_string(),
@@ -206,12 +221,21 @@ fn replay(
                 format!("served by {} instead of {}", kind(&b), kind(&a))
             }
             _ if order(&a) != order(&b) => "tries other locations or another order".to_string(),
+            // Same locations: only what may be contacted changed (NeverContactSource and back).
+            _ if source_blocked(&a) != source_blocked(&b) => {
+                if source_blocked(&b) {
+                    "the source is blocked from now on: only the mirrors can serve it".to_string()
+                } else {
+                    "the source may be contacted again after the mirrors".to_string()
+                }
+            }
             _ => continue,
         };
         out.push(Affected {
             before: first(&a),
             after: first(&b),
             image,
+            used_by: users.into_iter().collect(),
             change,
         });
     }
@@ -304,14 +328,20 @@ fn print_text(plan: &Plan) -> anyhow::Result<()> {
         }
     }
     if let Some(affected) = &plan.affected {
-        crate::outln!("\nrecent pulls the change affects: {}", affected.len())?;
+        crate::outln!("\nimages the change affects: {}", affected.len())?;
         for a in affected {
+            let users = match a.used_by.as_slice() {
+                [] => String::new(),
+                [one] => format!(", used by {one}"),
+                [first, rest @ ..] => format!(", used by {first} +{} more", rest.len()),
+            };
             crate::outln!(
-                "  {}: {} ({} -> {})",
+                "  {}: {} ({} -> {}{})",
                 crate::output::cell(&a.image),
                 a.change,
                 crate::output::cell(&a.before),
-                crate::output::cell(&a.after)
+                crate::output::cell(&a.after),
+                crate::output::cell(&users)
             )?;
         }
     }

@@ -137,3 +137,82 @@ fn refusal_exits_3_and_bad_input_is_named() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/objects.yaml"));
 }
+
+#[test]
+fn an_inventory_replays_against_both_renderings_and_names_the_workloads() {
+    let current = file("inv-current.yaml", CURRENT);
+    let pods = file(
+        "inv-pods.json",
+        r#"{"kind":"List","items":[
+          {"kind":"Pod","metadata":{"name":"web","namespace":"shop"},"spec":{"containers":[{"name":"c","image":"docker.io/library/nginx:1.25.3"}]}},
+          {"kind":"Deployment","metadata":{"name":"api","namespace":"shop"},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"quay.io/ns/api@sha256:0123456789012345678901234567890123456789012345678901234567890123"}]}}}},
+          {"kind":"Pod","metadata":{"name":"other","namespace":"ops"},"spec":{"containers":[{"name":"c","image":"ghcr.io/x/y:1"}]}}]}"#,
+    );
+    // docker.io gains a tag mirror; quay.io/ns turns NeverContactSource (the source is blocked
+    // after its mirror); ghcr.io is untouched.
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        &file("inv-itms.yaml", ITMS),
+        "-f",
+        &file("inv-never.yaml", QUAY_NEVER),
+        "--merge",
+        "--images-from",
+        &pods,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json(&o);
+    let affected = v["affected"].as_array().unwrap();
+    let by = |image: &str| affected.iter().find(|a| a["image"] == image);
+    let nginx = by("docker.io/library/nginx:1.25.3").unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(nginx["used_by"], serde_json::json!(["shop/Pod/web"]));
+    assert_eq!(
+        nginx["after"],
+        "mirror.example.com/docker/library/nginx:1.25.3"
+    );
+    assert_eq!(nginx["change"], "served by a mirror instead of the source");
+    let api = by(
+        "quay.io/ns/api@sha256:0123456789012345678901234567890123456789012345678901234567890123",
+    )
+    .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(api["used_by"], serde_json::json!(["shop/Deployment/api"]));
+    assert_eq!(
+        api["change"],
+        "the source is blocked from now on: only the mirrors can serve it"
+    );
+    assert!(by("ghcr.io/x/y:1").is_none(), "{v:#}");
+
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        &file("inv-itms2.yaml", ITMS),
+        "--merge",
+        "--images-from",
+        &pods,
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("images the change affects: 1"), "{text}");
+    assert!(text.contains("docker.io/library/nginx:1.25.3: served by a mirror instead of the source (docker.io/library/nginx:1.25.3 -> mirror.example.com/docker/library/nginx:1.25.3, used by shop/Pod/web)"), "{text}");
+
+    let o = plan(&[
+        "--current",
+        &current,
+        "-f",
+        &file("inv-itms3.yaml", ITMS),
+        "--images-from",
+        &file("inv-bad.txt", "a=\n"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("inv-bad.txt:1: expected source=destination")
+    );
+}

@@ -56,8 +56,14 @@ fn plan_names_the_pulls_a_change_breaks() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let affected = v["affected"].as_array().unwrap();
-    // The tag pull went to the source (IDMS mirrors are digest-only); NeverContactSource blocks it.
-    assert_eq!(affected.len(), 1, "{affected:?}");
+    // The tag pull went to the source (IDMS mirrors are digest-only); NeverContactSource blocks
+    // it. The digest pull keeps its mirror but loses the source behind it.
+    assert_eq!(affected.len(), 2, "{affected:?}");
+    assert_eq!(
+        affected[1]["change"],
+        "the source is blocked from now on: only the mirrors can serve it"
+    );
+    assert_eq!(affected[1]["before"], affected[1]["after"]);
     assert_eq!(affected[0]["image"], "quay.io/ns/app:1");
     assert_eq!(
         affected[0]["change"],

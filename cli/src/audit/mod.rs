@@ -179,12 +179,22 @@ fn progress(len: u64) -> indicatif::ProgressBar {
 }
 
 fn read_inventory(args: &Args) -> anyhow::Result<Inventory> {
-    let mut inv = Inventory::default();
+    let mut inv = read_inventory_files(&args.images_from)?;
     for image in &args.images {
         inv.add(image, "command line".into());
     }
+    anyhow::ensure!(
+        !inv.is_empty() || args.release.is_some(),
+        "nothing to audit: give --images-from FILE (e.g. oc get pods -A -o json > pods.json) or images"
+    );
+    Ok(inv)
+}
+
+/// The images of `--images-from` files (`-` is standard input, once), in any inventory format.
+pub fn read_inventory_files(paths: &[PathBuf]) -> anyhow::Result<Inventory> {
+    let mut inv = Inventory::default();
     let mut stdin_read = false;
-    for path in &args.images_from {
+    for path in paths {
         let (name, text) = if path.as_os_str() == "-" {
             anyhow::ensure!(!stdin_read, "--images-from -: standard input given twice");
             stdin_read = true;
@@ -202,10 +212,6 @@ fn read_inventory(args: &Args) -> anyhow::Result<Inventory> {
         let (_, found) = inventory::parse(&name, &text)?;
         inv.merge(found);
     }
-    anyhow::ensure!(
-        !inv.is_empty() || args.release.is_some(),
-        "nothing to audit: give --images-from FILE (e.g. oc get pods -A -o json > pods.json) or images"
-    );
     Ok(inv)
 }
 
