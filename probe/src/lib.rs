@@ -51,6 +51,9 @@ pub struct Options {
     /// DER CA certificates trusted in addition to the system's (`--ca-file`, the Image
     /// config's additionalTrustedCA).
     pub ca: Option<Vec<Vec<u8>>>,
+    /// DER CA certificates trusted for one registry (`host` or `host:port`) only, as a node
+    /// trusts `/etc/docker/certs.d/HOST/` (what the MCO writes from additionalTrustedCA).
+    pub ca_by_host: HashMap<String, Vec<Vec<u8>>>,
     /// Architectures every served manifest must offer (`--arch`).
     pub arch: Vec<String>,
     pub timeout: Duration,
@@ -148,7 +151,7 @@ pub struct Prober {
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// By (reference, insecure): each source is asked once per run.
     probes: Mutex<HashMap<(String, bool), ProbeCell>>,
-    roots: std::sync::OnceLock<Option<Vec<Vec<u8>>>>,
+    native_roots: std::sync::OnceLock<Vec<Vec<u8>>>,
     /// The scheme (and verification) that answered, by API host.
     answered: Mutex<HashMap<String, Base>>,
     /// Whether a repository exists, asked once per run however many of its tags are missing.
@@ -166,7 +169,7 @@ impl Prober {
             probes: Mutex::default(),
             repositories: Mutex::default(),
             answered: Mutex::default(),
-            roots: std::sync::OnceLock::new(),
+            native_roots: std::sync::OnceLock::new(),
         }
     }
 
@@ -715,7 +718,7 @@ impl Prober {
             .map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
         let mut config = kube::Config::new(uri);
         config.accept_invalid_certs = !base.verify;
-        config.root_cert = self.roots().clone();
+        config.root_cert = self.roots(&base.authority);
         config.connect_timeout = Some(self.opts.timeout);
         config.read_timeout = Some(self.opts.timeout);
         config.default_retry = false;
@@ -725,16 +728,24 @@ impl Prober {
         Ok(client)
     }
 
-    /// The system's roots plus the extra CAs, once per run; `None` (the platform verifier,
-    /// system roots alone) when there are no extra CAs.
-    fn roots(&self) -> &Option<Vec<Vec<u8>>> {
-        self.roots.get_or_init(|| {
-            let extra = self.opts.ca.as_ref()?;
-            let native = rustls_native_certs::load_native_certs();
-            let mut all: Vec<Vec<u8>> = native.certs.into_iter().map(|c| c.to_vec()).collect();
-            all.extend(extra.iter().cloned());
-            Some(all)
-        })
+    /// The system's roots plus the extra CAs for `authority`; `None` (the platform verifier,
+    /// system roots alone) when none apply. The system's roots are read once per run.
+    fn roots(&self, authority: &str) -> Option<Vec<Vec<u8>>> {
+        let for_host = self.opts.ca_by_host.get(authority);
+        if self.opts.ca.is_none() && for_host.is_none() {
+            return None;
+        }
+        let native = self.native_roots.get_or_init(|| {
+            rustls_native_certs::load_native_certs()
+                .certs
+                .into_iter()
+                .map(|c| c.to_vec())
+                .collect()
+        });
+        let mut all = native.clone();
+        all.extend(self.opts.ca.iter().flatten().cloned());
+        all.extend(for_host.into_iter().flatten().cloned());
+        Some(all)
     }
 
     fn limit(&self, host: &str) -> Arc<Semaphore> {

@@ -241,6 +241,21 @@ fn in_cluster_the_pods_workloads_pull_secret_and_trusted_ca_feed_the_audit_of_th
     assert_eq!(e["verdict"], "fail", "{e:#}");
     assert_eq!(e["used_by"], json!(["shop/Deployment/cart"]));
     assert_eq!(e["findings"][0]["code"], "missing-repository");
+    // Nodes trust a bundle for the registry its key names only: filed under another host, the
+    // mirror's certificate is not trusted, and the audit cannot ask the mirror.
+    api.set("/api/v1/namespaces/openshift-config/configmaps/registry-cas", json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "registry-cas", "namespace": "openshift-config"},
+        "data": {"other.example..5000": std::fs::read_to_string(&ca).unwrap()}
+    }));
+    let audit = wait_audit(&c, |v| {
+        v["last"]["configurations"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .flat_map(|c| c["images"].as_array().into_iter().flatten())
+                .any(|e| e["image"] == "quay.io/shop/api:2" && e["verdict"] == "unknown")
+        })
+    });
+    let e = image(under(&audit, &[]), "quay.io/shop/api:2");
+    assert_eq!(e["sources"][0]["probe"]["status"], "tls-error", "{e:#}");
     let seen = api.state.lock().unwrap().seen.clone();
     assert!(
         seen.iter()

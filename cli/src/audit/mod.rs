@@ -274,6 +274,7 @@ fn prober(args: &Args) -> anyhow::Result<probe::Prober> {
     Ok(probe::Prober::new(probe::Options {
         auth,
         ca,
+        ca_by_host: Default::default(),
         arch: args
             .arch
             .iter()

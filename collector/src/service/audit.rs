@@ -164,14 +164,14 @@ async fn run_once(
     let unders = configurations(app);
     let inventory = inventory(app);
     let auth = credentials(opts, kube).await?;
-    let mut extra = match &opts.ca_file {
-        Some(p) => read_certs(p)?,
-        None => Vec::new(),
+    let ca = match &opts.ca_file {
+        Some(p) => Some(read_certs(p)?),
+        None => None,
     };
-    if let Some(client) = kube {
-        extra.extend(additional_trusted_ca(client, app).await);
-    }
-    let ca = (!extra.is_empty()).then_some(extra);
+    let ca_by_host = match kube {
+        Some(client) => additional_trusted_ca(client, app).await,
+        None => HashMap::new(),
+    };
     // Probes depend on the architectures asked for, so one prober (and cache) per set of them.
     let mut probers: HashMap<Vec<String>, Prober> = HashMap::new();
     let mut configurations = Vec::new();
@@ -183,6 +183,7 @@ async fn run_once(
                 Prober::new(Options {
                     auth: auth.clone(),
                     ca: ca.clone(),
+                    ca_by_host: ca_by_host.clone(),
                     arch: u.architectures.clone(),
                     timeout: opts.timeout,
                     per_registry: (opts.concurrency / 2).max(2),
@@ -284,10 +285,11 @@ async fn credentials(opts: &AuditOptions, kube: Option<&kube::Client>) -> Result
     }
 }
 
-/// The CAs of the Image config's `spec.additionalTrustedCA` ConfigMap (in openshift-config, one
-/// PEM bundle per registry host), which the nodes trust for their registries. Unreadable ones
-/// are logged and counted, and the audit goes on with the others.
-async fn additional_trusted_ca(client: &kube::Client, app: &App) -> Vec<Vec<u8>> {
+/// The CAs of the Image config's `spec.additionalTrustedCA` ConfigMap (in openshift-config), by
+/// registry: each key names one (`host`, or `host..port` for `host:port`), and nodes trust its
+/// bundle for that registry only. Unreadable ones are logged and counted, and the audit goes on
+/// with the others.
+async fn additional_trusted_ca(client: &kube::Client, app: &App) -> HashMap<String, Vec<Vec<u8>>> {
     use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
     use rustls::pki_types::pem::PemObject as _;
     let image = ApiResource::from_gvk_with_plural(
@@ -313,7 +315,9 @@ async fn additional_trusted_ca(client: &kube::Client, app: &App) -> Vec<Vec<u8>>
             None
         }
     };
-    let Some(name) = name else { return Vec::new() };
+    let Some(name) = name else {
+        return HashMap::new();
+    };
     let maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(client.clone(), "openshift-config");
     let map = match maps.get_opt(&name).await {
@@ -324,7 +328,7 @@ async fn additional_trusted_ca(client: &kube::Client, app: &App) -> Vec<Vec<u8>>
                 "ca_configmap",
                 &format!("additionalTrustedCA: no ConfigMap openshift-config/{name}"),
             );
-            return Vec::new();
+            return HashMap::new();
         }
         Err(e) => {
             warn_once(
@@ -335,15 +339,18 @@ async fn additional_trusted_ca(client: &kube::Client, app: &App) -> Vec<Vec<u8>>
                     super::cluster::chain(&e)
                 ),
             );
-            return Vec::new();
+            return HashMap::new();
         }
     };
-    let mut out = Vec::new();
+    let mut out = HashMap::new();
     for (key, pem) in map.data.unwrap_or_default() {
         let certs: Result<Vec<_>, _> =
             rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
         match certs {
-            Ok(c) => out.extend(c.into_iter().map(|c| c.to_vec())),
+            Ok(c) => {
+                let host = key.replace("..", ":");
+                out.insert(host, c.into_iter().map(|c| c.to_vec()).collect());
+            }
             Err(e) => warn_once(
                 app,
                 "ca_pem",
