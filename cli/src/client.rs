@@ -130,7 +130,7 @@ fn direct(args: &ConnArgs, url: &str, timeout: Duration) -> anyhow::Result<Clien
     let mut config = kube::Config::new(uri);
     config.accept_invalid_certs = args.insecure_skip_tls_verify;
     if let Some(ca) = &args.collector_ca_file {
-        config.root_cert = Some(read_pem_certs(ca, "--collector-ca-file")?);
+        config.root_cert = Some(read_pem_certs(ca)?);
     }
     config.connect_timeout = Some(timeout);
     let kube = kube::Client::try_from(config).context("--collector")?;
@@ -176,17 +176,20 @@ async fn proxied(args: &ConnArgs, timeout: Duration) -> anyhow::Result<Client> {
     })
 }
 
-/// The DER certificates of a PEM file given with `flag`.
-pub fn read_pem_certs(path: &std::path::Path, flag: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+/// The DER certificates of a PEM file.
+fn read_pem_certs(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
     use rustls::pki_types::pem::PemObject as _;
-    let shown = || format!("{flag} {}", path.display());
+    let shown = || format!("--collector-ca-file {}", path.display());
     let certs: Vec<Vec<u8>> = rustls::pki_types::CertificateDer::pem_file_iter(path)
         .with_context(shown)?
         .map(|c| c.map(|c| c.to_vec()))
         .collect::<Result<_, _>>()
         .with_context(shown)?;
     if certs.is_empty() {
-        bail!("{flag} {}: no CERTIFICATE block", path.display());
+        bail!(
+            "--collector-ca-file {}: no CERTIFICATE block",
+            path.display()
+        );
     }
     Ok(certs)
 }

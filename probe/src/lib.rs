@@ -30,16 +30,11 @@ const MAX_UNPACKED: u64 = 1 << 30;
 const RATE_LIMIT_RETRIES: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
-/// Probes every planned image, `concurrency` at a time, calling `done` after each.
-pub async fn probe_all(
-    prober: &Prober,
-    planned: &mut [Planned],
-    concurrency: usize,
-    done: &(dyn Fn() + Sync),
-) {
+/// Probes every planned image, the prober's `concurrency` at a time, calling `done` after each.
+pub async fn probe_all(prober: &Prober, planned: &mut [Planned], done: &(dyn Fn() + Sync)) {
     use futures_util::StreamExt as _;
     futures_util::stream::iter(planned.iter_mut())
-        .for_each_concurrent(concurrency.max(1), |p| async move {
+        .for_each_concurrent(prober.opts.concurrency.max(1), |p| async move {
             prober.probe_planned(p).await;
             done();
         })
@@ -57,8 +52,35 @@ pub struct Options {
     /// Architectures every served manifest must offer (`--arch`).
     pub arch: Vec<String>,
     pub timeout: Duration,
-    /// Requests in flight to one registry host at most.
-    pub per_registry: usize,
+    /// Images probed at once; half of that (at least 2) on one registry host.
+    pub concurrency: usize,
+}
+
+/// The DER certificates of a PEM bundle.
+pub fn pem_certs(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block".into());
+    }
+    Ok(certs)
+}
+
+/// A PEM CA file (`--ca-file`, `--audit-ca-file`); errors name the file.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
+    pem_certs(&pem).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// A containers auth file or `.dockerconfigjson` (`--authfile`, `--audit-authfile`).
+pub fn read_auth_file(path: &std::path::Path) -> Result<AuthFile, String> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    AuthFile::parse(&shown, &text).map_err(|e| e.to_string())
 }
 
 /// One scheme and authority to talk to, and whether its certificate is checked.
@@ -73,7 +95,29 @@ impl Base {
     fn shown(&self) -> String {
         format!("{}://{}", self.scheme, self.authority)
     }
+
+    /// The base and path of an absolute http(s) URL (a redirect, a token realm), checked as
+    /// strictly as `verify` says.
+    fn of_url(uri: &http::Uri, verify: bool) -> Option<(Base, String)> {
+        let scheme = match uri.scheme_str()? {
+            "http" => "http",
+            "https" => "https",
+            _ => return None,
+        };
+        let base = Base {
+            scheme,
+            authority: uri.authority()?.to_string(),
+            verify,
+        };
+        let path = uri
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.to_string());
+        Some((base, path))
+    }
 }
+
+/// Where Docker Hub's registry API answers for `docker.io` references.
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 /// What a node asks for: the API host, the repository and the tag or digest.
 #[derive(Clone, Debug)]
@@ -91,7 +135,7 @@ impl Target {
         let r = ImageReference::parse_docker(reference).map_err(|e| e.to_string())?;
         let domain = r.domain().to_string();
         let api_host = match domain.as_str() {
-            "docker.io" => "registry-1.docker.io".to_string(),
+            "docker.io" => DOCKER_HUB_API.to_string(),
             d => d.to_string(),
         };
         // containers/image pulls `repo:tag@digest` by its digest.
@@ -111,12 +155,13 @@ impl Target {
         }
     }
 
+    /// A digest (`algorithm:hex`) rather than a tag, which never holds a colon.
+    fn by_digest(&self) -> bool {
+        self.reference.contains(':')
+    }
+
     fn shown(&self) -> String {
-        let sep = if self.reference.contains(':') {
-            '@'
-        } else {
-            ':'
-        };
+        let sep = if self.by_digest() { '@' } else { ':' };
         format!("{}/{}{sep}{}", self.domain, self.repo, self.reference)
     }
 }
@@ -368,8 +413,7 @@ impl Prober {
             StatusCode::NOT_FOUND => {
                 let mut probe =
                     Probe::with_status(self.absence(base, t, &answer).await, Some(detail));
-                if probe.status == ProbeStatus::NameUnknown && t.api_host != "registry-1.docker.io"
-                {
+                if probe.status == ProbeStatus::NameUnknown && t.api_host != DOCKER_HUB_API {
                     if let Some(plain) = t.repo.strip_prefix("library/") {
                         let alt = t.with_repo(plain);
                         if let Ok(a) = self.manifest(base, &alt, Method::HEAD).await {
@@ -428,7 +472,7 @@ impl Prober {
 
     async fn present(&self, base: &Base, t: &Target, answer: Answer) -> Result<Probe, Failure> {
         let media_type = content_type(&answer.headers);
-        let digest = if t.reference.starts_with("sha256:") {
+        let digest = if t.by_digest() {
             t.reference.clone()
         } else {
             answer
@@ -495,18 +539,9 @@ impl Prober {
         let uri: http::Uri = location
             .parse()
             .map_err(|_| (ProbeStatus::Error, format!("bad redirect {location:?}")))?;
-        let (to, path) = match (uri.scheme_str(), uri.authority()) {
-            (Some(scheme @ ("http" | "https")), Some(auth)) => (
-                Base {
-                    scheme: if scheme == "http" { "http" } else { "https" },
-                    authority: auth.to_string(),
-                    verify: base.verify,
-                },
-                uri.path_and_query()
-                    .map_or("/".to_string(), |p| p.to_string()),
-            ),
-            _ => (base.clone(), location.to_string()),
-        };
+        // A relative Location stays on the registry.
+        let (to, path) =
+            Base::of_url(&uri, base.verify).unwrap_or_else(|| (base.clone(), location.to_string()));
         // Storage URLs carry their own signature: no registry credentials go there.
         self.send(&to, Method::GET, &path, None, None, limit).await
     }
@@ -584,22 +619,12 @@ impl Prober {
                     format!("token realm {realm:?} is not a URL"),
                 )
             })?;
-            let (Some(scheme @ ("http" | "https")), Some(authority)) =
-                (uri.scheme_str(), uri.authority())
-            else {
+            let Some((realm_base, path)) = Base::of_url(&uri, base.verify) else {
                 return Err((
                     ProbeStatus::Error,
                     format!("token realm {realm:?} is not an http(s) URL"),
                 ));
             };
-            let realm_base = Base {
-                scheme: if scheme == "http" { "http" } else { "https" },
-                authority: authority.to_string(),
-                verify: base.verify,
-            };
-            let path = uri
-                .path_and_query()
-                .map_or("/".to_string(), |p| p.to_string());
             let answer = self
                 .send(
                     &realm_base,
@@ -751,7 +776,7 @@ impl Prober {
     fn limit(&self, host: &str) -> Arc<Semaphore> {
         lock(&self.limits)
             .entry(host.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.opts.per_registry.max(1))))
+            .or_insert_with(|| Arc::new(Semaphore::new((self.opts.concurrency / 2).max(2))))
             .clone()
     }
 }
@@ -900,6 +925,37 @@ mod tests {
             t.with_repo("app").shown(),
             format!("m.example:5000/app@{d}")
         );
+    }
+
+    #[test]
+    fn ca_and_auth_files_that_do_not_read_name_the_file() {
+        assert_eq!(
+            pem_certs(b"not a certificate").unwrap_err(),
+            "no CERTIFICATE block"
+        );
+        let dir = std::env::temp_dir().join(format!("mirrorscope-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "{}").unwrap();
+        let e = read_ca_file(&junk).unwrap_err();
+        assert_eq!(e, format!("{}: no CERTIFICATE block", junk.display()));
+        let e = read_ca_file(&dir.join("missing.pem")).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{}: ", dir.join("missing.pem").display())),
+            "{e}"
+        );
+        let e = read_auth_file(&dir.join("missing.json")).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{}: ", dir.join("missing.json").display())),
+            "{e}"
+        );
+        std::fs::write(&junk, "[").unwrap();
+        let e = read_auth_file(&junk).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{}: not a containers auth file", junk.display())),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

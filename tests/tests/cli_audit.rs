@@ -460,6 +460,31 @@ fn bad_inventories_name_the_file_and_the_place() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{file}: {err}");
     }
+    let args: Vec<&str> = conf
+        .iter()
+        .copied()
+        .chain(["--probe", "--ca-file", "mapping.txt", "quay.io/a/b:1"])
+        .collect();
+    let out = audit(&dir, &args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--ca-file mapping.txt: no CERTIFICATE block"),
+        "{err}"
+    );
+    let args: Vec<&str> = conf
+        .iter()
+        .copied()
+        .chain(["--probe", "--authfile", "mapping.txt", "quay.io/a/b:1"])
+        .collect();
+    let out = audit(&dir, &args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--authfile mapping.txt: not a containers auth file"),
+        "{err}"
+    );
+
     // Without an inventory the collector's is asked for; with no collector to ask, say so.
     let out = audit(&dir, &conf);
     assert_eq!(out.status.code(), Some(2));

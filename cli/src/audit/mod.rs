@@ -86,7 +86,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// How long one registry request may take.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
     pub probe_timeout: Duration,
     /// The OpenShift release whose MCO renders --desired.
     #[arg(long, value_name = "X.Y[.Z]", default_value_t = OcpVersion::DEFAULT)]
@@ -99,11 +99,9 @@ pub struct Args {
     pub output: Format,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let span: jiff::Span = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a duration (e.g. 15s, 1m): {e}"))?;
-    let d = Duration::try_from(span).map_err(|e| format!("{s:?}: {e}"))?;
+/// A probe timeout: a duration as `mirrorscope_core::time` reads them, and more than zero.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = mirrorscope_core::time::parse_duration(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be more than zero".into());
     }
@@ -138,11 +136,8 @@ pub fn run(conn: &crate::client::ConnArgs, args: Args) -> anyhow::Result<i32> {
     for described in configurations {
         let mut planned = plan_inventory(&described.config, &inventory);
         if let Some(prober) = &prober {
-            let concurrency = usize::from(args.concurrency);
             let bar = progress(planned.len() as u64);
-            rt.block_on(probe::probe_all(prober, &mut planned, concurrency, &|| {
-                bar.inc(1)
-            }));
+            rt.block_on(probe::probe_all(prober, &mut planned, &|| bar.inc(1)));
             bar.finish_and_clear();
         }
         let entries = judge_inventory(planned, &inventory);
@@ -258,19 +253,14 @@ fn collector_inventory(conn: &crate::client::ConnArgs) -> anyhow::Result<Invento
 
 fn prober(args: &Args) -> anyhow::Result<probe::Prober> {
     let auth = match &args.authfile {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("--authfile {}", p.display()))?;
-            AuthFile::parse(&p.display().to_string(), &text)?
-        }
+        Some(p) => probe::read_auth_file(p).map_err(|e| anyhow::anyhow!("--authfile {e}"))?,
         None => AuthFile::default(),
     };
     let ca = args
         .ca_file
         .as_deref()
-        .map(|p| crate::client::read_pem_certs(p, "--ca-file"))
+        .map(|p| probe::read_ca_file(p).map_err(|e| anyhow::anyhow!("--ca-file {e}")))
         .transpose()?;
-    let concurrency = usize::from(args.concurrency);
     Ok(probe::Prober::new(probe::Options {
         auth,
         ca,
@@ -282,6 +272,6 @@ fn prober(args: &Args) -> anyhow::Result<probe::Prober> {
             .filter(|a| !a.is_empty())
             .collect(),
         timeout: args.probe_timeout,
-        per_registry: (concurrency / 2).max(2),
+        concurrency: usize::from(args.concurrency),
     }))
 }

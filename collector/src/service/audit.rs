@@ -13,7 +13,7 @@ use mirrorscope_core::audit::auth::AuthFile;
 use mirrorscope_core::audit::inventory::Inventory;
 use mirrorscope_core::audit::{judge_inventory, plan_inventory, Summary, Verdict};
 use mirrorscope_core::registries::EffectiveConfig;
-use mirrorscope_probe::{probe_all, Options, Prober};
+use mirrorscope_probe::{pem_certs, probe_all, read_auth_file, read_ca_file, Options, Prober};
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::Kind;
@@ -165,7 +165,7 @@ async fn run_once(
     let inventory = inventory(app);
     let auth = credentials(opts, kube).await?;
     let ca = match &opts.ca_file {
-        Some(p) => Some(read_certs(p)?),
+        Some(p) => Some(read_ca_file(p).map_err(|e| format!("--audit-ca-file {e}"))?),
         None => None,
     };
     let ca_by_host = match kube {
@@ -186,10 +186,10 @@ async fn run_once(
                     ca_by_host: ca_by_host.clone(),
                     arch: u.architectures.clone(),
                     timeout: opts.timeout,
-                    per_registry: (opts.concurrency / 2).max(2),
+                    concurrency: opts.concurrency,
                 })
             });
-            probe_all(prober, &mut planned, opts.concurrency, &|| {}).await;
+            probe_all(prober, &mut planned, &|| {}).await;
         }
         let images = judge_inventory(planned, &inventory);
         for e in &images {
@@ -259,9 +259,7 @@ fn configurations(app: &App) -> Vec<Under> {
 /// `--audit-authfile`, or in-cluster the cluster's pull secret (what CRI-O pulls with).
 async fn credentials(opts: &AuditOptions, kube: Option<&kube::Client>) -> Result<AuthFile, String> {
     if let Some(path) = &opts.authfile {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("--audit-authfile {}: {e}", path.display()))?;
-        return AuthFile::parse(&path.display().to_string(), &text).map_err(|e| e.to_string());
+        return read_auth_file(path).map_err(|e| format!("--audit-authfile {e}"));
     }
     let Some(client) = kube else {
         return Ok(AuthFile::default());
@@ -290,13 +288,8 @@ async fn credentials(opts: &AuditOptions, kube: Option<&kube::Client>) -> Result
 /// bundle for that registry only. Unreadable ones are logged and counted, and the audit goes on
 /// with the others.
 async fn additional_trusted_ca(client: &kube::Client, app: &App) -> HashMap<String, Vec<Vec<u8>>> {
-    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-    use rustls::pki_types::pem::PemObject as _;
-    let image = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("config.openshift.io", "v1", "Image"),
-        "images",
-    );
-    let images: Api<DynamicObject> = Api::all_with(client.clone(), &image);
+    use kube::api::{Api, DynamicObject};
+    let images: Api<DynamicObject> = Api::all_with(client.clone(), &Kind::Image.resource());
     let name = match images.get_opt("cluster").await {
         Ok(Some(o)) => o.data["spec"]["additionalTrustedCA"]["name"]
             .as_str()
@@ -344,12 +337,9 @@ async fn additional_trusted_ca(client: &kube::Client, app: &App) -> HashMap<Stri
     };
     let mut out = HashMap::new();
     for (key, pem) in map.data.unwrap_or_default() {
-        let certs: Result<Vec<_>, _> =
-            rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
-        match certs {
-            Ok(c) => {
-                let host = key.replace("..", ":");
-                out.insert(host, c.into_iter().map(|c| c.to_vec()).collect());
+        match pem_certs(pem.as_bytes()) {
+            Ok(certs) => {
+                out.insert(key.replace("..", ":"), certs);
             }
             Err(e) => warn_once(
                 app,
@@ -366,18 +356,4 @@ fn warn_once(app: &App, kind: &'static str, message: &str) {
     if app.errors.count_first("audit", kind) {
         tracing::warn!("audit: {message}");
     }
-}
-
-fn read_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
-    use rustls::pki_types::pem::PemObject as _;
-    let shown = path.display();
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("--audit-ca-file {shown}: {e}"))?
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("--audit-ca-file {shown}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("--audit-ca-file {shown}: no CERTIFICATE block"));
-    }
-    Ok(certs)
 }
