@@ -3,7 +3,7 @@
 
 use crate::explain::{explain, Explanation};
 use crate::reference::ImageReference;
-use crate::registries::{EffectiveConfig, PullFromMirror, Registry};
+use crate::registries::{EffectiveConfig, Registry};
 
 use super::model::{AuditEntry, Finding, FindingCode, Probe, ProbeStatus, SourceAudit, Verdict};
 
@@ -89,7 +89,9 @@ fn config_findings(config: &EffectiveConfig, e: &Explanation, is_digest: bool) -
     }
     let registry = config.find_registry(name);
     if let Some(reg) = registry.filter(|r| !r.mirrors.is_empty()) {
-        if !is_digest && skips_every_mirror_for_tags(reg) {
+        // The entry has mirrors but the sources hold none: for a tag pull, resolution skipped
+        // every one of them as digest-only.
+        if !is_digest {
             out.push(Finding {
                 code: FindingCode::DigestOnlyMirrorsForTag,
                 message: format!(
@@ -132,15 +134,6 @@ fn config_findings(config: &EffectiveConfig, e: &Explanation, is_digest: bool) -
         });
     }
     out
-}
-
-/// Every mirror of the entry is skipped for tag references.
-fn skips_every_mirror_for_tags(reg: &Registry) -> bool {
-    reg.mirror_by_digest_only
-        || reg
-            .mirrors
-            .iter()
-            .all(|m| m.usage() == PullFromMirror::DigestOnly)
 }
 
 /// Entries with mirrors for other repositories of the same registry host.

@@ -101,6 +101,15 @@ fn a_tag_pull_with_digest_only_mirrors_goes_to_the_source() {
     );
     assert_eq!(e.verdict, V::Unknown);
     assert!(e.findings.is_empty());
+
+    // The same with each mirror digest-only (what an IDMS renders), and with a tag-only one
+    // beside it: only the former leaves a tag pull without a mirror.
+    let per_mirror = "[[registry]]\nprefix = \"quay.io/ns\"\nlocation = \"quay.io/ns\"\n[[registry.mirror]]\nlocation = \"m.example/ns\"\npull-from-mirror = \"digest-only\"\n";
+    let e = judge(plan(&config(per_mirror), "quay.io/ns/app:1"), vec![]);
+    assert_eq!(codes(&e), [C::DigestOnlyMirrorsForTag]);
+    let with_tag_mirror = format!("{per_mirror}[[registry.mirror]]\nlocation = \"t.example/ns\"\npull-from-mirror = \"tag-only\"\n");
+    let e = judge(plan(&config(&with_tag_mirror), "quay.io/ns/app:1"), vec![]);
+    assert!(e.findings.is_empty(), "{:?}", e.findings);
 }
 
 #[test]
