@@ -476,18 +476,7 @@ pub fn machine_config_object(name: &str, registries_conf: &str) -> serde_json::V
 /// A throw-away CA and a server certificate for 127.0.0.1 signed by it, made with the openssl
 /// CLI: (CA PEM, server chain PEM, server key PEM).
 pub fn test_certificates(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let run = |args: &[&str]| {
-        let out = Command::new("/usr/bin/openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("/usr/bin/openssl is missing: install Debian's openssl (tests/deps.txt)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| crate::registry::openssl(dir, args);
     let ec = [
         "-newkey",
         "ec",

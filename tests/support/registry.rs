@@ -237,6 +237,14 @@ impl Registry {
         (self.access == Access::Tls).then(|| self.dir.path().join("cert.pem"))
     }
 
+    /// An auth file with this registry's credentials (basic or token auth registries only).
+    pub fn auth_file_json(&self) -> String {
+        auth_file_json(
+            &self.host(),
+            &self.creds().expect("a registry with credentials"),
+        )
+    }
+
     /// PEM file of the CA that signed the certificate ([`Access::TlsBasicAuth`] only).
     pub fn ca_path(&self) -> Option<PathBuf> {
         matches!(self.access, Access::TlsBasicAuth { .. }).then(|| self.dir.path().join("ca.pem"))
@@ -289,6 +297,30 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A containers auth file (auth.json, or a pull secret's `.dockerconfigjson`) with one entry:
+/// `user_password` (`user:password`) for `registry`.
+pub fn auth_file_json(registry: &str, user_password: &str) -> String {
+    format!(
+        r#"{{"auths":{{"{registry}":{{"auth":"{}"}}}}}}"#,
+        crate::collector::base64(user_password.as_bytes())
+    )
+}
+
+/// Runs the openssl CLI in `dir`, failing loudly with its stderr.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    require_binary("/usr/bin/openssl", "openssl");
+    let out = Command::new("/usr/bin/openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Fails loudly when a real part is missing (tests must never skip silently).
@@ -344,7 +376,6 @@ fn write_config(
             ));
         }
         Access::TlsBasicAuth { user, password } => {
-            require_binary("/usr/bin/openssl", "openssl");
             // Writes ca.pem, srv.pem and srv.key into the registry's directory.
             crate::collector::test_certificates(dir.path());
             let (cert, key) = (dir.path().join("srv.pem"), dir.path().join("srv.key"));
@@ -386,11 +417,9 @@ fn make_htpasswd(dir: &ScratchDir, user: &str, password: &str) -> PathBuf {
 }
 
 fn make_self_signed_cert(dir: &ScratchDir) -> (PathBuf, PathBuf) {
-    require_binary("/usr/bin/openssl", "openssl");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    let out = Command::new("/usr/bin/openssl")
-        .args([
+    openssl(
+        dir.path(),
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -405,16 +434,10 @@ fn make_self_signed_cert(dir: &ScratchDir) -> (PathBuf, PathBuf) {
             "-addext",
             "subjectAltName=IP:127.0.0.1",
             "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
-    assert!(
-        out.status.success(),
-        "openssl req failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ],
     );
-    (cert, key)
+    (dir.path().join("cert.pem"), dir.path().join("key.pem"))
 }

@@ -9,7 +9,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,18 +31,7 @@ pub struct TokenService {
 impl TokenService {
     /// Starts a service granting every requested scope to `user:password`, nothing to others.
     pub fn start(dir: &Path, user: &str, password: &str) -> TokenService {
-        let openssl = |args: &[&str]| {
-            let out = Command::new("/usr/bin/openssl")
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .expect("/usr/bin/openssl is missing: install Debian's openssl (tests/deps.txt)");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let openssl = |args: &[&str]| crate::registry::openssl(dir, args);
         openssl(&[
             "ecparam",
             "-name",

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use mirrorscope_core::audit::{FindingCode, ProbeStatus, Verdict};
 use mirrorscope_e2e::collector::{bin, Collector, FakeNode};
 use mirrorscope_e2e::oci;
-use mirrorscope_e2e::registry::{closed_port, Registry, ScratchDir};
+use mirrorscope_e2e::registry::{auth_file_json, closed_port, Registry, ScratchDir};
 use serde_json::Value;
 
 fn audit(dir: &ScratchDir, args: &[&str]) -> Output {
@@ -140,12 +140,7 @@ fn audit_probes_every_source_a_node_tries_and_names_what_to_fix() {
         "containers":[{"name":"t","image":"quay.io/digest-only/tool:1"},{"name":"o","image":"ghcr.io/other/app:3"},
                       {"name":"s","image":"quay.io/secure/app:1"},{"name":"m","image":"quay.io/secure/missing:1"}]}}]}"#;
     dir.write("pods.json", pods);
-    let auth = format!(
-        r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-        secure.host(),
-        mirrorscope_e2e::collector::base64(b"puller:s3cret")
-    );
-    dir.write("auth.json", &auth);
+    dir.write("auth.json", &secure.auth_file_json());
 
     let base = [
         "--registries-conf",
@@ -521,12 +516,7 @@ fn over_tls_with_a_ca_and_basic_auth_every_architecture_of_an_index_is_checked()
             t.host()
         ),
     );
-    let auth = format!(
-        r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-        t.host(),
-        mirrorscope_e2e::collector::base64(b"mirror:pa55")
-    );
-    dir.write("auth.json", &auth);
+    dir.write("auth.json", &t.auth_file_json());
     let ca = t.ca_path().unwrap();
     let ca = ca.to_str().unwrap();
     let base = [
@@ -581,14 +571,7 @@ fn over_tls_with_a_ca_and_basic_auth_every_architecture_of_an_index_is_checked()
     assert_eq!(verdict(e), Verdict::Unknown);
 
     // Wrong credentials: the registry refuses them.
-    dir.write(
-        "bad.json",
-        &format!(
-            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-            t.host(),
-            mirrorscope_e2e::collector::base64(b"mirror:wrong")
-        ),
-    );
+    dir.write("bad.json", &auth_file_json(&t.host(), "mirror:wrong"));
     let out = audit(
         &dir,
         &[
@@ -857,12 +840,7 @@ fn a_bearer_token_service_is_asked_with_the_auth_file_credentials() {
             t.host()
         ),
     );
-    let auth = format!(
-        r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-        t.host(),
-        mirrorscope_e2e::collector::base64(b"robot:t0ken-pass")
-    );
-    dir.write("auth.json", &auth);
+    dir.write("auth.json", &t.auth_file_json());
     let conf = [
         "--registries-conf",
         "registries.conf",

@@ -209,11 +209,7 @@ fn in_cluster_the_pods_workloads_pull_secret_and_trusted_ca_feed_the_audit_of_th
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cart", "namespace": "shop"},
         "spec": {"template": {"spec": {"containers": [{"name": "cart", "image": "quay.io/shop/cart:1"}]}}}
     })]));
-    let pull_secret = format!(
-        r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-        t.host(),
-        base64(b"cluster:pull-pass")
-    );
+    let pull_secret = t.auth_file_json();
     api.set("/api/v1/namespaces/openshift-config/secrets/pull-secret", json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pull-secret", "namespace": "openshift-config"},
         "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": base64(pull_secret.as_bytes())}
