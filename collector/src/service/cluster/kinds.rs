@@ -212,14 +212,14 @@ pub fn keep(kind: Kind, obj: &Value) -> Kept {
 /// Images as the audit's inventory reads them; an object it cannot read contributes none (the
 /// API server validated it, so this is a shape we do not know, not an attack).
 fn images(kind: Kind, obj: &Value) -> Vec<String> {
+    let Ok(mut obj) = serde_norway::to_value(obj) else {
+        return Vec::new();
+    };
     // Items of a list carry no kind of their own.
-    let mut obj = obj.clone();
-    if let Some(m) = obj.as_object_mut() {
-        m.insert("kind".into(), Value::String(kind.resource().kind));
+    if let serde_norway::Value::Mapping(m) = &mut obj {
+        m.insert("kind".into(), kind.resource().kind.into());
     }
-    serde_norway::to_value(&obj)
-        .ok()
-        .and_then(|v| mirrorscope_core::audit::inventory::from_object("", &v).ok())
+    mirrorscope_core::audit::inventory::from_object("", &obj)
         .map(|inv| inv.images.into_keys().collect())
         .unwrap_or_default()
 }
