@@ -69,7 +69,7 @@ fn text(a: &Audit, format: Format, probed: bool) -> String {
                 },
             ];
             if wide {
-                row.push(used_by(&e.used_by));
+                row.push(e.users_in_short().unwrap_or_else(|| "-".into()));
                 row.push(sources(e));
             }
             row
@@ -78,7 +78,12 @@ fn text(a: &Audit, format: Format, probed: bool) -> String {
     let width = if wide { None } else { terminal_width() };
     s.push_str(&table_fit(&header, &rows, width));
     for e in a.entries.iter().filter(|e| !e.findings.is_empty()) {
-        let _ = writeln!(s, "\n{}  (used by {})", e.image, used_by(&e.used_by));
+        let _ = writeln!(
+            s,
+            "\n{}  (used by {})",
+            e.image,
+            e.users_in_short().unwrap_or_else(|| "-".into())
+        );
         for f in &e.findings {
             let _ = writeln!(s, "  {}: {}", f.code.as_str(), f.message);
             let _ = writeln!(s, "    fix: {}", f.fix);
@@ -96,14 +101,6 @@ fn text(a: &Audit, format: Format, probed: bool) -> String {
     }
     // Inventory and registry answers are not ours: no terminal escape gets through.
     escape_controls(&s)
-}
-
-fn used_by(users: &[String]) -> String {
-    match users {
-        [] => "-".into(),
-        [one] => one.clone(),
-        [first, rest @ ..] => format!("{first}, +{} more", rest.len()),
-    }
 }
 
 fn sources(e: &AuditEntry) -> String {

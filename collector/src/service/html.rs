@@ -210,11 +210,7 @@ fn audit_section(h: &mut String, audit: &AuditView) {
             let (code, message, fix) = e.findings.first().map_or(("", "", ""), |f| {
                 (f.code.as_str(), f.message.as_str(), f.fix.as_str())
             });
-            let used_by = match e.used_by.as_slice() {
-                [] => String::new(),
-                [one] => one.clone(),
-                [first, rest @ ..] => format!("{first}, +{} more", rest.len()),
-            };
+            let used_by = e.users_in_short().unwrap_or_default();
             let _ = write!(
                 h,
                 "<tr class=\"audit-image\"><td>{}</td><td class=\"bad\">{}</td><td>{}</td><td>{}</td><td title=\"{}\">{}</td><td>{}</td></tr>",

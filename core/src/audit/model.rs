@@ -194,6 +194,17 @@ pub struct AuditEntry {
     pub findings: Vec<Finding>,
 }
 
+impl AuditEntry {
+    /// Its first user and how many more (`shop/Deployment/web, +2 more`); `None` when unused.
+    pub fn users_in_short(&self) -> Option<String> {
+        match self.used_by.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            [first, rest @ ..] => Some(format!("{first}, +{} more", rest.len())),
+        }
+    }
+}
+
 /// `N images: M mirror, S source, F fail, U unknown`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
