@@ -6,7 +6,6 @@ use mirrorscope_core::api::ReportedConfiguration;
 use mirrorscope_core::openshift::inputs::read_paths;
 use mirrorscope_core::openshift::{node_config, render, ParseOptions, RenderOptions};
 use mirrorscope_core::registries::{load, ConfigLocation, EffectiveConfig};
-use serde::Serialize;
 
 use super::Args;
 
@@ -16,31 +15,40 @@ pub struct Described {
     pub about: About,
 }
 
-/// What `-o json` says of a configuration.
-#[derive(Debug, Clone, Serialize)]
-pub struct About {
-    /// `desired`, `files` or `nodes`.
-    pub kind: &'static str,
-    /// The objects' or files' paths, or the collector's id of the reported files.
-    pub from: Vec<String>,
-    /// The nodes that run it (for `nodes`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub nodes: Vec<String>,
+/// Where a configuration came from, as the table's heading names it.
+#[derive(Debug, Clone)]
+pub enum About {
+    /// The MCO rendering of these objects' paths.
+    Desired(Vec<String>),
+    /// These registries files and drop-in directories.
+    Files(Vec<String>),
+    /// What these nodes reported.
+    Nodes(Vec<String>),
+}
+
+impl About {
+    /// The nodes that run it, for a configuration they reported.
+    pub fn nodes(&self) -> Option<&[String]> {
+        match self {
+            About::Nodes(n) => Some(n),
+            About::Desired(_) | About::Files(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for About {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.kind {
-            "desired" => write!(f, "the MCO rendering of {}", self.from.join(", ")),
-            "files" => write!(f, "{}", self.from.join(", ")),
-            _ => {
-                let shown: Vec<&str> = self.nodes.iter().take(5).map(String::as_str).collect();
-                let more = self.nodes.len().saturating_sub(shown.len());
+        match self {
+            About::Desired(from) => write!(f, "the MCO rendering of {}", from.join(", ")),
+            About::Files(from) => write!(f, "{}", from.join(", ")),
+            About::Nodes(nodes) => {
+                let shown: Vec<&str> = nodes.iter().take(5).map(String::as_str).collect();
+                let more = nodes.len().saturating_sub(shown.len());
                 write!(
                     f,
                     "the configuration of {} node{} ({}{})",
-                    self.nodes.len(),
-                    if self.nodes.len() == 1 { "" } else { "s" },
+                    nodes.len(),
+                    if nodes.len() == 1 { "" } else { "s" },
                     shown.join(", "),
                     if more > 0 {
                         format!(", +{more} more")
@@ -76,11 +84,7 @@ pub fn configurations(
         from.dedup();
         return Ok(vec![Described {
             config,
-            about: About {
-                kind: "files",
-                from,
-                nodes: Vec::new(),
-            },
+            about: About::Files(from),
         }]);
     }
     reported(conn, args.node.as_deref())
@@ -112,15 +116,12 @@ fn desired(args: &Args) -> anyhow::Result<Described> {
     let config = node_config(&rendering).context("--desired: the rendered registries.conf")?;
     Ok(Described {
         config,
-        about: About {
-            kind: "desired",
-            from: args
-                .desired
+        about: About::Desired(
+            args.desired
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect(),
-            nodes: Vec::new(),
-        },
+        ),
     })
 }
 
@@ -132,14 +133,7 @@ fn reported(conn: &crate::client::ConnArgs, node: Option<&str>) -> anyhow::Resul
         rt.block_on(client.get(&format!("/v1/configurations{q}")))?;
     let mut out = Vec::new();
     for g in groups {
-        let about = About {
-            kind: "nodes",
-            from: vec![format!(
-                "collector configuration {}",
-                &g.id[..g.id.len().min(12)]
-            )],
-            nodes: g.nodes,
-        };
+        let about = About::Nodes(g.nodes);
         match mirrorscope_core::report::reported_config(&g.files) {
             Some(Ok(config)) => out.push(Described { config, about }),
             Some(Err(e)) => eprintln!(

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use mirrorscope_core::audit::{AuditEntry, Summary};
 use serde::Serialize;
 
-use super::config::About;
 use super::{Args, Audit};
 use crate::output::{escape_controls, table_fit, terminal_width, Format};
 
@@ -23,8 +22,7 @@ pub fn print(args: &Args, audits: &[Audit]) -> anyhow::Result<()> {
     let doc: Vec<Element> = audits
         .iter()
         .flat_map(|a| {
-            let about: &About = &a.configuration.about;
-            let nodes = (about.kind == "nodes").then_some(about.nodes.as_slice());
+            let nodes = a.configuration.about.nodes();
             a.entries.iter().map(move |entry| Element { entry, nodes })
         })
         .collect();
