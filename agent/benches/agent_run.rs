@@ -296,18 +296,18 @@ fn main() {
     let mut to_collector = Vec::new();
     for i in 0..renames {
         let conf = if i % 2 == 0 { CONF_B } else { CONF_A };
-        let before = agent.report()["registries"]["effective_sha256"].clone();
+        let before = agent.report()["registries"]["effective_digest"].clone();
         let t = Instant::now();
         write_atomic(&main_conf, conf.as_bytes());
         let (mut at_report, mut at_collector) = (None, None);
         while at_report.is_none() || at_collector.is_none() {
-            if at_report.is_none() && agent.report()["registries"]["effective_sha256"] != before {
+            if at_report.is_none() && agent.report()["registries"]["effective_digest"] != before {
                 at_report = Some(t.elapsed());
             }
             if at_collector.is_none() {
                 let got = collector
                     .last_report()
-                    .and_then(|r| r.registries.effective_sha256);
+                    .and_then(|r| r.registries.effective_digest);
                 if got.is_some() && serde_json::Value::from(got) != before {
                     at_collector = Some(t.elapsed());
                 }

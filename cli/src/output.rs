@@ -221,11 +221,7 @@ pub fn short_sha(s: Option<&str>) -> String {
 }
 
 pub fn pool_name(p: &str) -> String {
-    if p.is_empty() {
-        "-".into()
-    } else {
-        p.to_string()
-    }
+    mirrorscope_core::api::pool_label(p).to_string()
 }
 
 /// Indents the continuation lines of a multi-line message (containers/image's TOML errors span

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use mirrorscope_core::journal::{PullOutcome, PullRecord};
+use mirrorscope_core::journal::PullRecord;
 
 use crate::client::{connect, ConnArgs};
 use crate::output::{pool_name, short_sha, table, table_fit, terminal_width, Format};
@@ -89,14 +89,19 @@ pub fn status(conn: &ConnArgs, args: StatusArgs) -> anyhow::Result<i32> {
 
 /// The first screen after an install: say why it is empty and where to look.
 fn no_agent_hint() {
-    eprintln!("No agent has reported to this collector yet. Check the DaemonSet and an agent's log:\n  oc -n mirrorscope get ds mirrorscope-agent\n  oc -n mirrorscope logs ds/mirrorscope-agent");
+    eprintln!(
+        "No agent has reported to this collector yet. Check the DaemonSet and an agent's log:"
+    );
+    for c in mirrorscope_core::api::NO_AGENT_CHECKS {
+        eprintln!("  {c}");
+    }
 }
 
 pub fn target_line(t: &TargetView) -> String {
     match t.kind.as_str() {
         "desired" => format!(
             "Desired: {} ({})",
-            t.sha256.as_deref().unwrap_or("?"),
+            t.digest.as_deref().unwrap_or("?"),
             t.origin.as_deref().unwrap_or("?")
         ),
         "refused" => format!("Desired: {}", t.reason.as_deref().unwrap_or("refused")),
@@ -232,7 +237,7 @@ pub fn nodes(conn: &ConnArgs, args: NodesArgs) -> anyhow::Result<i32> {
                 n.node.clone(),
                 pool_name(&n.pool),
                 state.into(),
-                short_sha(n.effective_sha256.as_deref()),
+                short_sha(n.effective_digest.as_deref()),
                 n.report_age_secs
                     .map(|a| format!("{a}s ago"))
                     .unwrap_or_else(|| "never".into()),
@@ -271,7 +276,7 @@ pub fn node_detail(d: &NodeDetail) -> String {
     let _ = writeln!(
         s,
         "Configuration:  {}",
-        v.effective_sha256.as_deref().unwrap_or("-")
+        v.effective_digest.as_deref().unwrap_or("-")
     );
     let _ = writeln!(
         s,
@@ -336,15 +341,6 @@ pub fn pulls(conn: &ConnArgs, args: PullsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn outcome_name(p: &PullRecord) -> &'static str {
-    match p.outcome {
-        PullOutcome::Pulled => "pulled",
-        PullOutcome::Failed => "failed",
-        PullOutcome::InProgress => "in-progress",
-        PullOutcome::Abandoned => "abandoned",
-    }
-}
-
 /// Recent pulls; without `wide`, digests are shortened and the table fits the terminal.
 pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
     let short = |s: String| {
@@ -363,7 +359,7 @@ pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
         "FALLBACK",
     ];
     if wide {
-        header.extend(["POD", "ATTEMPTS", "LAST-ERROR"]);
+        header.extend(["POD", "ATTEMPTS", "CAUSE"]);
     }
     let rows: Vec<Vec<String>> = ps
         .iter()
@@ -372,7 +368,7 @@ pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
                 p.started_at.clone().unwrap_or_else(|| "-".into()),
                 p.node.clone().unwrap_or_else(|| "-".into()),
                 short(p.image.clone()),
-                outcome_name(p).into(),
+                p.outcome.as_str().into(),
                 short(match p.served_by.as_deref() {
                     None => "-".into(),
                     Some(s) if mirrorscope_core::explain::is_node_local(s) => {
@@ -390,13 +386,7 @@ pub fn pulls_table(ps: &[PullRecord], wide: bool) -> String {
                 row.push(p.pod.clone().unwrap_or_else(|| "-".into()));
                 let tried: Vec<&str> = p.attempts.iter().map(|a| a.reference.as_str()).collect();
                 row.push(tried.join(" > "));
-                row.push(
-                    p.attempts
-                        .iter()
-                        .rev()
-                        .find_map(|a| a.error.clone())
-                        .unwrap_or_default(),
-                );
+                row.push(p.cause().unwrap_or_default().to_string());
             }
             row
         })

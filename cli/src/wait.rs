@@ -245,15 +245,15 @@ async fn describe_known(client: &Client) -> String {
         return "the collector's node list could not be read".into();
     };
     if v.nodes.is_empty() {
-        return "no agent has reported yet (oc -n mirrorscope get ds mirrorscope-agent; oc -n mirrorscope logs ds/mirrorscope-agent)".into();
+        return format!(
+            "no agent has reported yet ({})",
+            mirrorscope_core::api::NO_AGENT_CHECKS.join("; ")
+        );
     }
     let mut pools: Vec<String> = v
         .nodes
         .iter()
-        .map(|n| match n.pool.is_empty() {
-            true => "(no pool)".to_string(),
-            false => cell(&n.pool),
-        })
+        .map(|n| cell(mirrorscope_core::api::pool_label(&n.pool)))
         .collect();
     pools.sort();
     pools.dedup();

@@ -22,7 +22,7 @@ fn idms(mirror: &str) -> serde_json::Value {
 }
 
 fn desired(c: &Collector) -> Option<String> {
-    c.get_json("/v1/nodes")["target"]["sha256"]
+    c.get_json("/v1/nodes")["target"]["digest"]
         .as_str()
         .map(str::to_string)
 }

@@ -7,12 +7,31 @@ use crate::report::NodeReport;
 use crate::rollout::{Check, Summary, Target};
 use serde::{Deserialize, Serialize};
 
+/// How a node without a pool is shown, in the CLI's tables and on the status page alike (`oc get`
+/// shows an empty column the same way).
+pub const NO_POOL: &str = "<none>";
+
+/// A pool's name for display: [`NO_POOL`] for the empty one.
+pub fn pool_label(pool: &str) -> &str {
+    if pool.is_empty() {
+        NO_POOL
+    } else {
+        pool
+    }
+}
+
+/// What to run when no agent has reported to a collector: the DaemonSet, then an agent's log.
+pub const NO_AGENT_CHECKS: [&str; 2] = [
+    "oc -n mirrorscope get ds mirrorscope-agent",
+    "oc -n mirrorscope logs ds/mirrorscope-agent",
+];
+
 /// What nodes are measured against, in a form a table can print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetView {
     /// `desired`, `agreement` or `refused`.
     pub kind: String,
-    pub sha256: Option<String>,
+    pub digest: Option<String>,
     pub origin: Option<String>,
     /// MCO's refusal, when it would refuse.
     pub reason: Option<String>,
@@ -23,19 +42,19 @@ impl From<&Target> for TargetView {
         match t {
             Target::Agreement => TargetView {
                 kind: "agreement".into(),
-                sha256: None,
+                digest: None,
                 origin: None,
                 reason: None,
             },
             Target::Desired(d) => TargetView {
                 kind: "desired".into(),
-                sha256: Some(d.sha256.clone()),
+                digest: Some(d.sha256.clone()),
                 origin: Some(d.origin.clone()),
                 reason: None,
             },
             Target::Refused { reason, .. } => TargetView {
                 kind: "refused".into(),
-                sha256: None,
+                digest: None,
                 origin: None,
                 reason: Some(format!(
                     "MCO will not render this; nodes keep the old config: {reason}"
@@ -53,7 +72,7 @@ pub struct NodeView {
     pub pool: String,
     pub landed: bool,
     pub stale: bool,
-    pub effective_sha256: Option<String>,
+    pub effective_digest: Option<String>,
     /// When the collector received the latest report (RFC 3339).
     pub last_report_at: Option<String>,
     pub report_age_secs: Option<u64>,

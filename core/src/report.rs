@@ -46,7 +46,8 @@ pub struct RegistriesState {
     pub error: Option<String>,
     /// Canonical hash of the last valid effective configuration (what CRI-O keeps using when a
     /// file turns invalid).
-    pub effective_sha256: Option<String>,
+    #[serde(alias = "effective_sha256")]
+    pub effective_digest: Option<String>,
     /// Canonical JSON of that configuration (see `EffectiveConfig::canonical_json`).
     pub effective_canonical: Option<String>,
     /// When the effective configuration last changed (RFC 3339), as seen by the agent.
@@ -70,7 +71,9 @@ pub struct FileState {
     pub path: String,
     pub role: FileRole,
     pub exists: bool,
-    pub sha256: Option<String>,
+    /// `sha256:<hex>` of the file's bytes (agents before this release sent it as `sha256`).
+    #[serde(alias = "sha256")]
+    pub digest: Option<String>,
     pub size: Option<u64>,
     /// Modification time, RFC 3339.
     pub mtime: Option<String>,

@@ -62,7 +62,7 @@ fn file<'a>(r: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 fn effective_is(r: &Value, sha: &str) -> bool {
-    r["registries"]["effective_sha256"] == sha
+    r["registries"]["effective_digest"] == sha
 }
 
 #[test]
@@ -86,13 +86,13 @@ fn agent_report_follows_renames_deletes_bad_toml_drop_ins_and_machineconfig() {
     assert_eq!(r["node"], "worker-0");
     assert_eq!(r["version"], 1);
     let f = file(&r, "/etc/containers/registries.conf").expect("main file reported");
-    assert_eq!(f["sha256"], sha256(MIRRORED.as_bytes()));
+    assert_eq!(f["digest"], sha256(MIRRORED.as_bytes()));
     assert_eq!(f["contents"], MIRRORED);
     assert_eq!(f["role"], "main");
     let policy = file(&r, "/etc/containers/policy.json").expect("policy reported");
     assert_eq!(policy["role"], "policy");
     assert_eq!(
-        policy["sha256"],
+        policy["digest"],
         sha256(b"{\"default\":[{\"type\":\"insecureAcceptAnything\"}]}")
     );
     assert!(
@@ -104,7 +104,7 @@ fn agent_report_follows_renames_deletes_bad_toml_drop_ins_and_machineconfig() {
     assert_eq!(
         metric(
             &m,
-            &format!("mirrorscope_registries_config_info{{effective_sha256=\"{first}\"}}")
+            &format!("mirrorscope_registries_config_info{{effective_digest=\"{first}\"}}")
         ),
         Some(1.0),
         "{m}"
@@ -117,7 +117,7 @@ fn agent_report_follows_renames_deletes_bad_toml_drop_ins_and_machineconfig() {
         effective_is(r, &second)
     });
     assert_eq!(
-        file(&r, "/etc/containers/registries.conf").unwrap()["sha256"],
+        file(&r, "/etc/containers/registries.conf").unwrap()["digest"],
         sha256(MIRRORED_TWICE.as_bytes())
     );
     assert!(r["registries"]["changed_at"].is_string());
@@ -169,7 +169,7 @@ fn agent_report_follows_renames_deletes_bad_toml_drop_ins_and_machineconfig() {
     let r = agent.wait_report("the drop-in", WITHIN, |r| effective_is(r, &with_drop_in));
     let d = file(&r, "/etc/containers/registries.conf.d/50-block.conf").unwrap();
     assert_eq!(d["role"], "drop_in");
-    assert_eq!(d["sha256"], sha256(DROP_IN.as_bytes()));
+    assert_eq!(d["digest"], sha256(DROP_IN.as_bytes()));
     std::fs::remove_file(&drop_in).unwrap();
     let r = agent.wait_report("the drop-in removed", WITHIN, |r| effective_is(r, &first));
     assert!(file(&r, "/etc/containers/registries.conf.d/50-block.conf").is_none());
@@ -434,6 +434,6 @@ fn agent_pushes_heartbeats_while_nothing_changes() {
     assert!(r
         .reports
         .iter()
-        .all(|x| x.registries.effective_sha256.as_deref()
+        .all(|x| x.registries.effective_digest.as_deref()
             == Some(effective(Some(MIRRORED), &[]).as_str())));
 }

@@ -381,14 +381,14 @@ fn agent_pushes_to_the_real_collector() {
     write_atomic(&token, b"tok-w1\n");
     LivePulls(&j).fallback(7);
 
-    let sha = agent.report()["registries"]["effective_sha256"].clone();
+    let sha = agent.report()["registries"]["effective_digest"].clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (status, body) = c.get("/v1/nodes/worker-1");
         let detail: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         let pulls = c.get_json("/v1/pulls?fallback=true");
         if status == 200
-            && detail["report"]["registries"]["effective_sha256"] == sha
+            && detail["report"]["registries"]["effective_digest"] == sha
             && pulls.to_string().contains(&LivePulls::id(7))
         {
             break;
@@ -492,7 +492,7 @@ fn agent_resolves_pulls_with_the_configuration_crio_applied() {
     let j = Journald::start();
     let root = HostRoot::new("agent-applied");
     let agent = start(&node(&root, &j, &[]));
-    let before = agent.report()["registries"]["effective_sha256"].clone();
+    let before = agent.report()["registries"]["effective_digest"].clone();
     let renamed = format!(
         "{LIVE_CONF}\n[[registry]]\nprefix = \"quay.io/other/app\"\nlocation = \"quay.io/other/app\"\n\n[[registry.mirror]]\nlocation = \"mirror.example.net/app-mirror\"\n"
     );
@@ -501,7 +501,7 @@ fn agent_resolves_pulls_with_the_configuration_crio_applied() {
         renamed.as_bytes(),
     );
     agent.wait_report("the new file", Duration::from_secs(2), |r| {
-        r["registries"]["effective_sha256"] != before
+        r["registries"]["effective_digest"] != before
     });
     let p = LivePulls(&j);
     p.registries_applied();

@@ -327,7 +327,7 @@ fn a_huge_registries_conf_still_gets_reports_through() {
     collector.wait("a report", Duration::from_secs(120), |r| {
         r.reports
             .iter()
-            .any(|r| r.registries.valid && r.registries.effective_sha256.is_some())
+            .any(|r| r.registries.valid && r.registries.effective_digest.is_some())
     });
     let (rss, peak) = rss_kib(agent.child.id());
     eprintln!(

@@ -56,8 +56,8 @@ fn open_loopback_ingest_dedupes_and_rejects_bad_reports() {
 
     let node = c.get_json("/v1/nodes/node-a");
     assert_eq!(
-        node["report"]["registries"]["effective_sha256"],
-        serde_json::json!(first.registries.effective_sha256)
+        node["report"]["registries"]["effective_digest"],
+        serde_json::json!(first.registries.effective_digest)
     );
     assert_eq!(
         node["report"]["pulls"].as_array().unwrap().len(),

@@ -673,7 +673,7 @@ fn node_changes_arrive_by_watch() {
 
 /// The desired hash the collector measures nodes against.
 fn desired_sha(c: &Collector) -> Option<String> {
-    c.get_json("/v1/nodes")["target"]["sha256"]
+    c.get_json("/v1/nodes")["target"]["digest"]
         .as_str()
         .map(str::to_string)
 }

@@ -9,7 +9,7 @@ const OLD: &str = "[[registry]]\nlocation = 'quay.io/ns'\n[[registry.mirror]]\nl
 const NEW: &str = "[[registry]]\nlocation = 'quay.io/ns'\n[[registry.mirror]]\nlocation = 'new-mirror.example.com/ns'\n";
 
 fn sha_of(c: &Collector) -> serde_json::Value {
-    c.get_json("/v1/nodes/node-a")["report"]["registries"]["effective_sha256"].clone()
+    c.get_json("/v1/nodes/node-a")["report"]["registries"]["effective_digest"].clone()
 }
 
 #[test]
@@ -25,7 +25,7 @@ fn an_older_report_does_not_overwrite_a_newer_one() {
     let (status, body) = push(&c.url, None, &seq10);
     assert_eq!(status, 200, "{body}");
     let newest = sha_of(&c);
-    assert_eq!(newest, serde_json::json!(seq10.registries.effective_sha256));
+    assert_eq!(newest, serde_json::json!(seq10.registries.effective_digest));
 
     // The replay of seq 5, with a pull record the collector has not seen.
     seq5.pulls = vec![pull_record(
@@ -62,7 +62,7 @@ fn an_older_report_does_not_overwrite_a_newer_one() {
     assert!(!body.contains("\"stale\""), "{body}");
     assert_eq!(
         sha_of(&c),
-        serde_json::json!(seq5.registries.effective_sha256)
+        serde_json::json!(seq5.registries.effective_digest)
     );
     // The old instance is gone for good: a late report of it is stale, whatever its seq.
     seq10.seq = 11;
@@ -70,6 +70,6 @@ fn an_older_report_does_not_overwrite_a_newer_one() {
     assert!(body.contains("\"stale\""), "{body}");
     assert_eq!(
         sha_of(&c),
-        serde_json::json!(seq5.registries.effective_sha256)
+        serde_json::json!(seq5.registries.effective_digest)
     );
 }

@@ -116,7 +116,7 @@ fn load_file(host: &Path, node: &str, role: FileRole, failures: &mut Vec<ReadErr
         path: node.to_owned(),
         role,
         exists: !matches!(bytes, Bytes::Missing),
-        sha256: None,
+        digest: None,
         size: meta.as_ref().map(|m| m.len()),
         mtime: mtime(meta.as_ref()),
         error: None,
@@ -139,7 +139,7 @@ fn load_file(host: &Path, node: &str, role: FileRole, failures: &mut Vec<ReadErr
             kind.map(|_| Err(FileError::Io(e.to_string())))
         }
         Bytes::Read(b) => {
-            st.sha256 = Some(sha256_hex(&b));
+            st.digest = Some(sha256_hex(&b));
             st.size = Some(b.len() as u64);
             if kind.is_some() && b.len() <= MAX_CONTENTS_BYTES {
                 st.contents = std::str::from_utf8(&b).ok().map(str::to_owned);
@@ -201,7 +201,7 @@ pub fn read_registries(
     let key: ReadKey = loaded
         .iter()
         .map(|i| match i {
-            Item::File(_, l) => (l.st.path.clone(), l.st.sha256.clone(), l.st.error.clone()),
+            Item::File(_, l) => (l.st.path.clone(), l.st.digest.clone(), l.st.error.clone()),
             Item::ListError(e) => (String::new(), None, Some(e.clone())),
         })
         .collect();
@@ -447,7 +447,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(read.files[0].size, Some(MAX_FILE_BYTES + 10));
-        assert_eq!(read.files[0].sha256, None);
+        assert_eq!(read.files[0].digest, None);
         let _ = std::fs::remove_dir_all(r.path());
     }
 }

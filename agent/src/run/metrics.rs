@@ -35,7 +35,7 @@ struct FoldedLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InfoLabels {
-    effective_sha256: String,
+    effective_digest: String,
 }
 
 pub struct Metrics {
@@ -209,13 +209,13 @@ impl Metrics {
             .inc();
     }
 
-    pub fn set_config(&self, valid: bool, effective_sha256: Option<&str>) {
+    pub fn set_config(&self, valid: bool, effective_digest: Option<&str>) {
         self.config_valid.set(i64::from(valid));
         self.config_info.clear();
-        if let Some(h) = effective_sha256 {
+        if let Some(h) = effective_digest {
             self.config_info
                 .get_or_create(&InfoLabels {
-                    effective_sha256: h.to_owned(),
+                    effective_digest: h.to_owned(),
                 })
                 .set(1);
         }

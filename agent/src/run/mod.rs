@@ -499,7 +499,7 @@ impl Refresher {
                             shared
                                 .lock()
                                 .registries
-                                .effective_sha256
+                                .effective_digest
                                 .clone()
                                 .unwrap_or_default()
                         ),

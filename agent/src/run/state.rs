@@ -241,7 +241,7 @@ impl Shared {
                     files: Vec::new(),
                     valid: false,
                     error: None,
-                    effective_sha256: None,
+                    effective_digest: None,
                     effective_canonical: None,
                     changed_at: None,
                 },
@@ -325,7 +325,7 @@ impl Shared {
                 let sha = sha256_hex(json.as_bytes());
                 next.valid = true;
                 next.error = None;
-                if next.effective_sha256.as_deref() != Some(sha.as_str()) {
+                if next.effective_digest.as_deref() != Some(sha.as_str()) {
                     next.effective_canonical = if json.len() <= MAX_CANONICAL_BYTES {
                         Some(json)
                     } else {
@@ -336,7 +336,7 @@ impl Shared {
                         self.metrics.error("config", "canonical_too_large");
                         None
                     };
-                    next.effective_sha256 = Some(sha);
+                    next.effective_digest = Some(sha);
                     next.changed_at = Some(now_rfc3339());
                 }
                 st.last_valid = Some(eff);
@@ -348,7 +348,7 @@ impl Shared {
         }
         let changed = next != st.registries || mc != st.machine_config || !st.config_read;
         self.metrics
-            .set_config(next.valid, next.effective_sha256.as_deref());
+            .set_config(next.valid, next.effective_digest.as_deref());
         self.metrics
             .set_matches_machineconfig(matches!(mc.registries_conf, Some(FileMatch::Matches)));
         st.registries = next;

@@ -263,7 +263,7 @@ impl Store {
         }
         for a in &p.attempts {
             if a.outcome == AttemptOutcome::Failed {
-                let class = a.error_class.map(class_name).unwrap_or("unknown");
+                let class = a.error_class.map(ErrorClass::as_str).unwrap_or("unknown");
                 *s.failures_by_class.entry(class.to_string()).or_default() += 1;
             }
         }
@@ -397,21 +397,6 @@ pub fn registry_of(image: &str) -> String {
     }
 }
 
-pub fn class_name(c: ErrorClass) -> &'static str {
-    match c {
-        ErrorClass::ManifestUnknown => "manifest_unknown",
-        ErrorClass::Blocked => "blocked",
-        ErrorClass::Unauthorized => "unauthorized",
-        ErrorClass::Denied => "denied",
-        ErrorClass::Tls => "tls",
-        ErrorClass::ConnectionRefused => "connection_refused",
-        ErrorClass::Timeout => "timeout",
-        ErrorClass::Dns => "dns",
-        ErrorClass::Http => "http",
-        ErrorClass::Other => "other",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +409,15 @@ mod tests {
             "attempts": [{"reference": image, "mirror": false, "outcome": "served", "tries": 1}],
         }))
         .unwrap()
+    }
+
+    /// testdata/report.json keeps the key names agents sent before `sha256` became `digest`: a
+    /// collector upgraded before its agents still reads them.
+    #[test]
+    fn reports_with_the_old_digest_keys_still_load() {
+        let r: NodeReport = serde_json::from_str(include_str!("testdata/report.json")).unwrap();
+        assert_eq!(r.registries.files[0].digest.as_deref(), Some("sha256:00"));
+        assert!(r.registries.effective_digest.is_some());
     }
 
     #[test]

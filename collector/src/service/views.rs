@@ -98,7 +98,7 @@ fn view(store: &Store, pool: String, r: NodeRollout, now_unix: f64) -> NodeView 
         pool,
         landed: r.landed,
         stale: r.stale,
-        effective_sha256: r.effective_sha256,
+        effective_digest: r.effective_digest,
         last_report_at: entry.map(|e| mirrorscope_core::time::format_secs(e.received_unix)),
         report_age_secs: entry.map(|e| (now_unix - e.received_unix).max(0.0) as u64),
         agent_version: entry.map(|e| e.report.agent_version.clone()),
@@ -166,7 +166,7 @@ pub fn rollout(
         .into_iter()
         .map(|(pool, nodes)| {
             let mut s = count(&nodes);
-            s.majority_sha256 = overall.majority_sha256.clone();
+            s.majority_digest = overall.majority_digest.clone();
             PoolRollout { pool, summary: s }
         })
         .collect();

@@ -38,6 +38,36 @@ pub enum ErrorClass {
     Other,
 }
 
+impl PullOutcome {
+    /// The name tables and the status page show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullOutcome::Pulled => "pulled",
+            PullOutcome::Failed => "failed",
+            PullOutcome::InProgress => "in-progress",
+            PullOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+impl ErrorClass {
+    /// The name on the wire (as serde writes it), in metric labels and on the status page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::ManifestUnknown => "manifest_unknown",
+            ErrorClass::Blocked => "blocked",
+            ErrorClass::Unauthorized => "unauthorized",
+            ErrorClass::Denied => "denied",
+            ErrorClass::Tls => "tls",
+            ErrorClass::ConnectionRefused => "connection_refused",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Dns => "dns",
+            ErrorClass::Http => "http",
+            ErrorClass::Other => "other",
+        }
+    }
+}
+
 /// One location tried during a pull (each location once, in the order first tried).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullAttempt {
@@ -102,5 +132,111 @@ impl PullRecord {
             error: None,
             partial: false,
         }
+    }
+}
+
+impl PullRecord {
+    /// Every failed attempt's error, the cause first: a source that is blocked (or refused after
+    /// the mirrors) only says the pull had nowhere left to go, so the mirrors' own errors (a
+    /// `manifest unknown`, a refused connection) come before it. Attempts keep their order within
+    /// each group. When no location carries an error, the pull's own error (the kubelet's) is the
+    /// only one, with no location.
+    pub fn errors_cause_first(&self) -> Vec<(Option<&PullAttempt>, &str)> {
+        let failed = || {
+            self.attempts
+                .iter()
+                .filter_map(|a| a.error.as_deref().map(|e| (a, e)))
+        };
+        let consequence = |a: &PullAttempt| a.error_class == Some(ErrorClass::Blocked);
+        let mut out: Vec<(Option<&PullAttempt>, &str)> = failed()
+            .filter(|(a, _)| !consequence(a))
+            .chain(failed().filter(|(a, _)| consequence(a)))
+            .map(|(a, e)| (Some(a), e))
+            .collect();
+        if out.is_empty() {
+            if let Some(e) = self.error.as_deref() {
+                out.push((None, e));
+            }
+        }
+        out
+    }
+
+    /// The error that explains the pull best: the first of [`errors_cause_first`](Self::errors_cause_first).
+    pub fn cause(&self) -> Option<&str> {
+        self.errors_cause_first().first().map(|(_, e)| *e)
+    }
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::*;
+
+    fn attempt(reference: &str, class: ErrorClass, error: &str) -> PullAttempt {
+        PullAttempt {
+            reference: reference.into(),
+            mirror: !reference.starts_with("docker.io"),
+            outcome: AttemptOutcome::Failed,
+            error_class: Some(class),
+            error: Some(error.into()),
+            tries: 1,
+        }
+    }
+
+    #[test]
+    fn class_names_are_the_wire_names() {
+        use ErrorClass::*;
+        for c in [
+            ManifestUnknown,
+            Blocked,
+            Unauthorized,
+            Denied,
+            Tls,
+            ConnectionRefused,
+            Timeout,
+            Dns,
+            Http,
+            Other,
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
+
+    #[test]
+    fn a_blocked_source_comes_after_the_mirrors_error() {
+        let mut p = PullRecord::started("1", "docker.io/library/nginx:1", "2026-12-04T00:00:00Z");
+        p.attempts = vec![
+            attempt(
+                "mirror.example:5000/library/nginx:1",
+                ErrorClass::ManifestUnknown,
+                "manifest unknown",
+            ),
+            attempt(
+                "docker.io/library/nginx:1",
+                ErrorClass::Blocked,
+                "registry docker.io is blocked",
+            ),
+        ];
+        p.error = Some("kubelet: ErrImagePull".into());
+        let errs: Vec<&str> = p.errors_cause_first().iter().map(|(_, e)| *e).collect();
+        assert_eq!(errs, ["manifest unknown", "registry docker.io is blocked"]);
+        assert_eq!(p.cause(), Some("manifest unknown"));
+    }
+
+    #[test]
+    fn blocked_first_in_order_is_moved_and_kubelet_error_is_the_fallback() {
+        let mut p = PullRecord::started("1", "docker.io/a/b:1", "2026-12-04T00:00:00Z");
+        p.attempts = vec![
+            attempt("docker.io/a/b:1", ErrorClass::Blocked, "blocked"),
+            attempt(
+                "m2.example/a/b:1",
+                ErrorClass::ConnectionRefused,
+                "connection refused",
+            ),
+        ];
+        assert_eq!(p.cause(), Some("connection refused"));
+        p.attempts.clear();
+        assert_eq!(p.cause(), None);
+        p.error = Some("pull QPS exceeded".into());
+        assert_eq!(p.errors_cause_first(), vec![(None, "pull QPS exceeded")]);
     }
 }

@@ -146,8 +146,8 @@ pub fn render(input: &RenderInput, options: &RenderOptions) -> Result<Rendering,
             {
                 notes.push(Note::info(
                     "release-image-assumed",
-                    format!("no release image given: payload protection of blockedRegistries assumes {DEFAULT_RELEASE_IMAGE}"),
-                ).fix("pass the cluster's `oc get clusterversion version -o jsonpath='{.status.desired.image}'`"));
+                    format!("no release image given, so the payload protection of blockedRegistries was rendered for a placeholder ({DEFAULT_RELEASE_IMAGE}): pass --release-image"),
+                ).fix("pass --release-image with the cluster's `oc get clusterversion version -o jsonpath='{.status.desired.image}'`"));
             }
             DEFAULT_RELEASE_IMAGE.to_string()
         }

@@ -39,7 +39,7 @@ pub fn evaluate(input: &NodeInput<'_>, target: &Target, policy: &Policy) -> Node
     checks.push(desired_check(report, target, input.mco));
     checks.push(machine_config_check(report, input.mco));
     checks.push(crio_check(report));
-    let sha = report.registries.effective_sha256.clone();
+    let sha = report.registries.effective_digest.clone();
     let mut r = finish(input.node, sha, stale, checks, policy);
     r.degraded = input.mco.and_then(|m| {
         if let Some(d) = m.mcn.as_ref().and_then(|n| n.degraded.as_deref()) {
@@ -58,7 +58,7 @@ pub fn evaluate(input: &NodeInput<'_>, target: &Target, policy: &Policy) -> Node
 
 fn finish(
     node: &str,
-    effective_sha256: Option<String>,
+    effective_digest: Option<String>,
     stale: bool,
     checks: Vec<Check>,
     policy: &Policy,
@@ -72,7 +72,7 @@ fn finish(
         node: node.to_string(),
         landed: reasons.is_empty(),
         stale,
-        effective_sha256,
+        effective_digest,
         checks,
         reasons,
         degraded: None,
@@ -105,7 +105,7 @@ fn valid_check(report: &NodeReport) -> Check {
 }
 
 fn desired_check(report: &NodeReport, target: &Target, mco: Option<&McoNodeState>) -> Check {
-    let sha = report.registries.effective_sha256.as_deref();
+    let sha = report.registries.effective_digest.as_deref();
     match target {
         Target::Agreement => check(
             CheckName::Desired,
@@ -124,7 +124,7 @@ fn desired_check(report: &NodeReport, target: &Target, mco: Option<&McoNodeState
                 "matches the desired rendering",
             ),
             Some(s) => {
-                let targeted = match mco.and_then(|m| Some((m.pool_target.as_deref()?, m.pool_target_sha256.as_deref()?))) {
+                let targeted = match mco.and_then(|m| Some((m.pool_target.as_deref()?, m.pool_target_digest.as_deref()?))) {
                     Some((mc, t)) if t == d.sha256 => format!(
                         "; the pool's target MachineConfig {mc} carries it: the node has not applied it yet{}",
                         mco.map(McoNodeState::paused_note).unwrap_or_default()

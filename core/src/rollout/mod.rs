@@ -50,7 +50,7 @@ mod tests {
                 files: vec![],
                 valid: sha.is_some(),
                 error: None,
-                effective_sha256: sha,
+                effective_digest: sha,
                 effective_canonical: None,
                 changed_at: Some("2026-11-21T08:00:00Z".into()),
             },
@@ -155,7 +155,7 @@ mod tests {
             path: "/etc/containers/x".into(),
             role,
             exists: true,
-            sha256: None,
+            digest: None,
             size: None,
             mtime: Some(mtime.into()),
             error: None,
@@ -217,7 +217,7 @@ mod tests {
             state: Some("Working".into()),
             reason: None,
             pool_target: Some("rendered-worker-2".into()),
-            pool_target_sha256: Some("sha256:0123456789abcdef".into()),
+            pool_target_digest: Some("sha256:0123456789abcdef".into()),
             pool_paused: false,
             pool_degraded: None,
             mcn: None,
@@ -274,7 +274,7 @@ mod tests {
         let s = summarize(&mut nodes, &Target::Agreement);
         assert_eq!((s.total, s.landed, s.complete), (3, 2, false));
         assert_eq!(s.laggards[0].node, "n3");
-        assert_eq!(s.majority_sha256.as_deref(), Some(a.as_str()));
+        assert_eq!(s.majority_digest.as_deref(), Some(a.as_str()));
     }
 
     #[test]

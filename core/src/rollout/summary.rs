@@ -16,7 +16,7 @@ pub struct Summary {
     /// Every node landed (and, without a desired state, they all agree).
     pub complete: bool,
     /// Without a desired state: the configuration most nodes run.
-    pub majority_sha256: Option<String>,
+    pub majority_digest: Option<String>,
     pub laggards: Vec<Laggard>,
 }
 
@@ -37,7 +37,7 @@ pub fn summarize(nodes: &mut [NodeRollout], target: &Target) -> Summary {
     if matches!(target, Target::Agreement) {
         let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
         for n in nodes.iter() {
-            if let Some(s) = n.effective_sha256.as_deref() {
+            if let Some(s) = n.effective_digest.as_deref() {
                 *counts.entry(s).or_default() += 1;
             }
         }
@@ -50,7 +50,7 @@ pub fn summarize(nodes: &mut [NodeRollout], target: &Target) -> Summary {
             let total = nodes.len();
             let agreeing = counts.get(m).copied().unwrap_or(0);
             for n in nodes.iter_mut() {
-                if let Some(s) = n.effective_sha256.as_deref() {
+                if let Some(s) = n.effective_digest.as_deref() {
                     if s != m {
                         let reason = format!(
                             "desired: effective configuration {} differs from {} run by {agreeing} of {total} nodes",
@@ -65,7 +65,7 @@ pub fn summarize(nodes: &mut [NodeRollout], target: &Target) -> Summary {
         }
     }
     let mut s = count(nodes);
-    s.majority_sha256 = majority;
+    s.majority_digest = majority;
     s
 }
 
@@ -89,7 +89,7 @@ pub fn count(nodes: &[NodeRollout]) -> Summary {
         lagging: nodes.len() - landed,
         stale,
         complete: !nodes.is_empty() && landed == nodes.len(),
-        majority_sha256: None,
+        majority_digest: None,
         laggards,
     }
 }

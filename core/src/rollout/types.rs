@@ -17,7 +17,7 @@ pub struct McoNodeState {
     /// Canonical hash of the registries configuration that target MachineConfig carries
     /// ("targeted": MCO has rendered the change), when it could be read.
     #[serde(default)]
-    pub pool_target_sha256: Option<String>,
+    pub pool_target_digest: Option<String>,
     /// The pool's `spec.paused`: the MCO does not roll anything out to it.
     #[serde(default)]
     pub pool_paused: bool,
@@ -189,7 +189,7 @@ pub struct NodeRollout {
     pub node: String,
     pub landed: bool,
     pub stale: bool,
-    pub effective_sha256: Option<String>,
+    pub effective_digest: Option<String>,
     pub checks: Vec<Check>,
     /// The details of the checks that keep the node from landing, in check order.
     pub reasons: Vec<String>,

@@ -279,7 +279,7 @@ pub fn node_in_pools(n: &NodeLabels, pools: &[PoolInfo], mcn: Option<&McnState>)
     let mut mco = n.mco.clone();
     mco.mcn = mcn.cloned();
     mco.pool_target = pool.and_then(|p| p.target.clone());
-    mco.pool_target_sha256 = pool.and_then(|p| p.target_sha256.clone());
+    mco.pool_target_digest = pool.and_then(|p| p.target_sha256.clone());
     mco.pool_paused = pool.is_some_and(|p| p.paused);
     mco.pool_degraded = pool.and_then(|p| {
         Some(format!(
