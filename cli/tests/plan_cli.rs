@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const CURRENT: &str = "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\nmetadata: {name: quay}\nspec:\n  imageDigestMirrors:\n  - source: quay.io/ns\n    mirrors: [mirror.example.com/ns]\n";
@@ -12,16 +12,19 @@ const ITMS: &str = "apiVersion: config.openshift.io/v1\nkind: ImageTagMirrorSet\
 const QUAY_NEVER: &str = "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\nmetadata: {name: quay}\nspec:\n  imageDigestMirrors:\n  - source: quay.io/ns\n    mirrors: [mirror.example.com/ns]\n    mirrorSourcePolicy: NeverContactSource\n";
 const CONFLICT: &str = "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\nmetadata: {name: other}\nspec:\n  imageDigestMirrors:\n  - source: quay.io/ns\n    mirrors: [mirror2.example.com/ns]\n    mirrorSourcePolicy: AllowContactingSource\n";
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mirrorscope-plan-cli-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&d);
-    d
-}
+/// A test's input files, in a directory removed when the test ends, passed or failed.
+struct Files(mirrorscope_e2e::collector::TempDir);
 
-fn file(name: &str, text: &str) -> String {
-    let p = dir().join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
+impl Files {
+    fn new() -> Files {
+        Files(mirrorscope_e2e::collector::TempDir::new("plan-cli"))
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
 }
 
 fn plan(args: &[&str]) -> Output {
@@ -38,13 +41,14 @@ fn json(o: &Output) -> serde_json::Value {
 
 #[test]
 fn disruption_follows_the_mcd() {
-    let current = file("current.yaml", CURRENT);
+    let files = Files::new();
+    let current = files.file("current.yaml", CURRENT);
     // A new IDMS (digest-only mirrors): CRI-O reload, no drain.
     let o = plan(&[
         "--current",
         &current,
         "-f",
-        &file("new.yaml", NEW_IDMS),
+        &files.file("new.yaml", NEW_IDMS),
         "--merge",
         "-o",
         "json",
@@ -69,7 +73,7 @@ fn disruption_follows_the_mcd() {
         "--current",
         &current,
         "-f",
-        &file("new.yaml", NEW_IDMS),
+        &files.file("new.yaml", NEW_IDMS),
         "-o",
         "json",
     ]);
@@ -84,7 +88,7 @@ fn disruption_follows_the_mcd() {
         "--current",
         &current,
         "-f",
-        &file("itms.yaml", ITMS),
+        &files.file("itms.yaml", ITMS),
         "--merge",
     ]);
     let text = String::from_utf8_lossy(&o.stdout);
@@ -97,7 +101,7 @@ fn disruption_follows_the_mcd() {
         "--current",
         &current,
         "-f",
-        &file("never.yaml", QUAY_NEVER),
+        &files.file("never.yaml", QUAY_NEVER),
         "--merge",
         "-o",
         "json",
@@ -114,12 +118,13 @@ fn disruption_follows_the_mcd() {
 
 #[test]
 fn refusal_exits_3_and_bad_input_is_named() {
-    let current = file("current2.yaml", QUAY_NEVER);
+    let files = Files::new();
+    let current = files.file("current2.yaml", QUAY_NEVER);
     let o = plan(&[
         "--current",
         &current,
         "-f",
-        &file("conflict.yaml", CONFLICT),
+        &files.file("conflict.yaml", CONFLICT),
         "--merge",
     ]);
     assert_eq!(o.status.code(), Some(3));
@@ -140,8 +145,9 @@ fn refusal_exits_3_and_bad_input_is_named() {
 
 #[test]
 fn an_inventory_replays_against_both_renderings_and_names_the_workloads() {
-    let current = file("inv-current.yaml", CURRENT);
-    let pods = file(
+    let files = Files::new();
+    let current = files.file("inv-current.yaml", CURRENT);
+    let pods = files.file(
         "inv-pods.json",
         r#"{"kind":"List","items":[
           {"kind":"Pod","metadata":{"name":"web","namespace":"shop"},"spec":{"containers":[{"name":"c","image":"docker.io/library/nginx:1.25.3"}]}},
@@ -154,9 +160,9 @@ fn an_inventory_replays_against_both_renderings_and_names_the_workloads() {
         "--current",
         &current,
         "-f",
-        &file("inv-itms.yaml", ITMS),
+        &files.file("inv-itms.yaml", ITMS),
         "-f",
-        &file("inv-never.yaml", QUAY_NEVER),
+        &files.file("inv-never.yaml", QUAY_NEVER),
         "--merge",
         "--images-from",
         &pods,
@@ -194,7 +200,7 @@ fn an_inventory_replays_against_both_renderings_and_names_the_workloads() {
         "--current",
         &current,
         "-f",
-        &file("inv-itms2.yaml", ITMS),
+        &files.file("inv-itms2.yaml", ITMS),
         "--merge",
         "--images-from",
         &pods,
@@ -207,9 +213,9 @@ fn an_inventory_replays_against_both_renderings_and_names_the_workloads() {
         "--current",
         &current,
         "-f",
-        &file("inv-itms3.yaml", ITMS),
+        &files.file("inv-itms3.yaml", ITMS),
         "--images-from",
-        &file("inv-bad.txt", "a=\n"),
+        &files.file("inv-bad.txt", "a=\n"),
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(

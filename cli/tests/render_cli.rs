@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mirrorscope_core::cimage_version::CImageVersion;
 use mirrorscope_core::registries::{parse_config_str, FileKind};
@@ -30,16 +29,9 @@ fn read(p: impl AsRef<Path>) -> String {
     std::fs::read_to_string(p.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
 }
 
-fn tmpdir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "mirrorscope-render-cli-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory removed when the test ends, passed or failed.
+fn tmpdir() -> mirrorscope_e2e::collector::TempDir {
+    mirrorscope_e2e::collector::TempDir::new("render-cli")
 }
 
 fn mirrorscope(args: &[&str]) -> Output {

@@ -28,17 +28,10 @@ pub fn agent_bin() -> PathBuf {
     bin
 }
 
-/// A fresh scratch directory under the system temp dir, unique per test.
-pub fn scratch(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "mirrorscope-journal-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh scratch directory under the system temp dir, unique per test, removed when dropped
+/// (a failing test's too: the panic unwinds through it).
+pub fn scratch(name: &str) -> crate::collector::TempDir {
+    crate::collector::TempDir::new(&format!("journal-{name}"))
 }
 
 /// Fails loudly when a real part is missing (tests/deps.txt installs it).
@@ -692,7 +685,7 @@ pub fn fixture_entries(text: &str) -> Vec<Entry> {
 
 /// A scan scenario: entries, the node's registries.conf, and a private scratch directory.
 pub struct Scenario {
-    pub dir: PathBuf,
+    pub dir: crate::collector::TempDir,
     pub entries: Vec<Entry>,
     pub registries_conf: String,
 }

@@ -680,7 +680,14 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
         failed.contains(&format!("{local_nginx} > {miss}")),
         "{failed}"
     );
-    assert!(failed.contains("registry docker.io is blocked"), "{failed}");
+    // The cause is the mirror's answer; the blocked source only says nothing was left to try.
+    let row = failed.lines().find(|l| l.contains(miss)).unwrap();
+    assert!(
+        row.trim_end().ends_with("manifest unknown") && !row.contains("is blocked"),
+        "{failed}"
+    );
+    let json = run_cli(&collector, &["pulls", "--failed", "-o", "json"]);
+    assert!(json.contains("registry docker.io is blocked"), "{json}");
 
     let regs = run_cli(&collector, &["registries"]);
     let reg_row = |name: &str| {

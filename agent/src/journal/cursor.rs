@@ -69,11 +69,8 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ms-ckpt-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn scratch(name: &str) -> mirrorscope_e2e::collector::TempDir {
+        mirrorscope_e2e::collector::TempDir::new(&format!("ckpt-{name}"))
     }
 
     #[test]

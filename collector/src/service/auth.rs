@@ -381,8 +381,7 @@ mod tests {
 
     #[test]
     fn tokens_file_lines() {
-        let dir = std::env::temp_dir().join(format!("ms-tokens-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = mirrorscope_e2e::collector::TempDir::new("tokens");
         let p = dir.join("tokens");
         std::fs::write(&p, "# comment\n\nt1 node-a\nt2 node-b\n").unwrap();
         let f = TokensFile::open(&p).unwrap();
