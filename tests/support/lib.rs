@@ -13,10 +13,12 @@
 //! - [`scenario`]: the explain-vs-skopeo differential scenarios (fixtures, comparison rules).
 
 pub mod agent;
+pub mod child;
 pub mod collector;
 pub mod journal;
 pub mod kubeapi;
 pub mod oci;
+pub mod readme;
 pub mod registry;
 pub mod scenario;
 pub mod skopeo;

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mirrorscope_e2e::agent::{metric, Agent, FakeCollector, HostRoot, LivePulls, LIVE_CONF};
+use mirrorscope_e2e::child::ChildGuard;
 use mirrorscope_e2e::collector::write_atomic;
 use mirrorscope_e2e::journal::{require, Journald};
 use serde_json::Value;
@@ -428,16 +429,18 @@ fn agent_logs_to_journald_as_a_host_service() {
         ns = ns_dir.display(),
         b = bound.display()
     );
-    let mut child = Command::new(UNSHARE)
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .arg(mirrorscope_e2e::collector::bin("mirrorscope-agent"))
-        .arg("run")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::new(
+        Command::new(UNSHARE)
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .arg(mirrorscope_e2e::collector::bin("mirrorscope-agent"))
+            .arg("run")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while mirrorscope_e2e::agent::try_get(&url, "/healthz").is_none() {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use mirrorscope_core::openshift::TEMPLATE_REGISTRIES_CONF;
 use mirrorscope_core::openshift::{parse_str, render, ParseOptions, RenderOptions};
 use mirrorscope_e2e::agent::{Agent, HostRoot, LivePulls};
+use mirrorscope_e2e::child::ChildGuard;
 use mirrorscope_e2e::collector::*;
 use mirrorscope_e2e::journal::Journald;
 
@@ -160,21 +161,23 @@ fn wait_returns_only_after_the_third_agent_lands() {
         logs,
     );
 
-    let mut wait = Command::new(bin("mirrorscope"))
-        .args([
-            "wait",
-            "--desired",
-            idms.to_str().unwrap(),
-            "--nodes",
-            "3",
-            "--timeout",
-            "120s",
-        ])
-        .env("MIRRORSCOPE_COLLECTOR", &c.url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut wait = ChildGuard::new(
+        Command::new(bin("mirrorscope"))
+            .args([
+                "wait",
+                "--desired",
+                idms.to_str().unwrap(),
+                "--nodes",
+                "3",
+                "--timeout",
+                "120s",
+            ])
+            .env("MIRRORSCOPE_COLLECTOR", &c.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let new = rendered();
     for n in &nodes[..2] {
         n.apply(&new, "rendered-worker-new", &new);
@@ -197,7 +200,7 @@ fn wait_returns_only_after_the_third_agent_lands() {
     );
     nodes[2].apply(&new, "rendered-worker-new", &new);
     let changed = Instant::now();
-    let out = wait.wait_with_output().unwrap();
+    let out = wait.into_inner().wait_with_output().unwrap();
     let returned = changed.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(

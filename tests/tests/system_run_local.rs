@@ -10,8 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mirrorscope_core::machineconfig::{parse_current_config, FileMatch};
+use mirrorscope_e2e::child::ChildGuard;
 use mirrorscope_e2e::collector::{bin, cli, http, TempDir};
 use mirrorscope_e2e::journal::signal;
+use mirrorscope_e2e::readme;
 use mirrorscope_e2e::registry::free_port;
 use serde_json::Value;
 
@@ -58,6 +60,49 @@ fn example_host_root_is_what_mco_renders_and_its_currentconfig_carries() {
     }
 }
 
+/// Every `$ mirrorscope ...` of the README's `<!-- run-local -->` blocks, run as written against
+/// run-local's collector: stdout is what the README shows (times and ages aside), and a command
+/// chained with `&&` or piped on succeeds.
+fn readme_examples_print_what_the_readme_shows(url: &str) {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let examples = readme::examples(&readme);
+    assert!(
+        examples.len() >= 5,
+        "the README's run-local examples are not marked {}: {examples:?}",
+        readme::MARKER
+    );
+    for ex in &examples {
+        let args: Vec<&str> = ex.args.iter().map(String::as_str).collect();
+        let out = cli(url, &args);
+        // run-local names the example's files by absolute path; the README, from the clone's root.
+        let root = format!("{}/", repo().canonicalize().unwrap().display());
+        let stdout = String::from_utf8_lossy(&out.stdout).replace(&root, "");
+        let context = format!(
+            "mirrorscope {}:\n{stdout}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut shown: Vec<String> = stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(readme::normalized)
+            .collect();
+        match ex.then.as_deref() {
+            None => {}
+            Some(then) => {
+                assert!(out.status.success(), "{context}");
+                match then.strip_prefix("echo ") {
+                    Some(word) => shown.push(word.to_string()),
+                    // Piped on: the README shows no output of its own for it.
+                    None => continue,
+                }
+            }
+        }
+        let want: Vec<String> = ex.output.iter().map(|l| readme::normalized(l)).collect();
+        assert_eq!(shown, want, "{context}");
+    }
+}
+
 fn port_open(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
@@ -71,19 +116,21 @@ fn run_local_serves_the_example_node_and_stops_on_ctrl_c() {
     // SIGINT restored to its default: started in the background (`./tests/run > log &`, CI
     // runners), this test inherits SIGINT ignored, and a shell cannot trap a signal ignored on
     // entry.
-    let mut child = Command::new("/usr/bin/env")
-        .arg("--default-signal=INT")
-        .arg(repo().join("scripts/run-local"))
-        .arg("--example")
-        .env("MIRRORSCOPE_BIN_DIR", &bin_dir)
-        .env("MIRRORSCOPE_RUN_DIR", work.path().join("run"))
-        .env("MIRRORSCOPE_COLLECTOR_PORT", cport.to_string())
-        .env("MIRRORSCOPE_AGENT_PORT", aport.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::new(
+        Command::new("/usr/bin/env")
+            .arg("--default-signal=INT")
+            .arg(repo().join("scripts/run-local"))
+            .arg("--example")
+            .env("MIRRORSCOPE_BIN_DIR", &bin_dir)
+            .env("MIRRORSCOPE_RUN_DIR", work.path().join("run"))
+            .env("MIRRORSCOPE_COLLECTOR_PORT", cport.to_string())
+            .env("MIRRORSCOPE_AGENT_PORT", aport.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{cport}");
     let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -154,6 +201,7 @@ fn run_local_serves_the_example_node_and_stops_on_ctrl_c() {
         assert!(Instant::now() < deadline, "{text}\n{}", stderr());
         std::thread::sleep(Duration::from_millis(250));
     }
+    readme_examples_print_what_the_readme_shows(&url);
     let (code, page) = http(&url, "GET", "/", &[], b"");
     assert_eq!(code, 200);
     assert!(page.contains("example-node"), "{page}");

@@ -24,6 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mirrorscope_e2e::agent::{Agent, HostRoot};
+use mirrorscope_e2e::child::ChildGuard;
 use mirrorscope_e2e::collector::{
     bin, cli, http, machine_config_object, write_atomic, Collector, TempDir,
 };
@@ -439,16 +440,18 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
     assert!(status.contains("Rollout: 0 of 2 nodes landed"), "{status}");
 
     // `wait` started before the rollout returns only once both nodes have landed.
-    let mut wait: Child = Command::new(bin("mirrorscope"))
-        .args(["wait", "--desired"])
-        .arg(&desired)
-        .args(["--nodes", "worker-1,worker-2", "--timeout", "120s"])
-        .env("MIRRORSCOPE_COLLECTOR", &collector.url)
-        .env_remove("KUBECONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut wait = ChildGuard::new(
+        Command::new(bin("mirrorscope"))
+            .args(["wait", "--desired"])
+            .arg(&desired)
+            .args(["--nodes", "worker-1,worker-2", "--timeout", "120s"])
+            .env("MIRRORSCOPE_COLLECTOR", &collector.url)
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     nodes[0].roll_out("rendered-worker-new", &rendered);
     poll("worker-1 landed", Duration::from_secs(30), || {
         let l = landed(&collector);
@@ -505,7 +508,7 @@ fn rollout_mirror_hit_blocked_pull_and_fallback_seen_through_the_cli() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let out = wait.wait_with_output().unwrap();
+    let out = wait.into_inner().wait_with_output().unwrap();
     let wait_stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         status_code.code(),
