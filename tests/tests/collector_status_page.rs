@@ -135,6 +135,21 @@ spec:
     - mirror.example.com:5000
 ";
 
+/// A collector whose desired state is [`IDMS`], with the registries.conf the MCO renders for it.
+fn collector_with_desired() -> (TempDir, Collector, String) {
+    let (dir, idms, conf) = desired();
+    let c = Collector::start(&["--desired", &idms, "--stale-after", "1h"]);
+    (dir, c, conf)
+}
+
+/// A node that has landed `conf`: on disk and in its MachineConfig.
+fn landed_node(name: &str, conf: &str) -> FakeNode {
+    let n = FakeNode::new(name);
+    n.write_registries(conf);
+    n.write_machine_config("rendered-worker-new", conf);
+    n
+}
+
 fn desired() -> (TempDir, String, String) {
     let dir = TempDir::new("desired");
     let p = dir.path().join("idms.yaml");
@@ -189,12 +204,8 @@ fn empty_state_says_no_agent_reported_and_what_to_check() {
 
 #[test]
 fn lagging_state_lists_each_reason_and_keeps_notes_below_the_state() {
-    let (_d, idms, conf) = desired();
-    let c = Collector::start(&["--desired", &idms, "--stale-after", "1h"]);
-    let mut landed = FakeNode::new("worker-landed-0");
-    landed.write_registries(&conf);
-    landed.write_machine_config("rendered-worker-new", &conf);
-    landed.push_to(&c.url);
+    let (_d, c, conf) = collector_with_desired();
+    landed_node("worker-landed-0", &conf).push_to(&c.url);
     let mut lagging = FakeNode::new("worker-lagging-1");
     lagging.write_registries(TEMPLATE_REGISTRIES_CONF);
     // The MachineConfig already names the new rendering but the file is the old one: the node
@@ -222,19 +233,15 @@ fn lagging_state_lists_each_reason_and_keeps_notes_below_the_state() {
         "{dom}"
     );
     let state_at = dom.find("id=\"pools\"").unwrap();
-    if let Some(notes_at) = dom.find("id=\"notes\"") {
-        assert!(notes_at > state_at, "notes come before the state:\n{dom}");
-    }
+    let notes_at = dom.find("id=\"notes\"").expect("the desired state's notes");
+    assert!(notes_at > state_at, "notes come before the state:\n{dom}");
     screenshot(&c.url, "status-lagging");
 }
 
 #[test]
 fn failing_state_shows_outcome_fallback_and_the_mirrors_error_before_the_block() {
-    let (_d, idms, conf) = desired();
-    let c = Collector::start(&["--desired", &idms, "--stale-after", "1h"]);
-    let mut n = FakeNode::new("worker-0");
-    n.write_registries(&conf);
-    n.write_machine_config("rendered-worker-new", &conf);
+    let (_d, c, conf) = collector_with_desired();
+    let mut n = landed_node("worker-0", &conf);
     let mut blocked = pull_record(
         "blocked",
         "docker.io/curlimages/curl:8.11.0",
