@@ -187,6 +187,16 @@ pub fn classify_error(error: &str) -> ErrorClass {
     let has = |needle: &str| error.contains(needle);
     if has(" is blocked in ") {
         ErrorClass::Blocked
+    } else if has("Source image rejected: ")
+        || has("SignatureValidationFailed")
+        || has("A signature was required, but no signature exists")
+        || has("None of the signatures were accepted")
+    {
+        // `copy` wraps every policy.json refusal in "Source image rejected: %w" (a `reject`
+        // requirement, a missing or unaccepted signature); CRI-O's gRPC error names the CRI
+        // reason. Checked before the transport classes: a signature that could not be fetched
+        // is still a signature failure of the pull.
+        ErrorClass::Signature
     } else if has("manifest unknown") || has("name unknown") || has("MANIFEST_UNKNOWN") {
         ErrorClass::ManifestUnknown
     } else if has("denied") {
@@ -261,6 +271,10 @@ mod tests {
             ("pinging container registry h: Get \"https://h/v2/\": net/http: TLS handshake timeout", ErrorClass::Timeout),
             ("getting username and password: bad helper", ErrorClass::Unauthorized),
             ("writing blob: disk full", ErrorClass::Other),
+            ("Source image rejected: A signature was required, but no signature exists", ErrorClass::Signature),
+            ("Source image rejected: Running image docker://q.io/a/b:1 is rejected by policy.", ErrorClass::Signature),
+            ("SignatureValidationFailed: Source image rejected: Signature for identity q.io/a/b is not accepted", ErrorClass::Signature),
+            ("Source image rejected: None of the signatures were accepted, reasons: x; y", ErrorClass::Signature),
         ];
         for (text, class) in cases {
             assert_eq!(classify_error(text), class, "{text}");

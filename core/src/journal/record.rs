@@ -35,6 +35,8 @@ pub enum ErrorClass {
     Timeout,
     Dns,
     Http,
+    /// policy.json refused the image: no signature, none accepted, or a `reject` requirement.
+    Signature,
     Other,
 }
 
@@ -63,6 +65,7 @@ impl ErrorClass {
             ErrorClass::Timeout => "timeout",
             ErrorClass::Dns => "dns",
             ErrorClass::Http => "http",
+            ErrorClass::Signature => "signature",
             ErrorClass::Other => "other",
         }
     }
@@ -195,6 +198,7 @@ mod cause_tests {
             Timeout,
             Dns,
             Http,
+            Signature,
             Other,
         ] {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
