@@ -343,13 +343,50 @@ fn network_failure_single_round_and_image_id_pulled() {
     );
     let ok = by_id(&out.records, "44444444-aaaa-4bbb-8ccc-000000000002");
     assert_eq!(ok.outcome, PullOutcome::Pulled);
-    // 1.35.2+ logs the image ID, which is not a digest.
+    // 1.35.2+ logs the image ID, which is not a digest: a tag pull has no digest, and the ID is
+    // kept as the kubelet's imageID names it.
     assert_eq!(ok.digest, None);
+    assert_eq!(
+        ok.image_id.as_deref(),
+        Some("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    );
     assert_eq!(
         ok.served_by.as_deref(),
         Some("registry.example.org/team/worker:9")
     );
     assert!(!ok.via_mirror && !ok.fallback);
+}
+
+#[test]
+fn image_id_pulled_keeps_the_requested_digest_and_the_id_in_text_and_json() {
+    let out = run("image_id_pulled_v136.txt");
+    assert_eq!(out.records.len(), 2, "{:?}", out.records);
+    let by_digest = by_id(&out.records, "55555555-aaaa-4bbb-8ccc-000000000001");
+    assert_eq!(by_digest.outcome, PullOutcome::Pulled);
+    assert_eq!(
+        by_digest.digest.as_deref(),
+        Some("sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd")
+    );
+    assert_eq!(
+        by_digest.image_id.as_deref(),
+        Some("sha256:7777777777777777777777777777777777777777777777777777777777777777")
+    );
+    assert_eq!(
+        by_digest.served_by.as_deref(),
+        Some("mirror.example.net/acme/app@sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd")
+    );
+    assert!(by_digest.via_mirror);
+    let by_tag = by_id(&out.records, "55555555-aaaa-4bbb-8ccc-000000000002");
+    assert_eq!(by_tag.outcome, PullOutcome::Pulled);
+    assert_eq!(by_tag.digest, None);
+    assert_eq!(
+        by_tag.image_id.as_deref(),
+        Some("sha256:8888888888888888888888888888888888888888888888888888888888888888")
+    );
+    assert_eq!(
+        by_tag.served_by.as_deref(),
+        Some("mirror.example.net/acme/job:2")
+    );
 }
 
 #[test]

@@ -29,7 +29,8 @@
 //! - **Close as pulled** on `Pulled image:` with the same id: the last location tried served it,
 //!   every other location failed (`error_class` null unless the error is known, e.g. from debug
 //!   `Accessing "L" failed:` lines). `digest` is the `@sha256:…` part of the logged reference;
-//!   CRI-O ≥1.35.2 logs an image ID there, which is not a digest, so it stays null.
+//!   CRI-O ≥1.35.2 logs an image ID there, which is not a digest: it is kept as `image_id`, and
+//!   `digest` is the one the pull asked for (null for a tag pull: nothing says which manifest).
 //! - **Close as failed** on the kubelet's `"PullImage from image service failed" … image="X"`:
 //!   the open pull whose image is exactly X (the kubelet sends CRI-O the same string): one that
 //!   CRI-O already reported failing, else the oldest. An aggregated error is split per location
@@ -395,12 +396,10 @@ impl Correlator {
                 if p.attempts.is_empty() {
                     self.borrow_twin_attempts(&mut p);
                 }
-                let digest = match pulled_value(&reference) {
-                    PulledValue::Digest(d) => Some(d.to_owned()),
-                    _ => None,
-                };
+                let id = crio::pulled_identity(&reference, Some(&p.image));
                 let seq = p.seq;
-                let record = build_record(p, PullOutcome::Pulled, Some(now), digest);
+                let mut record = build_record(p, PullOutcome::Pulled, Some(now), id.digest);
+                record.image_id = id.image_id;
                 self.hold(seq, record, None, now);
             }
             CrioEvent::FallingBackToArtifact {
@@ -714,6 +713,7 @@ impl Correlator {
         entry: &JournalEntry,
     ) {
         let now = entry.realtime_usec;
+        let image_id = crio::pulled_identity(&reference, None).image_id;
         let (digest, name) = match pulled_value(&reference) {
             PulledValue::Digest(d) => {
                 let name = reference.get(..reference.len() - d.len() - 1);
@@ -748,7 +748,8 @@ impl Correlator {
         );
         p.node = entry.hostname.clone().or(p.node);
         let seq = p.seq;
-        let record = build_record(p, PullOutcome::Pulled, Some(now), digest);
+        let mut record = build_record(p, PullOutcome::Pulled, Some(now), digest);
+        record.image_id = image_id;
         self.hold(seq, record, None, now);
     }
 
@@ -1085,6 +1086,7 @@ fn build_record(
         via_mirror,
         fallback,
         digest,
+        image_id: None,
         pod: p.pod,
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
         error: p.error,

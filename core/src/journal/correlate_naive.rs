@@ -385,12 +385,10 @@ impl Correlator {
                 if p.attempts.is_empty() {
                     self.borrow_twin_attempts(&mut p);
                 }
-                let digest = match pulled_value(&reference) {
-                    PulledValue::Digest(d) => Some(d.to_owned()),
-                    _ => None,
-                };
+                let id = crio::pulled_identity(&reference, Some(&p.image));
                 let seq = p.seq;
-                let record = build_record(p, PullOutcome::Pulled, Some(now), digest);
+                let mut record = build_record(p, PullOutcome::Pulled, Some(now), id.digest);
+                record.image_id = id.image_id;
                 self.hold(seq, record, None, now);
             }
             CrioEvent::FallingBackToArtifact {
@@ -699,6 +697,7 @@ impl Correlator {
         entry: &JournalEntry,
     ) {
         let now = entry.realtime_usec;
+        let image_id = crio::pulled_identity(&reference, None).image_id;
         let (digest, name) = match pulled_value(&reference) {
             PulledValue::Digest(d) => {
                 let name = reference.get(..reference.len() - d.len() - 1);
@@ -733,7 +732,8 @@ impl Correlator {
         );
         p.node = entry.hostname.clone().or(p.node);
         let seq = p.seq;
-        let record = build_record(p, PullOutcome::Pulled, Some(now), digest);
+        let mut record = build_record(p, PullOutcome::Pulled, Some(now), digest);
+        record.image_id = image_id;
         self.hold(seq, record, None, now);
     }
 
@@ -1064,6 +1064,7 @@ fn build_record(
         via_mirror,
         fallback,
         digest,
+        image_id: None,
         pod: p.pod,
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
         error: p.error,

@@ -80,6 +80,37 @@ pub fn pulled_value(reference: &str) -> PulledValue<'_> {
     PulledValue::Other
 }
 
+/// What a finished pull's `Pulled image:` value says about what was pulled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PulledIdentity {
+    /// The manifest digest: the one logged (≤1.35.1), else, for the image-ID form, the digest
+    /// the pull asked for. A tag pull logged with an image ID has none: CRI-O did not say.
+    pub digest: Option<String>,
+    /// The storage image ID (≥1.35.2), as `sha256:<hex>`, the form the kubelet's imageID uses.
+    pub image_id: Option<String>,
+}
+
+/// Reads `value` (what followed `Pulled image: `) for a pull of `requested` (None when the
+/// pull's start is not known).
+pub fn pulled_identity(value: &str, requested: Option<&str>) -> PulledIdentity {
+    let requested_digest = || {
+        let r = requested?;
+        let d = &r[r.rfind('@')? + 1..];
+        d.contains(':').then(|| d.to_owned())
+    };
+    match pulled_value(value) {
+        PulledValue::Digest(d) => PulledIdentity {
+            digest: Some(d.to_owned()),
+            image_id: None,
+        },
+        PulledValue::ImageId(hex) => PulledIdentity {
+            digest: requested_digest(),
+            image_id: Some(format!("sha256:{hex}")),
+        },
+        PulledValue::Other => PulledIdentity::default(),
+    }
+}
+
 /// Whether the raw (escaped) message starts like one of our lines; dispatches on the first
 /// byte, so most lines cost one or two comparisons. `status_lines` includes the image-status
 /// lines (C1–C3) and the artifact line (C10), which the correlator does not need: kubelets
@@ -417,6 +448,22 @@ mod tests {
         );
         let id = "a".repeat(64);
         assert_eq!(pulled_value(&id), PulledValue::ImageId(&id));
+        let by_digest = format!("quay.io/a/b@sha256:{}", "c".repeat(64));
+        assert_eq!(
+            pulled_identity(&id, Some(&by_digest)),
+            PulledIdentity {
+                digest: Some(format!("sha256:{}", "c".repeat(64))),
+                image_id: Some(format!("sha256:{id}")),
+            }
+        );
+        assert_eq!(pulled_identity(&id, Some("quay.io/a/b:1")).digest, None);
+        assert_eq!(
+            pulled_identity("quay.io/a/b@sha256:00", Some("quay.io/a/b:1")),
+            PulledIdentity {
+                digest: Some("sha256:00".into()),
+                image_id: None
+            }
+        );
         assert_eq!(pulled_value("a/b:1"), PulledValue::Other);
     }
 }

@@ -99,6 +99,9 @@ pub struct PullRecord {
     /// True when the source served the pull after at least one mirror was tried.
     pub fallback: bool,
     pub digest: Option<String>,
+    /// The storage image ID CRI-O ≥1.35.2 logs in `Pulled image:` (`sha256:<hex>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     /// `namespace/name` of the pod, from kubelet lines.
     pub pod: Option<String>,
     /// Journal cursor of the entry that opened the pull: with `pull_id`, makes records idempotent.
@@ -130,6 +133,7 @@ impl PullRecord {
             via_mirror: false,
             fallback: false,
             digest: None,
+            image_id: None,
             pod: None,
             cursor: None,
             error: None,
