@@ -390,6 +390,34 @@ fn image_id_pulled_keeps_the_requested_digest_and_the_id_in_text_and_json() {
 }
 
 #[test]
+fn the_namespaced_auth_file_a_pull_used_is_recorded() {
+    let out = run("namespaced_auth_v135.txt");
+    assert_eq!(out.records.len(), 2, "{:?}", out.records);
+    let private = by_id(&out.records, "66666666-aaaa-4bbb-8ccc-000000000001");
+    let auth = private
+        .namespaced_auth
+        .as_ref()
+        .expect("the auth file line");
+    assert_eq!(auth.namespace, "shop");
+    assert_eq!(
+        auth.auth_file,
+        "/etc/crio/auth/shop-abababababababababababababababababababababababababababababababab.json"
+    );
+    assert_eq!(
+        private.served_by.as_deref(),
+        Some("mirror.example.net/acme/private:1")
+    );
+    let public = by_id(&out.records, "66666666-aaaa-4bbb-8ccc-000000000002");
+    assert_eq!(public.namespaced_auth, None);
+    let json = serde_json::to_value(private).unwrap();
+    assert_eq!(json["namespaced_auth"]["namespace"], "shop");
+    assert!(serde_json::to_value(public)
+        .unwrap()
+        .get("namespaced_auth")
+        .is_none());
+}
+
+#[test]
 fn kubelet_v3_events_carry_the_pod_of_a_failed_pull() {
     let out = run("kubelet_v3_failure_v1334.txt");
     assert_eq!(out.records.len(), 1);

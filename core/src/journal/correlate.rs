@@ -76,7 +76,9 @@ use super::cimage_error::{is_aggregated, split_error, strip_wrappers, AttemptErr
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
-use super::record::{AttemptOutcome, ErrorClass, PullAttempt, PullOutcome, PullRecord};
+use super::record::{
+    AttemptOutcome, ErrorClass, NamespacedAuth, PullAttempt, PullOutcome, PullRecord,
+};
 use super::{JournalEntry, SourceResolver};
 use crate::time::format_usec;
 
@@ -152,6 +154,7 @@ struct OpenPull {
     total_tries: u32,
     pod: Option<String>,
     artifact_failed: bool,
+    namespaced_auth: Option<NamespacedAuth>,
     /// The failure text (rpc prefix removed), as the kubelet or CRI-O logged it.
     error: Option<String>,
     /// The last `Trying` line was an info one: a debug line for the same location right after it
@@ -412,6 +415,20 @@ impl Correlator {
                     apply_errors(p, &error);
                 });
             }
+            CrioEvent::UsingAuthFile {
+                namespace,
+                auth_file,
+                request_id,
+            } => {
+                let seq = self.open.by_request(request_id.as_deref())?;
+                self.open.modify(seq, |p| {
+                    p.namespaced_auth = Some(NamespacedAuth {
+                        namespace,
+                        auth_file,
+                    });
+                    p.last_usec = now;
+                });
+            }
             CrioEvent::RegistriesApplied { .. } => {
                 return Some(Notice::RegistriesApplied { at_usec: now });
             }
@@ -508,6 +525,7 @@ impl Correlator {
             total_tries: 0,
             pod,
             artifact_failed: false,
+            namespaced_auth: None,
             error: None,
             echo_expected: false,
             partial: false,
@@ -698,6 +716,7 @@ impl Correlator {
             total_tries,
             pod: None,
             artifact_failed: false,
+            namespaced_auth: None,
             error: None,
             echo_expected: false,
             partial: true,
@@ -1087,6 +1106,7 @@ fn build_record(
         fallback,
         digest,
         image_id: None,
+        namespaced_auth: p.namespaced_auth,
         pod: p.pod,
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
         error: p.error,

@@ -74,7 +74,9 @@ use super::correlate::{close_incomplete, derived_id, failure_key, host_of, repos
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
-use super::record::{AttemptOutcome, ErrorClass, PullAttempt, PullOutcome, PullRecord};
+use super::record::{
+    AttemptOutcome, ErrorClass, NamespacedAuth, PullAttempt, PullOutcome, PullRecord,
+};
 use super::{JournalEntry, SourceResolver};
 use crate::time::format_usec;
 
@@ -150,6 +152,7 @@ struct OpenPull {
     total_tries: u32,
     pod: Option<String>,
     artifact_failed: bool,
+    namespaced_auth: Option<NamespacedAuth>,
     /// The failure text (rpc prefix removed), as the kubelet or CRI-O logged it.
     error: Option<String>,
     /// The last `Trying` line was an info one: a debug line for the same location right after it
@@ -400,6 +403,19 @@ impl Correlator {
                 p.last_usec = now;
                 apply_errors(p, &error);
             }
+            CrioEvent::UsingAuthFile {
+                namespace,
+                auth_file,
+                request_id,
+            } => {
+                let i = self.find_by_id(request_id.as_deref())?;
+                let p = self.open.get_mut(i)?;
+                p.namespaced_auth = Some(NamespacedAuth {
+                    namespace,
+                    auth_file,
+                });
+                p.last_usec = now;
+            }
             CrioEvent::RegistriesApplied { .. } => {
                 return Some(Notice::RegistriesApplied { at_usec: now });
             }
@@ -501,6 +517,7 @@ impl Correlator {
             total_tries: 0,
             pod,
             artifact_failed: false,
+            namespaced_auth: None,
             error: None,
             echo_expected: false,
             partial: false,
@@ -682,6 +699,7 @@ impl Correlator {
             total_tries,
             pod: None,
             artifact_failed: false,
+            namespaced_auth: None,
             error: None,
             echo_expected: false,
             partial: true,
@@ -1065,6 +1083,7 @@ fn build_record(
         fallback,
         digest,
         image_id: None,
+        namespaced_auth: p.namespaced_auth,
         pod: p.pod,
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
         error: p.error,

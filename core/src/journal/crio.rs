@@ -20,6 +20,13 @@ pub enum CrioEvent {
     TryingToAccess { location: String, debug: bool },
     /// `Accessing "L" failed: E` (D1, debug level only).
     AccessFailed { location: String, error: String },
+    /// `Using auth file for namespace NS: FILE` (1.35+, between `Pulling image` and the first
+    /// `Trying`): the pull uses the namespace's credentials.
+    UsingAuthFile {
+        namespace: String,
+        auth_file: String,
+        request_id: Option<String>,
+    },
     /// `Pulled image: R` (C8).
     PulledImage {
         reference: String,
@@ -131,6 +138,7 @@ fn known_start(raw_message: &str, status_lines: bool) -> bool {
         Some(b'N') => status_lines && p("Neither image nor "),
         Some(b'F') => p("Falling back to pull "),
         Some(b'S') => p("Starting CRI-O"),
+        Some(b'U') => p("Using auth file for namespace "),
         _ => false,
     }
 }
@@ -208,6 +216,15 @@ pub fn classify_message(msg: &str, request_id: Option<String>) -> Option<CrioEve
         return Some(CrioEvent::TryingToAccess {
             location,
             debug: false,
+        });
+    }
+    if let Some(rest) = msg.strip_prefix("Using auth file for namespace ") {
+        // A namespace is a DNS label: the first ": " ends it.
+        let (namespace, auth_file) = rest.split_once(": ")?;
+        return Some(CrioEvent::UsingAuthFile {
+            namespace: namespace.to_owned(),
+            auth_file: auth_file.trim().to_owned(),
+            request_id,
         });
     }
     if let Some(rest) = msg.strip_prefix("Pulled image: ") {

@@ -39,7 +39,9 @@ pub mod record;
 pub mod timefmt;
 
 pub use correlate::{Correlator, CorrelatorConfig, CorrelatorStats, Notice};
-pub use record::{AttemptOutcome, ErrorClass, PullAttempt, PullOutcome, PullRecord};
+pub use record::{
+    AttemptOutcome, ErrorClass, NamespacedAuth, PullAttempt, PullOutcome, PullRecord,
+};
 
 /// A line that looked relevant but does not follow the grammar it claims.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -83,6 +83,14 @@ pub struct PullAttempt {
     pub tries: u32,
 }
 
+/// `Using auth file for namespace NS: FILE`: the auth file the credential provider wrote for the
+/// pod's namespace, which CRI-O moved aside and used for this one pull.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespacedAuth {
+    pub namespace: String,
+    pub auth_file: String,
+}
+
 /// One image pull as the node's journal tells it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRecord {
@@ -102,6 +110,10 @@ pub struct PullRecord {
     /// The storage image ID CRI-O ≥1.35.2 logs in `Pulled image:` (`sha256:<hex>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+    /// The per-namespace credentials the pull used (CRI-O 1.35+, `CRIOCredentialProviderConfig`):
+    /// null when CRI-O logged none, i.e. the node's pull secret or the kubelet's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaced_auth: Option<NamespacedAuth>,
     /// `namespace/name` of the pod, from kubelet lines.
     pub pod: Option<String>,
     /// Journal cursor of the entry that opened the pull: with `pull_id`, makes records idempotent.
@@ -134,6 +146,7 @@ impl PullRecord {
             fallback: false,
             digest: None,
             image_id: None,
+            namespaced_auth: None,
             pod: None,
             cursor: None,
             error: None,
