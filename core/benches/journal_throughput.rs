@@ -28,6 +28,7 @@ fn entry(i: usize, unit: &str, message: String) -> JournalEntry {
         hostname: Some("worker-1".to_owned()),
         pid: Some(if unit == "crio.service" { 1484 } else { 2213 }),
         message,
+        line_continues: false,
     }
 }
 

@@ -418,6 +418,36 @@ fn the_namespaced_auth_file_a_pull_used_is_recorded() {
 }
 
 #[test]
+fn a_failure_line_journald_cut_at_line_max_is_joined_again() {
+    let out = run("line_max_split_v134.txt");
+    let f = by_id(&out.records, "77777777-aaaa-4bbb-8ccc-000000000001");
+    assert_eq!(f.outcome, PullOutcome::Failed, "{f:?}");
+    assert_eq!(
+        refs(f),
+        vec![
+            (
+                "mirror-b.example.net/acme/cache:5",
+                true,
+                AttemptOutcome::Failed,
+                Some(ErrorClass::ManifestUnknown),
+                1
+            ),
+            (
+                "quay.io/acme/cache:5",
+                false,
+                AttemptOutcome::Failed,
+                Some(ErrorClass::ConnectionRefused),
+                1
+            ),
+        ]
+    );
+    // The CRI-O line between the pieces was read on its own.
+    let other = by_id(&out.records, "77777777-aaaa-4bbb-8ccc-000000000002");
+    assert_eq!(other.image, "quay.io/acme/other:1");
+    assert_eq!(out.correlator.stats().split_lines_joined, 1);
+}
+
+#[test]
 fn kubelet_v3_events_carry_the_pod_of_a_failed_pull() {
     let out = run("kubelet_v3_failure_v1334.txt");
     assert_eq!(out.records.len(), 1);

@@ -20,7 +20,13 @@ pub struct SdJournal {
     untrusted: u64,
     /// Entries read since the mapped journal pages were last released.
     since_release: u32,
+    /// Processes (`_PID`) whose last entry passed on was cut at journald's LineMax: their next
+    /// entry is the rest of that line, whatever it starts with, so the pull-line filter keeps it.
+    cut_streams: Vec<Option<u32>>,
 }
+
+/// Bound on [`SdJournal::cut_streams`]; the core's joiner has the same kind of bound.
+const MAX_CUT_STREAMS: usize = 16;
 
 /// Entries between two checks of the resident journal pages.
 const RELEASE_EVERY: u32 = 2 * 1024;
@@ -136,6 +142,7 @@ impl SdJournal {
             damaged: 0,
             untrusted: 0,
             since_release: 0,
+            cut_streams: Vec::new(),
         })
     }
 
@@ -145,6 +152,31 @@ impl SdJournal {
             what,
             op,
             source: e.into(),
+        }
+    }
+
+    /// Whether the entry at the current position is the rest of a line cut at LineMax.
+    fn continues_a_cut_line(&mut self) -> bool {
+        if self.cut_streams.is_empty() {
+            return false;
+        }
+        let pid = match self.journal.get_data("_PID") {
+            Ok(Some(f)) => f
+                .value()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse().ok()),
+            _ => None,
+        };
+        self.cut_streams.contains(&pid)
+    }
+
+    fn note_cut(&mut self, entry: &JournalEntry) {
+        self.cut_streams.retain(|p| *p != entry.pid);
+        if entry.line_continues {
+            if self.cut_streams.len() >= MAX_CUT_STREAMS {
+                self.cut_streams.remove(0);
+            }
+            self.cut_streams.push(entry.pid);
         }
     }
 
@@ -193,6 +225,9 @@ impl SdJournal {
                     sender.uid = std::str::from_utf8(value).ok().and_then(|u| u.parse().ok())
                 }
                 b"_COMM" => sender.comm = Some(lossy(value)),
+                // journald's own field (clients cannot set `_` fields): the line goes on in the
+                // process's next entry.
+                b"_LINE_BREAK" => entry.line_continues = value == b"line-max",
                 _ => {}
             }
         }
@@ -227,12 +262,13 @@ impl JournalReader for SdJournal {
                     // Unreadable here: let the full read below count it as damaged.
                     Err(_) => true,
                 };
-                if !keep {
+                if !keep && !self.continues_a_cut_line() {
                     continue;
                 }
             }
             let (entry, sender) = self.current()?;
             if self.selection.trusts(&entry, &sender) {
+                self.note_cut(&entry);
                 return Ok(Some(entry));
             }
             if self.selection.accepts(&entry) {

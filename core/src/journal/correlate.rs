@@ -76,6 +76,7 @@ use super::cimage_error::{is_aggregated, split_error, strip_wrappers, AttemptErr
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
 use super::kubelet::{self, strip_rpc_prefix, KubeletEvent};
+use super::line_break::LineJoiner;
 use super::record::{
     AttemptOutcome, ErrorClass, NamespacedAuth, PullAttempt, PullOutcome, PullRecord,
 };
@@ -126,6 +127,10 @@ pub struct CorrelatorStats {
     pub malformed: u64,
     /// `Trying to access` lines no open pull claimed.
     pub unattached: u64,
+    /// Lines journald had cut at its LineMax, joined again.
+    pub split_lines_joined: u64,
+    /// Pieces of such lines given up (past the joined-line or the stream bound).
+    pub split_pieces_dropped: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +211,7 @@ pub struct Correlator {
     /// their entry.
     hostname: Option<String>,
     klog: KlogReassembler,
+    lines: LineJoiner,
     next_seq: u64,
     /// Earliest journal time at which something may expire or be released.
     next_deadline: u64,
@@ -240,6 +246,7 @@ impl Correlator {
             next_deadline: u64::MAX,
             last_usec: 0,
             stats: CorrelatorStats::default(),
+            lines: LineJoiner::default(),
         }
     }
 
@@ -265,7 +272,12 @@ impl Correlator {
         if entry.hostname.is_some() && self.hostname != entry.hostname {
             self.hostname.clone_from(&entry.hostname);
         }
-        let notice = self.dispatch(entry);
+        let notice = match self.lines.push(entry) {
+            Some(whole) => self.dispatch(&whole),
+            None => None,
+        };
+        self.stats.split_lines_joined = self.lines.joined;
+        self.stats.split_pieces_dropped = self.lines.dropped;
         if now >= self.next_deadline {
             self.sweep(now, out);
         }
@@ -284,6 +296,9 @@ impl Correlator {
     /// End of input: every held-back record, then every open pull as `in_progress`, in start
     /// order.
     pub fn finish(&mut self) -> Vec<PullRecord> {
+        for cut in self.lines.drain() {
+            self.dispatch(&cut);
+        }
         for text in self.klog.drain() {
             self.handle_klog_text(&close_incomplete(text), self.last_usec, "");
         }

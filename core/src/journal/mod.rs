@@ -34,6 +34,7 @@ pub mod crio;
 pub mod gostr;
 pub mod klog;
 pub mod kubelet;
+pub mod line_break;
 pub mod logrus;
 pub mod record;
 pub mod timefmt;
@@ -78,6 +79,10 @@ pub struct JournalEntry {
     pub pid: Option<u32>,
     /// `MESSAGE`, lossily decoded as UTF-8.
     pub message: String,
+    /// `_LINE_BREAK=line-max`: journald cut the line at its LineMax, and the rest of it is in
+    /// the process's next entry ([`line_break::LineJoiner`] joins them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub line_continues: bool,
 }
 
 /// Where the ordered pull sources for an image come from: the registries configuration in force.

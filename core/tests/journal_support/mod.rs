@@ -64,6 +64,11 @@ pub fn parse(text: &str) -> Fixture {
             Some(m) => format!("\t{m}"),
             None => message.to_owned(),
         };
+        // `<line-max>` at the end: journald cut the line there (`_LINE_BREAK=line-max`).
+        let (message, line_continues) = match message.strip_suffix("<line-max>") {
+            Some(m) => (m.to_owned(), true),
+            None => (message, false),
+        };
         let unit = match ident {
             "crio" => Some("crio.service".to_owned()),
             "kubenswrapper" | "hyperkube" | "kubelet" => Some("kubelet.service".to_owned()),
@@ -77,6 +82,7 @@ pub fn parse(text: &str) -> Fixture {
             hostname: node.clone(),
             pid: pid.parse().ok(),
             message,
+            line_continues,
         });
     }
     Fixture { entries, resolver }
