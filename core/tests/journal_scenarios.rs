@@ -448,6 +448,16 @@ fn a_failure_line_journald_cut_at_line_max_is_joined_again() {
 }
 
 #[test]
+fn kubelet_json_logging_reads_as_its_text_logging() {
+    let text = run("kubelet_v3_failure_v1334.txt");
+    let json = run("kubelet_json_failure_v1334.txt");
+    assert_eq!(json.correlator.stats().malformed, 0);
+    assert_eq!(json.records.len(), 1);
+    assert_eq!(json.records[0].pod.as_deref(), Some("jobs/batch-x1"));
+    assert_eq!(json.records, text.records);
+}
+
+#[test]
 fn kubelet_v3_events_carry_the_pod_of_a_failed_pull() {
     let out = run("kubelet_v3_failure_v1334.txt");
     assert_eq!(out.records.len(), 1);

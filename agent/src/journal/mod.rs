@@ -170,6 +170,7 @@ pub fn may_matter_for_pulls(message: &[u8]) -> bool {
     };
     match msg.as_bytes().first() {
         Some(b'\t' | b' ') => klog::is_continuation(msg),
+        Some(b'{') if kubelet::is_json(msg) => kubelet::json_may_be_relevant(msg),
         Some(b't' | b'{') => crio::line_may_be_relevant(msg),
         Some(b'I' | b'W' | b'E' | b'F') => {
             kubelet::may_be_relevant(msg) || klog::opens_multiline(msg)

@@ -323,6 +323,12 @@ impl Correlator {
                 }
                 None
             }
+            Some(b'{') if kubelet::is_json(msg) => {
+                if kubelet::json_may_be_relevant(msg) {
+                    self.handle_klog_text(msg, entry.realtime_usec, &entry.cursor);
+                }
+                None
+            }
             Some(b't' | b'{') => {
                 if !crio::line_matters_for_pulls(msg) {
                     return None;

@@ -2,7 +2,9 @@
 //! the quoted message, never on `file.go:LINE`, which changes between releases.
 
 use super::gostr::{read_quoted, unquote};
-use super::klog::{message_offset, parse_klog};
+use std::borrow::Cow;
+
+use super::klog::{message_offset, parse_klog, KlogLine};
 use super::GrammarError;
 
 /// A kubelet line that matters for pull records.
@@ -79,10 +81,87 @@ const PULL_REASONS: &[&str] = &[
 
 /// Parses a (re-assembled) kubelet line. `Ok(None)` for lines that are not pull-related.
 pub fn parse_kubelet_line(line: &str) -> Result<Option<KubeletEvent>, GrammarError> {
+    if is_json(line) {
+        if !json_may_be_relevant(line) {
+            return Ok(None);
+        }
+        let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .map_err(|_| GrammarError::new("kubelet JSON line is not a JSON object"))?;
+        return event_of(&klog_of_json(&fields)?);
+    }
     if !may_be_relevant(line) {
         return Ok(None);
     }
-    let k = parse_klog(line)?;
+    event_of(&parse_klog(line)?)
+}
+
+/// `--logging-format=json` (component-base's zap encoder): `{"ts":…,"caller":…,"msg":…,"v":N,
+/// key: value…}`; the encoder always writes `ts` first.
+pub fn is_json(line: &str) -> bool {
+    line.starts_with("{\"ts\":")
+}
+
+/// [`may_be_relevant`] for a JSON line: one of our messages, and for sync errors and events the
+/// pull reasons only.
+pub fn json_may_be_relevant(line: &str) -> bool {
+    let Some(which) = MESSAGES.iter().position(|m| line.contains(m)) else {
+        return false;
+    };
+    match which {
+        2 | 3 => PULL_REASONS.iter().any(|r| line.contains(r)),
+        4 => line.find("\"reason\":\"").is_some_and(|at| {
+            let r = &line[at + 10..];
+            EVENT_REASONS.iter().any(|p| r.starts_with(p))
+        }),
+        _ => true,
+    }
+}
+
+/// A JSON line as the klog line the text format would have written: an object reference
+/// (`klog.KObj`, `{"name":…,"namespace":…}`) becomes `namespace/name`, as in text.
+fn klog_of_json(
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<KlogLine<'_>, GrammarError> {
+    use serde_json::Value;
+    let text = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(_) => None,
+            Value::Object(o) => match (o.get("namespace"), o.get("name")) {
+                (Some(Value::String(ns)), Some(Value::String(n))) if !ns.is_empty() => {
+                    Some(format!("{ns}/{n}"))
+                }
+                (_, Some(Value::String(n))) => Some(n.clone()),
+                _ => Some(v.to_string()),
+            },
+            other => Some(other.to_string()),
+        }
+    };
+    let Some(Value::String(msg)) = fields.get("msg") else {
+        return Err(GrammarError::new("kubelet JSON line without msg"));
+    };
+    let pairs = fields
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "ts" | "caller" | "msg" | "v"))
+        .map(|(k, v)| {
+            let value = match (v, text(v)) {
+                (Value::String(s), _) => Cow::Borrowed(s.as_str()),
+                (_, Some(t)) => Cow::Owned(t),
+                (_, None) => Cow::Borrowed(""),
+            };
+            (k.as_str(), value)
+        })
+        .collect();
+    Ok(KlogLine {
+        severity: if fields.contains_key("err") { 'E' } else { 'I' },
+        time: "",
+        pid: 0,
+        source: fields.get("caller").and_then(Value::as_str).unwrap_or(""),
+        msg: Cow::Borrowed(msg),
+        pairs,
+    })
+}
+
+fn event_of(k: &KlogLine<'_>) -> Result<Option<KubeletEvent>, GrammarError> {
     let owned = |key: &str| k.value(key).map(str::to_owned);
     let ev = match k.msg.as_ref() {
         "PullImage from image service failed" | "Failed to pull image" => {
@@ -322,5 +401,28 @@ mod tests {
             "a: b"
         );
         assert_eq!(strip_rpc_prefix("a: b"), "a: b");
+    }
+
+    #[test]
+    fn json_lines_are_filtered_and_bad_ones_are_errors_not_panics() {
+        let scheduled = r#"{"ts":1.5,"caller":"record/event.go:389","msg":"Event occurred","v":3,"object":{"name":"p","namespace":"n"},"reason":"Scheduled","message":"x"}"#;
+        assert!(is_json(scheduled) && !json_may_be_relevant(scheduled));
+        assert_eq!(parse_kubelet_line(scheduled), Ok(None));
+        let failed = r#"{"ts":1.5,"caller":"log/log.go:32","msg":"PullImage from image service failed","image":"a/b:1","err":"rpc error: code = Unknown desc = boom"}"#;
+        assert_eq!(
+            parse_kubelet_line(failed),
+            Ok(Some(KubeletEvent::PullFailed {
+                image: "a/b:1".into(),
+                error: "rpc error: code = Unknown desc = boom".into()
+            }))
+        );
+        let cut = &failed[..failed.len() - 10];
+        assert!(parse_kubelet_line(cut).is_err());
+        let nested = format!(
+            r#"{{"ts":1,"msg":"PullImage from image service failed","x":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(parse_kubelet_line(&nested).is_err());
     }
 }
