@@ -309,6 +309,22 @@ pub fn auth_file_json(registry: &str, user_password: &str) -> String {
 }
 
 /// Runs the openssl CLI in `dir`, failing loudly with its stderr.
+/// A new P-256 private key (PEM) written to `dir/file`.
+pub fn ec_private_key(dir: &Path, file: &str) {
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            file,
+        ],
+    );
+}
+
 pub fn openssl(dir: &Path, args: &[&str]) {
     require_binary("/usr/bin/openssl", "openssl");
     let out = Command::new("/usr/bin/openssl")

@@ -32,15 +32,7 @@ impl TokenService {
     /// Starts a service granting every requested scope to `user:password`, nothing to others.
     pub fn start(dir: &Path, user: &str, password: &str) -> TokenService {
         let openssl = |args: &[&str]| crate::registry::openssl(dir, args);
-        openssl(&[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "token-key.pem",
-        ]);
+        crate::registry::ec_private_key(dir, "token-key.pem");
         openssl(&[
             "pkcs8",
             "-topk8",

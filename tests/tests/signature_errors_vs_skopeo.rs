@@ -10,7 +10,7 @@ use mirrorscope_core::journal::cimage_error::classify_error;
 use mirrorscope_core::journal::ErrorClass;
 use mirrorscope_e2e::collector::TempDir;
 use mirrorscope_e2e::oci;
-use mirrorscope_e2e::registry::{openssl, Registry};
+use mirrorscope_e2e::registry::{ec_private_key, openssl, Registry};
 use mirrorscope_e2e::skopeo::{command, run_with_timeout, SkopeoHome};
 
 /// `skopeo copy` of `image` to a local directory under `policy`: Ok, or the error text.
@@ -35,32 +35,12 @@ fn copy_under(policy: &str, image: &str) -> Result<(), String> {
 }
 
 fn public_key_pem(dir: &Path) -> String {
-    let key = dir.join("key.pem");
-    let public = dir.join("public.pem");
+    ec_private_key(dir, "key.pem");
     openssl(
         dir,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            &key.display().to_string(),
-        ],
+        &["ec", "-in", "key.pem", "-pubout", "-out", "public.pem"],
     );
-    openssl(
-        dir,
-        &[
-            "ec",
-            "-in",
-            &key.display().to_string(),
-            "-pubout",
-            "-out",
-            &public.display().to_string(),
-        ],
-    );
-    std::fs::read_to_string(public).unwrap()
+    std::fs::read_to_string(dir.join("public.pem")).unwrap()
 }
 
 fn base64(s: &str) -> String {

@@ -127,7 +127,7 @@ pub struct CorrelatorStats {
     pub malformed: u64,
     /// `Trying to access` lines no open pull claimed.
     pub unattached: u64,
-    /// Lines journald had cut at its LineMax, joined again.
+    /// Lines journald had cut at its LineMax, joined again (read from the joiner by `stats()`).
     pub split_lines_joined: u64,
     /// Pieces of such lines given up (past the joined-line or the stream bound).
     pub split_pieces_dropped: u64,
@@ -256,7 +256,11 @@ impl Correlator {
     }
 
     pub fn stats(&self) -> CorrelatorStats {
-        self.stats
+        CorrelatorStats {
+            split_lines_joined: self.lines.joined,
+            split_pieces_dropped: self.lines.dropped,
+            ..self.stats
+        }
     }
 
     /// Pulls currently open (started, not finished).
@@ -276,8 +280,6 @@ impl Correlator {
             Some(whole) => self.dispatch(&whole),
             None => None,
         };
-        self.stats.split_lines_joined = self.lines.joined;
-        self.stats.split_pieces_dropped = self.lines.dropped;
         if now >= self.next_deadline {
             self.sweep(now, out);
         }
