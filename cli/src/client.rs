@@ -23,6 +23,16 @@ pub struct ConnArgs {
     /// CA certificates (PEM) that sign an https --collector's certificate (default: system roots).
     #[arg(long, global = true, value_name = "FILE")]
     pub collector_ca_file: Option<PathBuf>,
+    /// Bearer token file for --collector (also MIRRORSCOPE_TOKEN_FILE; or the token itself in
+    /// MIRRORSCOPE_TOKEN, e.g. from `oc whoami -t`): the collector asks the API server whether
+    /// its owner may `get services/proxy` on the collector's Service.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "MIRRORSCOPE_TOKEN_FILE"
+    )]
+    pub token_file: Option<PathBuf>,
     /// Do not verify the https --collector's certificate (testing only).
     #[arg(long, global = true)]
     pub insecure_skip_tls_verify: bool,
@@ -41,12 +51,13 @@ pub struct ConnArgs {
         default_value = "mirrorscope"
     )]
     pub namespace: String,
-    /// `name:port` of the collector Service (service-proxy mode).
+    /// `[scheme:]name:port` of the collector Service (service-proxy mode): the read-only port the
+    /// collector opens for the API server's proxy.
     #[arg(
         long,
         global = true,
-        value_name = "NAME:PORT",
-        default_value = "mirrorscope-collector:http"
+        value_name = "[SCHEME:]NAME:PORT",
+        default_value = "https:mirrorscope-collector:proxy"
     )]
     pub collector_service: String,
     /// How long to wait for one answer (e.g. 10s, 1m; plain numbers are seconds).
@@ -101,17 +112,19 @@ impl Client {
 
     /// What a refused request means, in words a user can act on.
     fn failure(&self, status: http::StatusCode, body: &[u8]) -> String {
-        if let Ok(e) = serde_json::from_slice::<ErrorBody>(body) {
-            return format!("{} {}", status.as_u16(), e.error);
-        }
-        // The API server answers with a Status object.
-        let message = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
+        // The collector answers with an ErrorBody, the API server with a Status object.
+        let message = match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(e) => e.error,
+            Err(_) => serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect()),
+        };
         let hint = match status.as_u16() {
             403 if self.via_proxy => "\n  you may not read the collector through the API server: ask for the ClusterRole mirrorscope-viewer (oc -n mirrorscope create rolebinding mirrorscope-viewers --clusterrole=mirrorscope-viewer --user=YOU)",
             401 if self.via_proxy => "\n  the API server did not accept your credentials: log in again (oc login)",
+            401 => "\n  the collector wants a bearer token it can review with the API server: MIRRORSCOPE_TOKEN=$(oc whoami -t), or --token-file FILE",
+            403 => "\n  the API server says you may not read the collector: ask for the ClusterRole mirrorscope-viewer (get services/proxy on mirrorscope-collector)",
             404 | 503 if self.via_proxy => "\n  is the collector installed and running? (oc -n mirrorscope get deploy,svc mirrorscope-collector)",
             _ => "",
         };
@@ -133,6 +146,15 @@ fn direct(args: &ConnArgs, url: &str, timeout: Duration) -> anyhow::Result<Clien
         config.root_cert = Some(read_pem_certs(ca)?);
     }
     config.connect_timeout = Some(timeout);
+    if let Some(path) = &args.token_file {
+        // kube-rs re-reads the file as it rotates, as with a kubeconfig's tokenFile.
+        config.auth_info.token_file = Some(path.display().to_string());
+    } else if let Some(token) = std::env::var("MIRRORSCOPE_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        config.auth_info.token = Some(token.trim().to_string().into());
+    }
     let kube = kube::Client::try_from(config).context("--collector")?;
     Ok(Client {
         kube,

@@ -1,5 +1,6 @@
 //! The collector service: ingests node reports, watches the cluster through the API server,
 //! and serves the rollout and pull views.
 
-pub mod kubeapi;
+/// The API-server connection, shared with the agent.
+pub use mirrorscope_serve::kubeapi;
 pub mod service;

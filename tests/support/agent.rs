@@ -62,7 +62,7 @@ impl Agent {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(i) = line.find("listening on http://") {
+                if let Some(i) = line.find("listening on http") {
                     // Text or JSON log lines: the URL ends at the first character no URL has here.
                     let url: String = line[i + "listening on ".len()..]
                         .chars()

@@ -95,6 +95,8 @@ pub fn write_atomic(path: &Path, contents: &[u8]) {
 pub struct Collector {
     pub child: Child,
     pub url: String,
+    /// The `--proxy-listen` listener's URL, when one was asked for.
+    pub proxy_url: Option<String>,
     pub log: Arc<Mutex<String>>,
 }
 
@@ -131,21 +133,47 @@ impl Collector {
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let (ptx, prx) = std::sync::mpsc::channel();
+        let wants_proxy = args.contains(&"--proxy-listen");
         let l2 = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(i) = line.find("listening on http://") {
-                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
+                if let Some(i) = line.find("listening on http") {
+                    let url = line[i + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    if line.contains("service proxy") {
+                        let _ = ptx.send(url);
+                    } else {
+                        let _ = tx.send(url);
+                    }
                 }
                 let mut l = l2.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
             }
         });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(url) => Ok(Collector { child, url, log }),
-            Err(_) => {
+        let started = rx
+            .recv_timeout(Duration::from_secs(20))
+            .ok()
+            .and_then(|url| {
+                let proxy_url = match wants_proxy {
+                    true => Some(prx.recv_timeout(Duration::from_secs(5)).ok()?),
+                    false => None,
+                };
+                Some((url, proxy_url))
+            });
+        match started {
+            Some((url, proxy_url)) => Ok(Collector {
+                child,
+                url,
+                proxy_url,
+                log,
+            }),
+            None => {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(100));
@@ -158,8 +186,11 @@ impl Collector {
         self.log.lock().unwrap().clone()
     }
 
+    /// GETs a path as the mock API server's reader (the token is ignored by collectors that
+    /// authorize nobody).
     pub fn get(&self, path: &str) -> (u16, String) {
-        http(&self.url, "GET", path, &[], b"")
+        let auth = format!("Bearer {}", crate::kubeapi::MOCK_READER_TOKEN);
+        http(&self.url, "GET", path, &[("Authorization", &auth)], b"")
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
@@ -238,6 +269,58 @@ pub fn http(
     (status, body)
 }
 
+/// One HTTPS GET over a fresh connection that trusts only `ca_pem`; `Err` when the handshake
+/// (or the connection) fails, with rustls' reason.
+pub fn https_get(
+    base: &str,
+    path: &str,
+    ca_pem: &[u8],
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let authority = base.trim_start_matches("https://").trim_end_matches('/');
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let name = ServerName::try_from(host.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(authority).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw) {
+        if raw.is_empty() {
+            return Err(e.to_string());
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
 /// Sends only the head of a request declaring `content_length` body bytes, then reads the answer.
 pub fn http_head_only(
     base: &str,
@@ -297,6 +380,7 @@ pub fn cli(collector: &str, args: &[&str]) -> Output {
     Command::new(bin("mirrorscope"))
         .args(args)
         .env("MIRRORSCOPE_COLLECTOR", collector)
+        .env("MIRRORSCOPE_TOKEN", crate::kubeapi::MOCK_READER_TOKEN)
         .env_remove("KUBECONFIG")
         .output()
         .unwrap()

@@ -16,6 +16,11 @@ use crate::collector::http;
 /// The audience the mock's agent tokens are minted for (the DaemonSet's projected token).
 pub const MOCK_TOKEN_AUDIENCE: &str = "mirrorscope-collector";
 
+/// A reader's token (for the API server's own audience, as `oc whoami -t` prints): the mock
+/// knows it as the user [`MOCK_READER`], granted everything unless a test says otherwise.
+pub const MOCK_READER_TOKEN: &str = "reader-token";
+pub const MOCK_READER: &str = "reader";
+
 /// One change, as a watch reports it.
 #[derive(Clone)]
 struct Change {
@@ -45,8 +50,13 @@ pub struct MockState {
     /// Watches from a version below this are answered `410 Gone`.
     compacted: u64,
     watchers: Vec<Watcher>,
-    /// Token → TokenReview `status`.
+    /// Token → TokenReview `status` (agents' tokens, minted for [`MOCK_TOKEN_AUDIENCE`]).
     pub reviews: BTreeMap<String, serde_json::Value>,
+    /// Token → `user` of a token for the API server's own audience (users, Prometheus).
+    pub users: BTreeMap<String, serde_json::Value>,
+    /// User → what a SubjectAccessReview allows: `verb /path` for non-resource URLs,
+    /// `verb resource/subresource namespace/name` for resources, or `*`.
+    pub grants: BTreeMap<String, Vec<String>>,
     /// Requests seen: "METHOD path" (watches as "WATCH path").
     pub seen: Vec<String>,
     /// Service proxy prefix → collector base URL.
@@ -137,11 +147,17 @@ impl MockApi {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(MockState {
+        let mut state = MockState {
             rv: 100,
             compacted: 0,
             ..Default::default()
-        }));
+        };
+        state.users.insert(
+            MOCK_READER_TOKEN.into(),
+            serde_json::json!({"username": MOCK_READER, "uid": "u-1", "groups": ["system:authenticated"]}),
+        );
+        state.grants.insert(MOCK_READER.into(), vec!["*".into()]);
+        let state = Arc::new(Mutex::new(state));
         let st = state.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -356,6 +372,26 @@ fn refuse(st: &Arc<Mutex<MockState>>, path: &str, auth: Option<&str>) -> Option<
     ))
 }
 
+/// A SubjectAccessReview's question in the form [`MockState::grants`] lists.
+fn sar_question(spec: &serde_json::Value) -> String {
+    let str_of = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    if spec["nonResourceAttributes"].is_object() {
+        let a = &spec["nonResourceAttributes"];
+        return format!("{} {}", str_of(&a["verb"]), str_of(&a["path"]));
+    }
+    let a = &spec["resourceAttributes"];
+    let mut resource = str_of(&a["resource"]);
+    if !str_of(&a["subresource"]).is_empty() {
+        resource = format!("{resource}/{}", str_of(&a["subresource"]));
+    }
+    format!(
+        "{} {resource} {}/{}",
+        str_of(&a["verb"]),
+        str_of(&a["namespace"]),
+        str_of(&a["name"])
+    )
+}
+
 /// A chunked answer that stays open: one JSON event per line, as the API server does. From a
 /// compacted version, a single ERROR event with a 410 Status, then the end of the stream.
 fn stream_watch<W: Write>(w: &mut W, st: &Arc<Mutex<MockState>>, path: &str, target: &str) {
@@ -440,7 +476,16 @@ fn answer(
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if status["authenticated"] == true {
+        if audiences.is_empty() {
+            if let Some(user) = s.users.get(token) {
+                status = serde_json::json!({"authenticated": true, "user": user});
+            } else if status["authenticated"] == true {
+                status = serde_json::json!({
+                    "authenticated": false,
+                    "error": format!("[invalid bearer token, token audiences [{MOCK_TOKEN_AUDIENCE:?}] is invalid for the target audiences []]"),
+                });
+            }
+        } else if status["authenticated"] == true {
             if audiences.iter().any(|a| a == MOCK_TOKEN_AUDIENCE) {
                 status["audiences"] = serde_json::json!([MOCK_TOKEN_AUDIENCE]);
             } else {
@@ -453,6 +498,27 @@ fn answer(
         let resp = serde_json::json!({
             "kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": null}, "spec": {"token": token}, "status": status,
+        });
+        return (201, resp.to_string());
+    }
+    if method == "POST" && path == "/apis/authorization.k8s.io/v1/subjectaccessreviews" {
+        let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let spec = &req["spec"];
+        let asked = sar_question(spec);
+        let user = spec["user"].as_str().unwrap_or("");
+        let allowed = s
+            .grants
+            .get(user)
+            .is_some_and(|g| g.iter().any(|x| x == "*" || *x == asked));
+        s.seen.push(format!("SAR {user}: {asked}"));
+        let mut status = serde_json::json!({"allowed": allowed});
+        if !allowed {
+            status["reason"] =
+                serde_json::json!(format!("RBAC: {user} has no role granting {asked}"));
+        }
+        let resp = serde_json::json!({
+            "kind": "SubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": null}, "spec": spec, "status": status,
         });
         return (201, resp.to_string());
     }

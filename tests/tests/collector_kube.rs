@@ -343,7 +343,13 @@ fn projected_tokens_are_reviewed_for_the_collectors_audience() {
 
 #[test]
 fn api_server_unreachable_is_reported_not_fatal() {
-    let c = Collector::start(&["--in-cluster", "--kube-api", "http://127.0.0.1:9"]);
+    let c = Collector::start(&[
+        "--in-cluster",
+        "--kube-api",
+        "http://127.0.0.1:9",
+        "--proxy-listen",
+        "127.0.0.1:0",
+    ]);
     wait_for_or_log(&c, "the API error in the log", || {
         c.log()
             .contains("watching nodes: failed to perform initial object list")
@@ -353,9 +359,15 @@ fn api_server_unreachable_is_reported_not_fatal() {
     let (status, body) = push(&c.url, Some("tok"), &n.report());
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("TokenReview failed"), "{body}");
-    // The status page says why (the assembler publishes within a few milliseconds).
+    // No reader can be authorized on the main door meanwhile: 503, with the reason.
+    let (status, body) = c.get("/");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("TokenReview failed"), "{body}");
+    // Through the service-proxy door the status page says why (the assembler publishes within
+    // a few milliseconds).
+    let door = c.proxy_url.clone().unwrap();
     wait_for("the API error on the page", || {
-        c.get("/")
+        http(&door, "GET", "/", &[], b"")
             .1
             .contains("API server: watching nodes: failed to perform initial object list")
     });
@@ -372,7 +384,8 @@ fn cli_reaches_the_collector_through_the_service_proxy() {
     {
         let mut s = api.state.lock().unwrap();
         s.proxies.insert(
-            "/api/v1/namespaces/mirrorscope/services/mirrorscope-collector:http/proxy".into(),
+            "/api/v1/namespaces/mirrorscope/services/https:mirrorscope-collector:proxy/proxy"
+                .into(),
             c.url.clone(),
         );
         s.require_token = Some("user-token".into());
@@ -416,7 +429,7 @@ fn cli_reaches_the_collector_through_the_service_proxy() {
         .lines()
         .any(|l| l.starts_with("w1 ")));
     let seen = api.state.lock().unwrap().seen.clone();
-    assert!(seen.iter().any(|s| s == "GET /api/v1/namespaces/mirrorscope/services/mirrorscope-collector:http/proxy/v1/nodes"), "{seen:?}");
+    assert!(seen.iter().any(|s| s == "GET /api/v1/namespaces/mirrorscope/services/https:mirrorscope-collector:proxy/proxy/v1/nodes"), "{seen:?}");
     // The user's credentials are what the API server sees: a wrong token is refused there.
     std::fs::write(
         &kc,
@@ -541,7 +554,7 @@ fn api_server_over_tls_with_the_serviceaccount_ca_and_a_kubeconfig() {
     n.write_registries("unqualified-search-registries = ['docker.io']\n");
     n.push_to(&coll.url);
     api.state.lock().unwrap().proxies.insert(
-        "/api/v1/namespaces/mirrorscope/services/mirrorscope-collector:http/proxy".into(),
+        "/api/v1/namespaces/mirrorscope/services/https:mirrorscope-collector:proxy/proxy".into(),
         coll.url.clone(),
     );
     let kc = dir.path().join("kubeconfig");
@@ -764,7 +777,7 @@ fn proxied_collector(api: &MockApi) -> Collector {
     n.write_registries("unqualified-search-registries = ['docker.io']\n");
     n.push_to(&c.url);
     api.state.lock().unwrap().proxies.insert(
-        "/api/v1/namespaces/mirrorscope/services/mirrorscope-collector:http/proxy".into(),
+        "/api/v1/namespaces/mirrorscope/services/https:mirrorscope-collector:proxy/proxy".into(),
         c.url.clone(),
     );
     c

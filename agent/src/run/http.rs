@@ -1,4 +1,7 @@
-//! The agent's HTTP server: `GET /v1/report`, `/metrics`, `/healthz`, `/readyz`.
+//! The agent's HTTP server: `GET /v1/report`, `/metrics`, `/healthz`, `/readyz`, plain on
+//! loopback or TLS. With an authorizer, `/v1/report` and `/metrics` answer only callers the API
+//! server authorizes for that path (`nonResourceURLs` in RBAC, as kube-rbac-proxy asks); the
+//! probes stay open for the kubelet.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -12,8 +15,46 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
 
+use mirrorscope_serve::authz::{Attributes, Authorizer};
+use mirrorscope_serve::tls::Acceptor;
+
 use super::metrics::{to_prometheus_text, OPENMETRICS, PROMETHEUS_TEXT};
 use super::state::Shared;
+
+/// How the server meets its clients.
+pub struct Edge {
+    pub acceptor: Acceptor,
+    pub authorizer: Option<Authorizer>,
+}
+
+/// The answer to a request that needs authorization and lacks it, or `None` to go on.
+async fn refuse<B>(
+    shared: &Shared,
+    edge: &Edge,
+    req: &Request<B>,
+) -> Option<Response<Full<Bytes>>> {
+    let authorizer = edge.authorizer.as_ref()?;
+    let path = req.uri().path();
+    if !matches!(path, "/v1/report" | "/metrics") {
+        return None;
+    }
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let attrs = Attributes::non_resource(req.method(), path);
+    match authorizer.authorize(header, &attrs).await {
+        Ok(_) => None,
+        Err(e) => {
+            shared.metrics.error("http", e.kind());
+            Some(reply(
+                e.status(),
+                "text/plain; charset=utf-8",
+                format!("{e}\n"),
+            ))
+        }
+    }
+}
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
@@ -83,7 +124,7 @@ const MAX_BODY: u64 = 64 * 1024;
 const MAX_HEAD: usize = 16 * 1024;
 
 /// Serves until the task is dropped.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, edge: Arc<Edge>) {
     let mut open: VecDeque<AbortHandle> = VecDeque::with_capacity(MAX_CONNECTIONS);
     let mut accept_failed = false;
     let mut evicted_any = false;
@@ -115,12 +156,28 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             }
         }
         let shared = Arc::clone(&shared);
+        let edge = Arc::clone(&edge);
         let task = tokio::spawn(async move {
+            // Bounded by the handshake timeout, in the connection's own task.
+            let stream = match edge.acceptor.accept(stream).await {
+                Ok(s) => s,
+                Err(e) => {
+                    shared.metrics.error("http", "tls_handshake");
+                    tracing::debug!("TLS handshake: {e}");
+                    return;
+                }
+            };
             let svc = {
-                let shared = Arc::clone(&shared);
+                let (shared, edge) = (Arc::clone(&shared), Arc::clone(&edge));
                 hyper::service::service_fn(move |req| {
-                    let r = handle(&shared, &req);
-                    async move { Ok::<_, Infallible>(r) }
+                    let (shared, edge) = (Arc::clone(&shared), Arc::clone(&edge));
+                    async move {
+                        let r = match refuse(&shared, &edge, &req).await {
+                            Some(r) => r,
+                            None => handle(&shared, &req),
+                        };
+                        Ok::<_, Infallible>(r)
+                    }
                 })
             };
             let conn = hyper::server::conn::http1::Builder::new()

@@ -43,9 +43,42 @@ pub struct RunArgs {
     /// Node name in reports (default: $NODE_NAME, else the host name).
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
-    /// Address of the HTTP server (/v1/report, /metrics, /healthz, /readyz).
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9401")]
+    /// Address of the HTTP server (/v1/report, /metrics, /healthz, /readyz); plain HTTP only on
+    /// loopback, unless --insecure-plain-http.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9401")]
     pub listen: String,
+    /// Serving certificate chain (PEM) for the agent's endpoints, e.g. from the service CA;
+    /// re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM); re-read with it.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Allow plain HTTP off loopback, both served and to the collector (never in the manifests).
+    #[arg(long)]
+    pub insecure_plain_http: bool,
+    /// Answer /v1/report and /metrics only to callers the API server authorizes for that path
+    /// (TokenReview + SubjectAccessReview, as kube-rbac-proxy does): in a pod, with its
+    /// ServiceAccount; elsewhere with --kube-api/--kube-token-file/--kube-ca-file or --kubeconfig.
+    #[arg(long)]
+    pub authorize: bool,
+    /// API server URL for --authorize (default: the pod's in-cluster address).
+    #[arg(long, value_name = "URL", requires = "authorize")]
+    pub kube_api: Option<String>,
+    /// Bearer token file for --kube-api.
+    #[arg(long, value_name = "FILE", requires = "authorize")]
+    pub kube_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) for an https --kube-api.
+    #[arg(long, value_name = "FILE", requires = "authorize")]
+    pub kube_ca_file: Option<PathBuf>,
+    /// Kubeconfig for --authorize outside a pod (instead of --kube-api).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "authorize",
+        conflicts_with = "kube_api"
+    )]
+    pub kubeconfig: Option<PathBuf>,
     /// Collector base URL (http://HOST:PORT or https://HOST:PORT); reports are POSTed to
     /// URL/v1/reports.
     #[arg(long, value_name = "URL")]
@@ -181,8 +214,45 @@ async fn agent(args: RunArgs) -> Result<()> {
     let node = node_name(&args);
     let shared = Shared::new(node.clone(), instance_id(&node), args.outbox_size);
     let version = args.containers_image_version;
+    let tls = mirrorscope_serve::tls::CertFiles::from_flags(
+        args.tls_cert_file.clone(),
+        args.tls_key_file.clone(),
+    )
+    .map_err(UsageError)?;
+    let acceptor = mirrorscope_serve::tls::Acceptor::from_files(tls)?;
+    let authorizer = match args.authorize {
+        false => None,
+        true => {
+            let flags = mirrorscope_serve::kubeapi::KubeFlags {
+                api: args.kube_api.clone(),
+                token_file: args.kube_token_file.clone(),
+                ca_file: args.kube_ca_file.clone(),
+                kubeconfig: args.kubeconfig.clone(),
+                context: None,
+            };
+            let client = mirrorscope_serve::kubeapi::client(&flags)
+                .await
+                .context("--authorize")?;
+            Some(mirrorscope_serve::authz::Authorizer::new(
+                client,
+                Vec::new(),
+            ))
+        }
+    };
+    {
+        let shared = Arc::clone(&shared);
+        acceptor.count_reload_failures_with(move || {
+            shared.metrics.error("tls", "certificate_reload_failed")
+        });
+    }
+    let edge = Arc::new(http::Edge {
+        acceptor,
+        authorizer,
+    });
     let pusher = match &args.collector {
         Some(url) => {
+            mirrorscope_serve::plain::check_url(url, args.insecure_plain_http)
+                .map_err(|e| UsageError(format!("--collector: {e}")))?;
             let url = push::CollectorUrl::parse(url).map_err(anyhow::Error::msg)?;
             let client = url
                 .client(args.collector_ca_file.as_deref())
@@ -226,14 +296,20 @@ async fn agent(args: RunArgs) -> Result<()> {
             tokio::net::TcpListener::bind(&args.listen).await
         } => l.with_context(|| format!("listening on {}", args.listen))?,
     };
+    let local = listener.local_addr()?;
+    // Checked on the bound address: --listen may name a host, not an address.
+    mirrorscope_serve::plain::check_listen(local, edge.acceptor.is_tls(), args.insecure_plain_http)
+        .map_err(|e| UsageError(format!("--listen: {e}")))?;
     tracing::info!(
-        "mirrorscope-agent {} on node {node}: host root {}, listening on http://{}",
+        "mirrorscope-agent {} on node {node}: host root {}, listening on {}://{local}{}",
         env!("CARGO_PKG_VERSION"),
         root.path().display(),
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default()
+        edge.acceptor.scheme(),
+        if edge.authorizer.is_some() {
+            " (readers authorized by the API server)"
+        } else {
+            ""
+        }
     );
     // Every task runs until the agent stops: one that ends (or panics) is a bug that would
     // silently stop pushes or the server, so it ends the agent instead (and kubelet restarts
@@ -241,7 +317,7 @@ async fn agent(args: RunArgs) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let shared_http = Arc::clone(&shared);
     tasks.spawn(async move {
-        http::serve(listener, shared_http).await;
+        http::serve(listener, shared_http, edge).await;
         "HTTP server"
     });
     tasks.spawn(async move {

@@ -20,9 +20,36 @@ use mirrorscope_core::time::parse_duration;
     about = "Collects mirrorscope node reports"
 )]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on (plain HTTP only on loopback, unless --insecure-plain-http).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serving certificate chain (PEM), e.g. from the service CA's serving-cert Secret; re-read
+    /// when it changes.
+    #[arg(long, value_name = "FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM); re-read with it.
+    #[arg(long, value_name = "FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (tokens and node data in clear; never in the
+    /// manifests).
+    #[arg(long)]
+    insecure_plain_http: bool,
+    /// A second, read-only listener for the API server's service proxy (the CLI's way in),
+    /// which authorizes callers itself; open it only to the API server (NetworkPolicy).
+    #[arg(long, value_name = "ADDR")]
+    proxy_listen: Option<SocketAddr>,
+    /// The collector's namespace (for authorizing readers against its Service).
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "POD_NAMESPACE",
+        default_value = "mirrorscope"
+    )]
+    namespace: String,
+    /// The collector's Service: with --in-cluster, readers on --listen need `get services/proxy`
+    /// on it, the permission the API server checks on the service-proxy path.
+    #[arg(long, value_name = "NAME", default_value = "mirrorscope-collector")]
+    service_name: String,
     /// IDMS/ITMS/ICSP/Image objects (files or directories, as with `render -f`): the desired state.
     #[arg(long, value_name = "PATH")]
     desired: Vec<PathBuf>,
@@ -138,6 +165,15 @@ fn main() {
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
+    let tls = mirrorscope_serve::tls::CertFiles::from_flags(
+        args.tls_cert_file.clone(),
+        args.tls_key_file.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let acceptor = mirrorscope_serve::tls::Acceptor::from_files(tls)?;
+    for addr in std::iter::once(args.listen).chain(args.proxy_listen) {
+        mirrorscope_serve::plain::check_listen(addr, acceptor.is_tls(), args.insecure_plain_http)?;
+    }
     let kube = match args.in_cluster {
         false => None,
         true => Some(
@@ -179,8 +215,22 @@ async fn start(args: Args) -> anyhow::Result<()> {
             auth::Auth::Open
         }
     };
+    let views_authz = kube.clone().map(|client| service::ViewsAuthz {
+        authorizer: mirrorscope_serve::authz::Authorizer::new(client, Vec::new()),
+        views: mirrorscope_serve::authz::Attributes::Resource {
+            namespace: args.namespace.clone(),
+            group: String::new(),
+            resource: "services".into(),
+            subresource: "proxy".into(),
+            name: args.service_name.clone(),
+            verb: "get".into(),
+        },
+    });
     let cfg = service::Config {
         listen: args.listen,
+        proxy_listen: args.proxy_listen,
+        acceptor,
+        views_authz,
         desired: args.desired,
         render: RenderOptions {
             ocp_version: args.ocp_version.unwrap_or_default(),

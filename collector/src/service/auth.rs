@@ -1,13 +1,15 @@
 //! Who may push a report for which node: a TokenReview against the API server (in a cluster),
 //! a tokens file (outside), or nobody checked at all (loopback only).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::{Api, PostParams};
+use mirrorscope_serve::authz::bearer_token;
+use mirrorscope_serve::cache::TtlCache;
 
 /// Why a push is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,14 +142,6 @@ fn stamp_of(path: &Path) -> Stamp {
 
 type Stamp = Option<(SystemTime, u64)>;
 
-/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive
-/// (RFC 7235), so `bearer` and `BEARER` are accepted too.
-fn bearer_token(header: &str) -> Option<&str> {
-    let (scheme, token) = header.trim_start().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// Most TokenReview answers cached; past it the oldest goes.
 pub const REVIEW_CACHE_ENTRIES: usize = 10_000;
 /// How long an accepted token's answer is reused.
@@ -156,62 +150,12 @@ const REVIEW_TTL: Duration = Duration::from_secs(60);
 /// token costs one review, short enough that a token fixed on the API server side works soon.
 const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 
-/// TokenReview answers keyed by the SHA-256 of the token (raw tokens are never kept), bounded
-/// to `max` entries (oldest evicted first).
-struct ReviewCache {
-    /// Key → (answered at, insertion number, answer).
-    entries: HashMap<String, (Instant, u64, Result<Identity, AuthError>)>,
-    /// Keys in insertion order with their insertion number; an entry re-inserted since is
-    /// skipped when its older position comes up.
-    order: VecDeque<(String, u64)>,
-    inserted: u64,
-    max: usize,
-}
-
-impl ReviewCache {
-    fn new(max: usize) -> ReviewCache {
-        ReviewCache {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            inserted: 0,
-            max: max.max(1),
-        }
-    }
-
-    fn key(token: &str) -> String {
-        mirrorscope_core::hash::sha256_hex(token.as_bytes())
-    }
-
-    fn get(&self, token: &str, now: Instant) -> Option<Result<Identity, AuthError>> {
-        let (at, _, r) = self.entries.get(&Self::key(token))?;
-        let ttl = if r.is_ok() { REVIEW_TTL } else { NEGATIVE_TTL };
-        (now.saturating_duration_since(*at) < ttl).then(|| r.clone())
-    }
-
-    fn insert(&mut self, token: &str, now: Instant, r: Result<Identity, AuthError>) {
-        let key = Self::key(token);
-        self.inserted += 1;
-        let n = self.inserted;
-        self.entries.insert(key.clone(), (now, n, r));
-        self.order.push_back((key, n));
-        while self.entries.len() > self.max {
-            let Some((k, at)) = self.order.pop_front() else {
-                break;
-            };
-            if self.entries.get(&k).is_some_and(|(_, i, _)| *i == at) {
-                self.entries.remove(&k);
-            }
-        }
-        if self.order.len() > 2 * self.max {
-            let entries = &self.entries;
-            self.order
-                .retain(|(k, at)| entries.get(k).is_some_and(|(_, i, _)| i == at));
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.len()
+/// How long an answer is reused (an unreachable API server is asked again at once).
+fn ttl_of(r: &Result<Identity, AuthError>) -> Option<Duration> {
+    match r {
+        Ok(_) => Some(REVIEW_TTL),
+        Err(AuthError::Unavailable(_)) => None,
+        Err(_) => Some(NEGATIVE_TTL),
     }
 }
 
@@ -250,7 +194,7 @@ pub struct TokenReviewer {
     /// `system:serviceaccount:<namespace>:<name>`.
     username: String,
     audiences: Vec<String>,
-    cache: Mutex<ReviewCache>,
+    cache: Mutex<TtlCache<Result<Identity, AuthError>>>,
 }
 
 impl TokenReviewer {
@@ -264,13 +208,14 @@ impl TokenReviewer {
             client,
             username: format!("system:serviceaccount:{namespace}:{service_account}"),
             audiences,
-            cache: Mutex::new(ReviewCache::new(REVIEW_CACHE_ENTRIES)),
+            cache: Mutex::new(TtlCache::new(REVIEW_CACHE_ENTRIES)),
         }
     }
 
     async fn review(&self, token: &str) -> Result<Identity, AuthError> {
+        let key = TtlCache::<()>::key(token, "");
         if let Ok(cache) = self.cache.lock() {
-            if let Some(r) = cache.get(token, Instant::now()) {
+            if let Some(r) = cache.get(&key, Instant::now()) {
                 return r;
             }
         }
@@ -294,8 +239,8 @@ impl TokenReviewer {
                 )),
             }
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(token, Instant::now(), result.clone());
+        if let (Ok(mut cache), Some(ttl)) = (self.cache.lock(), ttl_of(&result)) {
+            cache.insert(key, Instant::now() + ttl, result.clone());
         }
         result
     }
@@ -345,38 +290,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-        assert_eq!(bearer_token("Bearer"), None);
-    }
-
-    #[test]
-    fn review_cache_is_bounded_hashed_and_forgets_refusals_soon() {
-        let mut c = ReviewCache::new(3);
-        let t0 = Instant::now();
-        for i in 0..5 {
-            c.insert(&format!("tok{i}"), t0, Ok(Identity::Node(format!("n{i}"))));
-        }
-        assert_eq!(c.len(), 3);
-        assert!(c.get("tok0", t0).is_none() && c.get("tok1", t0).is_none());
-        assert_eq!(c.get("tok4", t0), Some(Ok(Identity::Node("n4".into()))));
-        assert!(c.entries.keys().all(|k| !k.contains("tok")));
-        // Re-inserting a key keeps one entry; the bound still holds.
-        for _ in 0..10 {
-            c.insert("tok4", t0, Ok(Identity::Node("n4".into())));
-        }
-        assert_eq!(c.len(), 3);
-        assert!(c.order.len() <= 6);
-        let bad = Err(AuthError::Unauthenticated("no".into()));
-        c.insert("bad", t0, bad.clone());
-        assert_eq!(c.get("bad", t0 + Duration::from_secs(5)), Some(bad));
-        assert_eq!(c.get("bad", t0 + NEGATIVE_TTL), None);
-        assert!(c.get("tok4", t0 + NEGATIVE_TTL).is_some());
-        assert!(c.get("tok4", t0 + REVIEW_TTL).is_none());
+    fn refusals_are_reused_briefly_and_outages_not_at_all() {
+        assert_eq!(ttl_of(&Ok(Identity::Node("n".into()))), Some(REVIEW_TTL));
+        assert_eq!(
+            ttl_of(&Err(AuthError::Unauthenticated("no".into()))),
+            Some(NEGATIVE_TTL)
+        );
+        assert!(NEGATIVE_TTL < REVIEW_TTL);
+        assert_eq!(ttl_of(&Err(AuthError::Unavailable("down".into()))), None);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use auth::Auth;
-pub use routes::handle;
+pub use routes::{handle, Door};
 use state::{Snapshot, Store};
 
 /// Largest accepted report (file contents plus a backlog of pull records).
@@ -43,9 +43,23 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// How long open connections may take to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// Who may read the views and metrics on the main listener: callers whose bearer token the API
+/// server authorizes (kube-rbac-proxy's way). `/metrics` is asked as the non-resource URL (what
+/// Prometheus's ClusterRole grants); the views as `views`, the permission the API server
+/// checks on the service-proxy path, so one role binding opens both ways in.
+pub struct ViewsAuthz {
+    pub authorizer: mirrorscope_serve::authz::Authorizer,
+    pub views: mirrorscope_serve::authz::Attributes,
+}
+
 /// Everything the collector is started with.
 pub struct Config {
     pub listen: SocketAddr,
+    /// Read-only listener for the API server's service proxy (see [`Door::ServiceProxy`]).
+    pub proxy_listen: Option<SocketAddr>,
+    /// Plain HTTP, or TLS with a certificate reloaded as it rotates.
+    pub acceptor: mirrorscope_serve::tls::Acceptor,
+    pub views_authz: Option<ViewsAuthz>,
     pub desired: Vec<PathBuf>,
     pub render: RenderOptions,
     pub auth: Auth,
@@ -61,6 +75,7 @@ pub struct Config {
 pub struct App {
     store: Mutex<Store>,
     auth: Auth,
+    views_authz: Option<ViewsAuthz>,
     policy: Policy,
     pub errors: errors::Errors,
     /// With `--state-file`: pull records are made durable here before a push is answered.
@@ -176,6 +191,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let app = Arc::new(App {
         store: Mutex::new(store),
         auth: cfg.auth,
+        views_authz: cfg.views_authz,
         policy: cfg.policy,
         errors,
         wal,
@@ -183,15 +199,34 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         audit: Mutex::default(),
         audit_enabled: !cfg.audit.interval.is_zero(),
     });
+    {
+        let app = app.clone();
+        cfg.acceptor.count_reload_failures_with(move || {
+            app.errors.count("tls", "certificate_reload_failed")
+        });
+    }
     if let (Some(path), true) = (&cfg.state_file, replayed > 0) {
         // Fold the replayed log into the state file (and empty it) before serving.
         save_state(&app, path).await;
     }
+    let scheme = cfg.acceptor.scheme();
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!("listening on http://{addr}");
+    tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
+    let proxy_listener = match cfg.proxy_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--proxy-listen {addr}"))?;
+            tracing::info!(
+                "listening on {scheme}://{} for the API server's service proxy (reads only)",
+                l.local_addr()?
+            );
+            Some(l)
+        }
+        None => None,
+    };
 
     let cancel = CancellationToken::new();
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
@@ -231,10 +266,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             "the state file writer"
         });
     }
-    {
-        let (app, cancel) = (app.clone(), cancel.clone());
+    let doors = std::iter::once((listener, Door::Main))
+        .chain(proxy_listener.map(|l| (l, Door::ServiceProxy)));
+    for (listener, door) in doors {
+        let (app, cancel, acceptor) = (app.clone(), cancel.clone(), cfg.acceptor.clone());
         tasks.spawn(async move {
-            serve(listener, app, cancel).await;
+            serve(listener, door, acceptor, app, cancel).await;
             "the HTTP server"
         });
     }
@@ -318,7 +355,13 @@ impl Once {
 /// Past the connection cap the oldest idle connection is closed for the new one (clients that
 /// hold connections open cannot lock out probes and agents); when every one is busy the new
 /// connection is refused.
-async fn serve(listener: TcpListener, app: Arc<App>, cancel: CancellationToken) {
+async fn serve(
+    listener: TcpListener,
+    door: Door,
+    acceptor: mirrorscope_serve::tls::Acceptor,
+    app: Arc<App>,
+    cancel: CancellationToken,
+) {
     use std::sync::atomic::Ordering;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let cap = connection_cap();
@@ -379,20 +422,33 @@ async fn serve(listener: TcpListener, app: Arc<App>, cancel: CancellationToken) 
                 let (app, busy) = (app.clone(), busy.clone());
                 async move {
                     busy.fetch_add(1, Ordering::Relaxed);
-                    let r = handle(&app, req).await;
+                    let r = handle(&app, door, req).await;
                     busy.fetch_sub(1, Ordering::Relaxed);
                     Ok::<_, std::convert::Infallible>(r)
                 }
             })
         };
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
-        let (app2, once2) = (app.clone(), once.clone());
+        let (app2, once2, acceptor) = (app.clone(), once.clone(), acceptor.clone());
+        let watcher = graceful.watcher();
         let task = tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // The handshake runs in the connection's task (bounded there), so a slow client
+            // never holds up the accept loop.
+            let stream = match acceptor.accept(stream).await {
+                Ok(s) => s,
+                Err(e) => {
+                    once2.lock().unwrap_or_else(|p| p.into_inner()).report(
+                        &app2,
+                        "tls_handshake",
+                        &format!("TLS handshake: {e}"),
+                    );
+                    return;
+                }
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn).await {
                 let kind = if e.is_timeout() {
                     "header_timeout"
                 } else {

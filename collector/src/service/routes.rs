@@ -14,12 +14,25 @@ use super::state::Store;
 use super::views::{self, PullFilter, Selection};
 use super::{audit, html, ingest, metrics, now_unix, App};
 use mirrorscope_core::api::AuditView;
+use mirrorscope_serve::authz::Attributes;
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// `--listen`: agents push here, Prometheus scrapes here, and every other caller shows a
+    /// bearer token that the API server authorizes.
+    Main,
+    /// `--proxy-listen`: only the API server's service proxy reaches it (NetworkPolicy). The
+    /// API server has authorized the caller for `get services/proxy` on the collector and
+    /// removed the caller's credentials, so nothing is left to check here; it serves reads only.
+    ServiceProxy,
+}
 
 /// Routes one request. Views are computed on a copy of the store in the blocking pool, so
 /// ingest (on the runtime thread) never waits for an evaluation of every node.
-pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
+pub async fn handle(app: &App, door: Door, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
-    if path == "/v1/reports" {
+    if path == "/v1/reports" && door == Door::Main {
         return if req.method() == Method::POST {
             ingest::ingest(app, req).await
         } else {
@@ -28,6 +41,23 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     }
     if req.method() != Method::GET {
         return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+    }
+    if door == Door::Main && path != "/healthz" {
+        if let Some(authz) = &app.views_authz {
+            let attrs = if path == "/metrics" {
+                Attributes::non_resource(req.method(), &path)
+            } else {
+                authz.views.clone()
+            };
+            let header = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if let Err(e) = authz.authorizer.authorize(header, &attrs).await {
+                app.errors.count("http", e.kind());
+                return error(e.status(), &e.to_string());
+            }
+        }
     }
     match path.as_str() {
         "/v1/audit" => return json(StatusCode::OK, &audit::view(app)),

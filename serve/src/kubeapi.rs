@@ -1,4 +1,4 @@
-//! The collector's connection to the API server, through kube-rs: in-cluster (ServiceAccount
+//! The agent's and the collector's connection to the API server, through kube-rs: in-cluster (ServiceAccount
 //! token and CA, both re-read as they rotate), `--kubeconfig`, or `--kube-api URL` with
 //! `--kube-token-file` / `--kube-ca-file` (scripts and tests).
 
