@@ -1,6 +1,6 @@
 """Validates the documents of a `kubectl kustomize` rendering (stdin) against the Kubernetes
 schemas (kubernetes-validate, strict: unknown fields fail) and the kinds Kubernetes does not know
-(OpenShift, prometheus-operator) against the minimal schemas in schemas/. Prints one line per
+(OpenShift, prometheus-operator, cert-manager) against the minimal schemas in schemas/. Prints one line per
 document; exits 1 when a document fails or has a kind no schema covers."""
 
 import json
@@ -16,6 +16,8 @@ OWN = {
     ("security.openshift.io/v1", "SecurityContextConstraints"): "securitycontextconstraints.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+    ("cert-manager.io/v1", "Certificate"): "certificate.json",
+    ("cert-manager.io/v1", "Issuer"): "issuer.json",
 }
 schemas = pathlib.Path(__file__).resolve().parent / "schemas"
 failed = 0

@@ -137,6 +137,10 @@ fn base_renders_the_agent_daemonset_as_the_cluster_needs_it() {
         "--host-root=/host",
         "--listen=0.0.0.0:9401",
         "--token-file=/var/run/secrets/mirrorscope/token",
+        "--tls-cert-file=/etc/mirrorscope/tls/tls.crt",
+        "--tls-key-file=/etc/mirrorscope/tls/tls.key",
+        "--authorize",
+        "--collector-ca-file=/etc/mirrorscope/collector-ca/ca.crt",
     ] {
         assert!(args.contains(&a.to_owned()), "{a} not in {args:?}");
     }
@@ -152,6 +156,9 @@ fn base_renders_the_agent_daemonset_as_the_cluster_needs_it() {
     );
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    // No plain HTTP anywhere, and no flag that would allow it.
+    assert!(!args.iter().any(|a| a.contains("insecure")), "{args:?}");
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
     assert!(c["resources"]["requests"]["memory"].is_string());
@@ -185,14 +192,39 @@ fn base_renders_the_agent_daemonset_as_the_cluster_needs_it() {
     // The collector's audience, not the API server's.
     let token = volumes
         .iter()
-        .find_map(|v| v["projected"]["sources"].as_sequence())
-        .and_then(|s| s.iter().find(|x| x.get("serviceAccountToken").is_some()))
+        .filter_map(|v| v["projected"]["sources"].as_sequence())
+        .flatten()
+        .find(|x| x.get("serviceAccountToken").is_some())
         .unwrap();
     assert_eq!(
         token["serviceAccountToken"]["audience"],
         "mirrorscope-collector"
     );
-    assert_eq!(pod["automountServiceAccountToken"], false);
+    // Its own ServiceAccount token asks the API server who reads its endpoints.
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    // The serving certificate and the collector's CA come from what base's cert-manager makes.
+    let projected_secret = |vol: &str| {
+        volumes.iter().find(|v| v["name"] == vol).unwrap()["projected"]["sources"][0]["secret"]
+            ["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(projected_secret("tls"), "mirrorscope-agent-tls");
+    assert_eq!(projected_secret("collector-ca"), "mirrorscope-ca");
+    assert_eq!(mount_of("tls")["mountPath"], "/etc/mirrorscope/tls");
+    for cert in [
+        "mirrorscope-agent-tls",
+        "mirrorscope-collector-tls",
+        "mirrorscope-ca",
+    ] {
+        let c = find(&docs, "Certificate", cert);
+        assert_eq!(c["spec"]["secretName"], cert);
+    }
+    assert!(
+        strs(&find(&docs, "Certificate", "mirrorscope-collector-tls")["spec"]["dnsNames"])
+            .contains(&"mirrorscope-collector.mirrorscope.svc".to_owned())
+    );
 
     let dep = find(&docs, "Deployment", "mirrorscope-collector");
     let cc = &dep["spec"]["template"]["spec"]["containers"][0];
@@ -202,13 +234,25 @@ fn base_renders_the_agent_daemonset_as_the_cluster_needs_it() {
         true
     );
     let svc = find(&docs, "Service", "mirrorscope-collector");
-    assert_eq!(svc["spec"]["ports"][0]["name"], "http");
-    // The agents push to the Service on the port the collector listens on.
+    assert_eq!(svc["spec"]["ports"][0]["name"], "https");
+    // The agents push to the Service on the port the collector listens on, over TLS.
     let port = svc["spec"]["ports"][0]["port"].as_u64().unwrap();
     assert!(args.contains(&format!(
-        "--collector=http://mirrorscope-collector.mirrorscope.svc:{port}"
+        "--collector=https://mirrorscope-collector.mirrorscope.svc:{port}"
     )));
-    assert!(strs(&cc["args"]).contains(&format!("--listen=0.0.0.0:{port}")));
+    let cargs = strs(&cc["args"]);
+    assert!(cargs.contains(&format!("--listen=0.0.0.0:{port}")));
+    assert!(cargs.contains(&"--tls-cert-file=/etc/mirrorscope/tls/tls.crt".to_owned()));
+    // The CLI's default service-proxy port is the read-only listener.
+    assert_eq!(svc["spec"]["ports"][1]["name"], "proxy");
+    let proxy_port = svc["spec"]["ports"][1]["port"].as_u64().unwrap();
+    assert!(cargs.contains(&format!("--proxy-listen=0.0.0.0:{proxy_port}")));
+    assert!(!cargs.iter().any(|a| a.contains("insecure")), "{cargs:?}");
+    let viewer = find(&docs, "ClusterRole", "mirrorscope-viewer");
+    assert_eq!(
+        strs(&viewer["rules"][0]["resourceNames"]),
+        ["mirrorscope-collector", "https:mirrorscope-collector:proxy"]
+    );
 
     // RBAC: the collector reads exactly what it lists and reviews tokens; the agent has no role.
     let role = find(&docs, "ClusterRole", "mirrorscope-collector");
@@ -233,19 +277,31 @@ fn base_renders_the_agent_daemonset_as_the_cluster_needs_it() {
         assert!(allowed(g, r, "list"), "collector may not list {g}/{r}");
     }
     assert!(allowed("authentication.k8s.io", "tokenreviews", "create"));
-    assert!(!docs.iter().any(|d| {
-        d["kind"].as_str().unwrap_or("").ends_with("Binding")
-            && d["subjects"]
-                .as_sequence()
-                .is_some_and(|s| s.iter().any(|x| x["name"] == "mirrorscope-agent"))
-    }));
+    // The agent's only binding: system:auth-delegator (TokenReview and SubjectAccessReview).
+    let agent_roles: Vec<String> = docs
+        .iter()
+        .filter(|d| {
+            d["kind"].as_str().unwrap_or("").ends_with("Binding")
+                && d["subjects"]
+                    .as_sequence()
+                    .is_some_and(|s| s.iter().any(|x| x["name"] == "mirrorscope-agent"))
+        })
+        .map(|d| d["roleRef"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(agent_roles, ["system:auth-delegator"]);
 
     let np = find(&docs, "NetworkPolicy", "mirrorscope-collector");
     assert!(serde_norway::to_string(&np["spec"]["ingress"])
         .unwrap()
         .contains("app.kubernetes.io/name: mirrorscope-agent"));
     for sm in ["mirrorscope-agent", "mirrorscope-collector"] {
-        find(&docs, "ServiceMonitor", sm);
+        let ep = &find(&docs, "ServiceMonitor", sm)["spec"]["endpoints"][0];
+        assert_eq!(ep["scheme"], "https", "{sm}");
+        assert_eq!(
+            ep["tlsConfig"]["ca"]["secret"]["name"], "mirrorscope-ca",
+            "{sm}"
+        );
+        assert!(ep["bearerTokenFile"].is_string(), "{sm}");
     }
     find(&docs, "PrometheusRule", "mirrorscope");
 }
@@ -353,6 +409,49 @@ fn openshift_overlay_adds_the_agent_scc_and_binds_it() {
     assert_eq!(
         ns["metadata"]["labels"]["openshift.io/cluster-monitoring"],
         "true"
+    );
+    // Serving certificates from the service CA instead of cert-manager.
+    assert!(!docs.iter().any(|d| d["apiVersion"] == "cert-manager.io/v1"));
+    for (svc, secret) in [
+        ("mirrorscope-collector", "mirrorscope-collector-tls"),
+        ("mirrorscope-agent", "mirrorscope-agent-tls"),
+    ] {
+        assert_eq!(
+            find(&docs, "Service", svc)["metadata"]["annotations"]
+                ["service.beta.openshift.io/serving-cert-secret-name"],
+            secret
+        );
+    }
+    let bundle = find(&docs, "ConfigMap", "mirrorscope-service-ca");
+    assert_eq!(
+        bundle["metadata"]["annotations"]["service.beta.openshift.io/inject-cabundle"],
+        "true"
+    );
+    let ca_vol = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "collector-ca")
+        .unwrap();
+    assert_eq!(
+        ca_vol["projected"]["sources"][0]["configMap"]["name"],
+        "mirrorscope-service-ca"
+    );
+    for sm in ["mirrorscope-agent", "mirrorscope-collector"] {
+        let ep = &find(&docs, "ServiceMonitor", sm)["spec"]["endpoints"][0];
+        assert_eq!(ep["scheme"], "https");
+        assert_eq!(
+            ep["tlsConfig"]["caFile"],
+            "/etc/prometheus/configmaps/serving-certs-ca-bundle/service-ca.crt"
+        );
+    }
+    // The read-only port is open to the host network (the API server) only.
+    let np =
+        serde_norway::to_string(&find(&docs, "NetworkPolicy", "mirrorscope-collector")["spec"])
+            .unwrap();
+    assert!(
+        np.contains("port: proxy") && np.contains("host-network"),
+        "{np}"
     );
     // The base is all there too.
     find(&docs, "DaemonSet", "mirrorscope-agent");
