@@ -17,9 +17,19 @@ pub struct RecordFlow {
 }
 
 impl RecordFlow {
-    pub fn new(resolver: Box<dyn SourceResolver + Send>, resume: ResumeTracker) -> RecordFlow {
+    /// `emit_early`: records as soon as their pull ends, amended later (the agent, whose
+    /// collector must see a pull within a second); `scan` prints each pull once.
+    pub fn new(
+        resolver: Box<dyn SourceResolver + Send>,
+        resume: ResumeTracker,
+        emit_early: bool,
+    ) -> RecordFlow {
+        let config = CorrelatorConfig {
+            emit_early,
+            ..CorrelatorConfig::default()
+        };
         RecordFlow {
-            correlator: Correlator::new(resolver, CorrelatorConfig::default()),
+            correlator: Correlator::new(resolver, config),
             resume,
             fresh: Vec::new(),
         }

@@ -132,6 +132,7 @@ pub fn run(args: ScanArgs) -> Result<()> {
                     } else {
                         ResumeTracker::inactive()
                     },
+                    false,
                 ),
                 registries,
                 version: args.containers_image_version,

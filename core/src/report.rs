@@ -151,8 +151,11 @@ pub struct AttemptCount {
 pub struct PushAck {
     /// Pull records newly stored.
     pub accepted: u64,
-    /// Pull records already known (same pull id): dropped.
+    /// Pull records already known (same pull id, no newer revision): dropped.
     pub duplicates: u64,
+    /// Later revisions of known pulls, which replaced the earlier one (not counted again).
+    #[serde(default)]
+    pub amended: u64,
 }
 
 /// The effective configuration a node's reported registries files make (policy.json aside), as

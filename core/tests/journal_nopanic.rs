@@ -127,6 +127,8 @@ fn mutated_fixture_lines_never_panic() {
         abandon_after_usec: 2_000_000,
         linger_usec: 500_000,
         pod_hint_usec: 1_000_000,
+        // The agent's mode: records out at once, amendments later.
+        emit_early: true,
     };
     let mut c = Correlator::new(Box::new(resolver), config);
     let mut out = Vec::new();

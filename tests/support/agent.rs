@@ -417,6 +417,7 @@ async fn handle(
     let mut ack = PushAck {
         accepted: 0,
         duplicates: 0,
+        amended: 0,
     };
     for p in &report.pulls {
         if r.ids.insert(p.pull_id.clone()) {
@@ -508,6 +509,22 @@ impl LivePulls<'_> {
             id,
         );
         self.crio_line(&line);
+    }
+
+    /// The kubelet's v≥3 `Pulled` event for pull `n`'s image, naming its pod, logged now.
+    pub fn kubelet_pulled(&self, n: u32, pod: &str) {
+        let now = Self::now();
+        // klog's `MMDD hh:mm:ss.uuuuuu`, cut from RFC 3339's `YYYY-MM-DDThh:mm:ss.uuuuuuZ`.
+        let rfc = mirrorscope_core::time::format_usec(now);
+        let klog_time = format!("{}{} {}", &rfc[5..7], &rfc[8..10], &rfc[11..26]);
+        let line = format!(
+            r#"I{klog_time}    2213 event.go:389] "Event occurred" object="{pod}" fieldPath="spec.containers{{app}}" kind="Pod" apiVersion="v1" type="Normal" reason="Pulled" message="Successfully pulled image \"quay.io/live/app-{n}:1\" in 1s (1s including waiting). Image size: 10 bytes.""#
+        );
+        self.0.send(&[
+            ("SYSLOG_IDENTIFIER", "kubenswrapper"),
+            ("_SYSTEMD_UNIT", "kubelet.service"),
+            ("MESSAGE", &line),
+        ]);
     }
 
     /// A pull served by the mirror.

@@ -51,3 +51,32 @@ fn two_nodes_with_the_same_pull_id_both_keep_their_pulls() {
     let again = b.push_to(&c.url);
     assert_eq!((again.accepted, again.duplicates), (0, 1));
 }
+
+/// The agent sends a pull the moment it ends and amends it (same pull id, higher revision)
+/// when the kubelet names its pod later: the collector keeps the latest, counted once.
+#[test]
+fn an_amended_record_replaces_the_first_and_is_not_counted_twice() {
+    let c = Collector::start(&[]);
+    let mut n = FakeNode::new("node-a");
+    let mut first = pull_record("p1", "quay.io/ns/app:1", "quay.io/ns/app:1", false, false);
+    first.pod = None;
+    n.pulls = vec![first.clone()];
+    let ack = n.push_to(&c.url);
+    assert_eq!((ack.accepted, ack.duplicates, ack.amended), (1, 0, 0));
+    let mut amended = first.clone();
+    amended.pod = Some("ns/web-0".into());
+    amended.revision = 1;
+    n.pulls = vec![amended];
+    let ack = n.push_to(&c.url);
+    assert_eq!((ack.accepted, ack.duplicates, ack.amended), (0, 0, 1));
+    // The first revision again (an agent restart resending its outbox) changes nothing.
+    n.pulls = vec![first];
+    let ack = n.push_to(&c.url);
+    assert_eq!((ack.accepted, ack.duplicates, ack.amended), (0, 1, 0));
+    let pulls = c.get_json("/v1/pulls");
+    assert_eq!(pulls["matching"], 1, "{pulls}");
+    assert_eq!(pulls["pulls"][0]["pod"], "ns/web-0", "{pulls}");
+    assert_eq!(pulls["pulls"][0]["revision"], 1, "{pulls}");
+    let quay = registry_stats(&c, "quay.io");
+    assert_eq!(quay["pulls"], 1, "{quay}");
+}

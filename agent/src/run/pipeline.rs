@@ -103,7 +103,7 @@ pub fn run(p: Pipeline, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             None => StartAt::Realtime(p.since_usec),
         };
         let mut run = Run {
-            flow: RecordFlow::new(resolver(&shared), ResumeTracker::new(saved.as_ref())),
+            flow: RecordFlow::new(resolver(&shared), ResumeTracker::new(saved.as_ref()), true),
             shared: Arc::clone(&shared),
             state_file: p.state_file.as_ref(),
             last_cursor: None,
@@ -247,7 +247,8 @@ impl Run<'_> {
         }
         let mut out = Vec::with_capacity(fresh.len());
         for r in fresh {
-            if r.outcome != PullOutcome::InProgress && self.flow.report(&r) {
+            // An amendment's pull was reported with its first revision.
+            if r.outcome != PullOutcome::InProgress && (r.revision > 0 || self.flow.report(&r)) {
                 out.push(r);
             }
         }

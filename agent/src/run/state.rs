@@ -42,6 +42,9 @@ pub struct Outbox {
     in_flight: HashSet<String>,
     /// In-flight records evicted to make room: delivered if that push succeeds.
     evicted_in_flight: HashSet<String>,
+    /// In-flight records replaced by a later revision: an ack of the push in flight (which
+    /// carried the earlier one) must not remove them.
+    amended_in_flight: HashSet<String>,
 }
 
 impl Outbox {
@@ -76,6 +79,21 @@ impl Outbox {
         dropped
     }
 
+    /// A later revision of a record sent at once: replaces the queued copy, or is queued anew
+    /// when that copy is already acknowledged; returns how many old records were dropped.
+    pub fn amend(&mut self, r: PullRecord) -> u64 {
+        match self.records.iter_mut().find(|q| q.pull_id == r.pull_id) {
+            Some(queued) => {
+                if self.in_flight.contains(&r.pull_id) {
+                    self.amended_in_flight.insert(r.pull_id.clone());
+                }
+                *queued = r;
+                0
+            }
+            None => self.push(r),
+        }
+    }
+
     pub fn oldest(&self, max: usize) -> Vec<PullRecord> {
         self.records.iter().take(max).cloned().collect()
     }
@@ -97,15 +115,21 @@ impl Outbox {
         }
         self.in_flight = out.iter().map(|r| r.pull_id.clone()).collect();
         self.evicted_in_flight.clear();
+        self.amended_in_flight.clear();
         out
     }
 
     /// The push carrying `ids` succeeded; returns how many records were dropped for good
     /// (evicted while in flight but not carried, which cannot happen with one push at a time).
     pub fn ack(&mut self, ids: &[String]) -> u64 {
-        let acked: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let acked: HashSet<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !self.amended_in_flight.contains(*id))
+            .collect();
         self.records.retain(|r| !acked.contains(r.pull_id.as_str()));
         self.ids.retain(|id| !acked.contains(id.as_str()));
+        self.amended_in_flight.clear();
         let lost = self
             .evicted_in_flight
             .iter()
@@ -123,6 +147,7 @@ impl Outbox {
         self.dropped += lost;
         self.in_flight.clear();
         self.evicted_in_flight.clear();
+        self.amended_in_flight.clear();
         lost
     }
 
@@ -395,7 +420,8 @@ impl Shared {
         }
     }
 
-    /// Final records from the journal: counted, kept in the ring, queued for the collector.
+    /// Records from the journal: counted (a pull once, at its first revision), kept in the ring
+    /// and queued for the collector; a later revision replaces its first in both.
     pub fn add_records(&self, records: Vec<PullRecord>) {
         if records.is_empty() {
             return;
@@ -412,6 +438,13 @@ impl Shared {
                         super::truncate::MAX_FIELD_BYTES
                     );
                     self.metrics.error("pipeline", "record_truncated");
+                }
+                if r.revision > 0 {
+                    if let Some(kept) = st.ring.iter_mut().rev().find(|k| k.pull_id == r.pull_id) {
+                        *kept = r.clone();
+                    }
+                    dropped += st.outbox.amend(r);
+                    continue;
                 }
                 self.count(&mut st, &r);
                 if st.ring.len() >= RING {
@@ -667,6 +700,51 @@ mod tests {
         // Not in flight: dropped at once.
         assert_eq!(o.push(rec("g")), 1);
         assert_eq!(o.dropped(), 3);
+    }
+
+    /// A pull sent at once and amended (its pod learned late): the amendment replaces a queued
+    /// copy, survives the ack of a push that carried the first, and is queued anew once the
+    /// first was acknowledged; the pull is counted once.
+    #[test]
+    fn amended_records_replace_their_first_revision_and_are_counted_once() {
+        let amended = |id: &str| PullRecord {
+            revision: 1,
+            pod: Some("ns/web".into()),
+            ..rec(id)
+        };
+        let mut o = Outbox::new(10);
+        o.push(rec("a"));
+        assert_eq!(o.amend(amended("a")), 0);
+        assert_eq!(o.all().len(), 1);
+        assert_eq!(o.all()[0].revision, 1);
+        // In flight: the ack is for the first revision, the amendment stays queued.
+        o.push(rec("b"));
+        let batch = o.take(10, usize::MAX);
+        o.amend(amended("b"));
+        o.ack(&ids(&batch));
+        assert_eq!(ids(&o.all()), ["b"]);
+        assert_eq!(o.all()[0].pod.as_deref(), Some("ns/web"));
+        let batch = o.take(10, usize::MAX);
+        o.ack(&ids(&batch));
+        assert!(o.all().is_empty());
+        // Already acknowledged: queued again.
+        o.amend(amended("b"));
+        assert_eq!(ids(&o.all()), ["b"]);
+
+        let shared = Shared::new("n".into(), "i".into(), 10);
+        shared.add_records(vec![rec("p")]);
+        shared.add_records(vec![amended("p")]);
+        let report = shared.report(None);
+        let ring: Vec<_> = report.pulls.iter().filter(|r| r.pull_id == "p").collect();
+        assert_eq!(ring.len(), 1);
+        assert_eq!(ring[0].revision, 1);
+        let text = to_prometheus_text(&shared.metrics.encode());
+        let pulls: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("mirrorscope_pulls_total{"))
+            .collect();
+        assert_eq!(pulls.len(), 1, "{pulls:?}");
+        assert!(pulls[0].ends_with(" 1"), "{pulls:?}");
     }
 
     #[test]

@@ -206,17 +206,22 @@ impl Store {
         let mut ack = PushAck {
             accepted: 0,
             duplicates: 0,
+            amended: 0,
         };
         for mut p in pulls {
-            let key = (node.to_string(), p.pull_id.clone());
-            if self.pull_ids.contains(&key) {
-                ack.duplicates += 1;
-                continue;
-            }
             // The node is the one the token authenticated, never what the journal's
             // _HOSTNAME says: hostnames need not be node names, and an agent must not be able
             // to file pulls under another node.
             p.node = Some(node.to_string());
+            let key = (node.to_string(), p.pull_id.clone());
+            if self.pull_ids.contains(&key) {
+                if self.amend(p) {
+                    ack.amended += 1;
+                } else {
+                    ack.duplicates += 1;
+                }
+                continue;
+            }
             self.count(&p);
             self.pull_ids.insert(key);
             self.pulls.push_back(Arc::new(p));
@@ -224,6 +229,26 @@ impl Store {
             self.trim_pulls();
         }
         ack
+    }
+
+    /// Replaces the kept record of the same (node, pull id) with `p` when `p` is a later
+    /// revision (the agent sent the pull at once and learned its pod afterwards); counted
+    /// once, when first filed. Searched from the newest: amendments follow within seconds.
+    fn amend(&mut self, p: PullRecord) -> bool {
+        let node = p.node.as_deref();
+        let Some(kept) = self
+            .pulls
+            .iter_mut()
+            .rev()
+            .find(|k| k.pull_id == p.pull_id && k.node.as_deref() == node)
+        else {
+            return false;
+        };
+        if p.revision <= kept.revision {
+            return false;
+        }
+        *kept = Arc::new(p);
+        true
     }
 
     /// Drops the oldest pulls past the window.

@@ -93,6 +93,10 @@ pub struct CorrelatorConfig {
     pub linger_usec: u64,
     /// How long a kubelet `Pulling` event waits for CRI-O's `Pulling image` line.
     pub pod_hint_usec: u64,
+    /// Emit each finished record at once, before `linger_usec`, and again (revision + 1) at the
+    /// end of the linger only if late lines amended it. For a live consumer that must show a
+    /// pull within a second; off for `scan`, whose output should hold each pull once.
+    pub emit_early: bool,
 }
 
 impl Default for CorrelatorConfig {
@@ -101,6 +105,7 @@ impl Default for CorrelatorConfig {
             abandon_after_usec: 30 * 60 * 1_000_000,
             linger_usec: 10 * 1_000_000,
             pod_hint_usec: 60 * 1_000_000,
+            emit_early: false,
         }
     }
 }
@@ -190,6 +195,24 @@ struct Finished {
     /// The CRI-O error text of a failed pull, without rpc prefix: matches kubelet failure lines.
     failure_key: Option<String>,
     record: PullRecord,
+    /// With `emit_early`: the pod the record had when it was emitted early.
+    sent_pod: Option<Option<String>>,
+}
+
+impl Finished {
+    /// The record to emit when it leaves the held-back set: none when it was emitted early and
+    /// nothing changed since, else the amendment.
+    fn into_final(self) -> Option<PullRecord> {
+        let mut record = self.record;
+        match self.sent_pod {
+            None => Some(record),
+            Some(sent) if sent == record.pod => None,
+            Some(_) => {
+                record.revision += 1;
+                Some(record)
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -218,6 +241,8 @@ pub struct Correlator {
     /// Latest journal time seen, for lines completed at the end of input.
     last_usec: u64,
     stats: CorrelatorStats,
+    /// Records emitted early (`emit_early`), waiting to be appended to the caller's output.
+    early: Vec<PullRecord>,
 }
 
 impl std::fmt::Debug for Correlator {
@@ -247,6 +272,7 @@ impl Correlator {
             last_usec: 0,
             stats: CorrelatorStats::default(),
             lines: LineJoiner::default(),
+            early: Vec::new(),
         }
     }
 
@@ -283,6 +309,7 @@ impl Correlator {
         if now >= self.next_deadline {
             self.sweep(now, out);
         }
+        out.append(&mut self.early);
         notice
     }
 
@@ -293,6 +320,7 @@ impl Correlator {
         if now_usec >= self.next_deadline {
             self.sweep(now_usec, out);
         }
+        out.append(&mut self.early);
     }
 
     /// End of input: every held-back record, then every open pull as `in_progress`, in start
@@ -304,8 +332,15 @@ impl Correlator {
         for text in self.klog.drain() {
             self.handle_klog_text(&close_incomplete(text), self.last_usec, "");
         }
-        let mut rest: Vec<(u64, PullRecord)> =
-            self.finished.drain().map(|f| (f.seq, f.record)).collect();
+        let mut rest: Vec<(u64, PullRecord)> = std::mem::take(&mut self.early)
+            .into_iter()
+            .map(|r| (0, r))
+            .collect();
+        rest.extend(
+            self.finished
+                .drain()
+                .filter_map(|f| Some(f.seq).zip(f.into_final())),
+        );
         for p in self.open.drain() {
             let seq = p.seq;
             rest.push((seq, build_record(p, PullOutcome::InProgress, None, None)));
@@ -891,12 +926,17 @@ impl Correlator {
     /// Holds a finished record back for late pod lines; `seq` is the pull's start order.
     fn hold(&mut self, seq: u64, record: PullRecord, failure_key: Option<String>, now: u64) {
         let release = now.saturating_add(self.config.linger_usec);
+        let sent_pod = self.config.emit_early.then(|| {
+            self.early.push(record.clone());
+            record.pod.clone()
+        });
         self.finished.push(Finished {
             seq,
             release_usec: release,
             image: record.image.clone(),
             failure_key,
             record,
+            sent_pod,
         });
         self.next_deadline = self.next_deadline.min(release);
     }
@@ -1134,6 +1174,7 @@ fn build_record(
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
         error: p.error,
         partial: p.partial,
+        revision: 0,
     }
 }
 
@@ -1469,8 +1510,8 @@ impl HeldBack {
             .collect();
         due.sort_unstable();
         for id in due {
-            if let Some(f) = self.remove(id) {
-                out.push(f.record);
+            if let Some(r) = self.remove(id).and_then(Finished::into_final) {
+                out.push(r);
             }
         }
     }

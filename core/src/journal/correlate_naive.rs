@@ -1088,5 +1088,6 @@ fn build_record(
         cursor: Some(p.cursor).filter(|c| !c.is_empty()),
         error: p.error,
         partial: p.partial,
+        revision: 0,
     }
 }

@@ -397,6 +397,7 @@ fn same_records_as_the_scanning_correlator_on_random_journals() {
         abandon_after_usec: 5_000_000,
         linger_usec: 1_000_000,
         pod_hint_usec: 2_000_000,
+        emit_early: false,
     };
     let [ra, rb] = resolvers();
     let mut compared = 0usize;
@@ -456,4 +457,87 @@ fn same_records_as_the_scanning_correlator_on_random_journals() {
     }
     // The journals must exercise the correlator, not just parse.
     assert!(compared > 2_000, "{compared}");
+}
+
+/// With `emit_early`, every record comes out when its pull finishes, and again only when late
+/// lines amended it: the latest revision of each pull is exactly the record the lingering
+/// correlator gives, on random journals.
+#[test]
+fn early_records_amended_by_revision_end_as_the_lingering_ones() {
+    let lingering = CorrelatorConfig {
+        abandon_after_usec: 5_000_000,
+        linger_usec: 1_000_000,
+        pod_hint_usec: 2_000_000,
+        emit_early: false,
+    };
+    let early = CorrelatorConfig {
+        emit_early: true,
+        ..lingering
+    };
+    let [ra, _] = resolvers();
+    let (mut amended, mut earlier) = (0usize, 0usize);
+    for seed in 0..300u64 {
+        let mut rng = Lcg(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7171);
+        let mut now = T0;
+        let mut entries = Vec::new();
+        for i in 0..200 {
+            now = match rng.below(20) {
+                0 => now + 1_500_000,
+                1 => now + 6_000_000,
+                _ => now + rng.below(200_000) as u64,
+            };
+            entries.push(entry(i, now, random_line(&mut rng)));
+        }
+        let mut want = Correlator::new(Box::new(ra.clone()), lingering);
+        let mut got = Correlator::new(Box::new(ra.clone()), early);
+        let (mut out_want, mut out_got) = (Vec::new(), Vec::new());
+        // The random journals reuse request ids: a pull is its id and the entry that opened it.
+        let key = |r: &PullRecord| (r.pull_id.clone(), r.cursor.clone(), r.started_at.clone());
+        let mut first_seen: std::collections::HashMap<_, usize> = Default::default();
+        for (i, e) in entries.iter().enumerate() {
+            let (w0, g0) = (out_want.len(), out_got.len());
+            let _ = want.push(e, &mut out_want);
+            let _ = got.push(e, &mut out_got);
+            for r in &out_got[g0..] {
+                first_seen.entry(key(r)).or_insert(i);
+            }
+            // Nothing comes out later than it would have lingering.
+            for r in &out_want[w0..] {
+                assert!(
+                    first_seen.contains_key(&key(r)),
+                    "seed {seed}: {} late",
+                    r.pull_id
+                );
+            }
+        }
+        out_want.extend(want.finish());
+        out_got.extend(got.finish());
+        let mut latest: std::collections::BTreeMap<_, PullRecord> = Default::default();
+        for r in out_got {
+            if let Some(prev) = latest.get(&key(&r)) {
+                assert!(
+                    r.revision > prev.revision,
+                    "seed {seed}: {} sent twice unchanged",
+                    r.pull_id
+                );
+                amended += 1;
+            }
+            latest.insert(key(&r), r);
+        }
+        let want: std::collections::BTreeMap<_, PullRecord> =
+            out_want.into_iter().map(|r| (key(&r), r)).collect();
+        assert_eq!(want.len(), latest.len(), "seed {seed}");
+        for (id, mut r) in latest {
+            if r.revision == 0 {
+                earlier += 1;
+            }
+            r.revision = 0;
+            assert_eq!(Some(&r), want.get(&id), "seed {seed}");
+        }
+    }
+    // Both paths must be exercised: records never amended, and amendments (a pod learned late).
+    assert!(
+        amended > 50 && earlier > 500,
+        "amended {amended}, unchanged {earlier}"
+    );
 }

@@ -127,6 +127,16 @@ pub struct PullRecord {
     /// pod may be incomplete.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
+    /// 0 when the record is sent once, complete. A record sent the moment its pull finished
+    /// (the agent does, so a pull is visible within a second) and amended when late lines arrive
+    /// (the kubelet's naming the pod) comes again with the same `pull_id` and a higher revision,
+    /// which replaces the first wherever it is kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl PullRecord {
@@ -151,6 +161,7 @@ impl PullRecord {
             cursor: None,
             error: None,
             partial: false,
+            revision: 0,
         }
     }
 }
