@@ -308,17 +308,7 @@ pub fn https_get(
             return Err(e.to_string());
         }
     }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    Ok(status_and_body(&raw))
 }
 
 /// Sends only the head of a request declaring `content_length` body bytes, then reads the answer.
@@ -337,7 +327,12 @@ pub fn http_head_only(
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    status_and_body(&raw)
+}
+
+/// The status code (0 when there is none) and the body of a raw HTTP/1.1 answer.
+fn status_and_body(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
     let status = text
         .split_whitespace()
         .nth(1)
@@ -348,6 +343,18 @@ pub fn http_head_only(
         .map(|x| x.1.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The `/v1/registries` entry of `registry`.
+pub fn registry_stats(c: &Collector, registry: &str) -> serde_json::Value {
+    let regs = c.get_json("/v1/registries");
+    regs["registries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["registry"] == registry)
+        .unwrap_or_else(|| panic!("no {registry} in {regs}"))
+        .clone()
 }
 
 fn dechunk(s: &str) -> String {

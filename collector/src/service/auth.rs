@@ -11,19 +11,8 @@ use kube::api::{Api, PostParams};
 use mirrorscope_serve::authz::bearer_token;
 use mirrorscope_serve::cache::TtlCache;
 
-/// Why a push is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// 401.
-    #[error("{0}")]
-    Unauthenticated(String),
-    /// 403.
-    #[error("{0}")]
-    Forbidden(String),
-    /// 503: the API server could not be asked.
-    #[error("{0}")]
-    Unavailable(String),
-}
+/// Why a push is refused: the same 401/403/503 as a refused reader.
+pub use mirrorscope_serve::authz::AuthzError as AuthError;
 
 /// Why the tokens file cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -174,10 +174,5 @@ fn version_error(v: u32) -> Resp {
 }
 
 fn auth_error(e: &AuthError) -> Resp {
-    let status = match e {
-        AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-        AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
-        AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    error(status, &e.to_string())
+    error(e.status(), &e.to_string())
 }
