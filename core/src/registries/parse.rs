@@ -105,7 +105,7 @@ pub fn parse_config_bytes(
     kind: FileKind,
     version: CImageVersion,
 ) -> Result<ConfigFile, FileError> {
-    let raw = decode(text, version)?;
+    let mut raw = decode(text, version)?;
     let is_v1 = v1_present(&raw, version);
     let (registries, usr) = if is_v1 {
         if kind == FileKind::DropIn {
@@ -115,11 +115,12 @@ pub fn parse_config_bytes(
             // >= 5.24 appends a Go-syntax dump of the decoded file, which we do not reproduce.
             return Err(invalid("mixing sysregistry v1/v2 is not supported"));
         }
-        convert_v1(raw.registries.unwrap_or_default())?
+        convert_v1(raw.registries.take().unwrap_or_default())?
     } else {
+        // Taken, not cloned: a file may hold 100,000 entries.
         (
-            raw.registry.clone().unwrap_or_default(),
-            raw.unqualified_search_registries.clone(),
+            raw.registry.take().unwrap_or_default(),
+            raw.unqualified_search_registries.take(),
         )
     };
     let (registries, usr) = post_process(registries, usr, path, version)?;

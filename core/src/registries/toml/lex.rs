@@ -109,7 +109,8 @@ struct Lexer<'a> {
     nprev: usize,
     at_eof: bool,
     stack: Vec<St>,
-    items: Vec<Item>,
+    /// Emitted and not yet taken by the parser: a step emits at most a few.
+    items: std::collections::VecDeque<Item>,
     error: Option<LexError>,
 }
 
@@ -125,41 +126,61 @@ pub(super) fn quote_rune(c: char) -> String {
     }
 }
 
-/// Lexes `input` into items, in the order the parser reads them, up to the end of input or the
-/// first error (which the parser meets only if no earlier item made it fail).
-pub(super) fn lex(input: &[u8], release: Release) -> (Vec<Item>, Option<LexError>) {
-    let mut lx = Lexer {
-        release,
-        input,
-        start: 0,
-        pos: 0,
-        line: 1,
-        widths: [0; 4],
-        nprev: 0,
-        at_eof: false,
-        stack: Vec::new(),
-        items: Vec::new(),
-        error: None,
-    };
-    let mut state = Some(St::Top);
-    // Every state consumes input or moves to one that does; the bound only guards against a
-    // mistake here turning into a hang.
-    let mut budget = input.len().saturating_mul(8).saturating_add(64);
-    while let Some(s) = state {
-        if lx.error.is_some() {
-            break;
-        }
-        if budget == 0 {
-            lx.fail("BUG in lexer: no progress".to_owned());
-            break;
-        }
-        budget -= 1;
-        state = lx.step(s);
-        if lx.items.last().is_some_and(|i| i.kind == Kind::Eof) {
-            break;
+/// The items of `input`, in the order the parser reads them, lexed as the parser asks for them
+/// (a whole document of items at once costs more memory than its tree), up to the end of input
+/// or the first error (which the parser meets only if no earlier item made it fail).
+pub(super) struct Items<'a> {
+    lx: Lexer<'a>,
+    state: Option<St>,
+    /// Every state consumes input or moves to one that does; the bound only guards against a
+    /// mistake here turning into a hang.
+    budget: usize,
+}
+
+pub(super) fn lex(input: &[u8], release: Release) -> Items<'_> {
+    Items {
+        lx: Lexer {
+            release,
+            input,
+            start: 0,
+            pos: 0,
+            line: 1,
+            widths: [0; 4],
+            nprev: 0,
+            at_eof: false,
+            stack: Vec::new(),
+            items: std::collections::VecDeque::new(),
+            error: None,
+        },
+        state: Some(St::Top),
+        budget: input.len().saturating_mul(8).saturating_add(64),
+    }
+}
+
+impl Iterator for Items<'_> {
+    type Item = Result<Item, LexError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(it) = self.lx.items.pop_front() {
+                if it.kind == Kind::Eof {
+                    self.state = None;
+                }
+                return Some(Ok(it));
+            }
+            if self.lx.error.is_some() {
+                self.state = None;
+                return self.lx.error.take().map(Err);
+            }
+            let s = self.state.take()?;
+            if self.budget == 0 {
+                self.lx.fail("BUG in lexer: no progress".to_owned());
+                continue;
+            }
+            self.budget -= 1;
+            self.state = self.lx.step(s);
         }
     }
-    (lx.items, lx.error)
 }
 
 fn is_whitespace(r: char) -> bool {
@@ -203,7 +224,7 @@ impl Lexer<'_> {
 
     fn emit(&mut self, kind: Kind) {
         let val = self.current();
-        self.items.push(Item {
+        self.items.push_back(Item {
             kind,
             val,
             line: self.line,
@@ -213,7 +234,7 @@ impl Lexer<'_> {
 
     fn emit_trim(&mut self, kind: Kind) {
         let val = self.current().trim().to_owned();
-        self.items.push(Item {
+        self.items.push_back(Item {
             kind,
             val,
             line: self.line,

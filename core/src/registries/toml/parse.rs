@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::lex::{lex, Item, Kind, LexError};
+use super::lex::{lex, Item, Items, Kind};
 use super::value::{Node, Table};
 use super::{key_string, Release, TomlError};
 use crate::go::quote;
@@ -26,10 +26,9 @@ enum Ty {
 
 type R<T> = Result<T, TomlError>;
 
-struct Parser {
+struct Parser<'a> {
     release: Release,
-    items: std::vec::IntoIter<Item>,
-    lex_error: Option<LexError>,
+    items: Items<'a>,
     context: Vec<String>,
     current_key: String,
     pos_line: usize,
@@ -70,11 +69,9 @@ pub(crate) fn parse(data: &[u8], release: Release) -> R<Doc> {
                     .to_owned(),
         });
     }
-    let (items, lex_error) = lex(data, release);
     let mut p = Parser {
         release,
-        items: items.into_iter(),
-        lex_error,
+        items: lex(data, release),
         context: Vec::new(),
         current_key: String::new(),
         pos_line: 0,
@@ -97,18 +94,18 @@ pub(crate) fn parse(data: &[u8], release: Release) -> R<Doc> {
     })
 }
 
-impl Parser {
+impl Parser<'_> {
     fn current(&self) -> String {
         current(&self.context, &self.current_key)
     }
 
     fn next(&mut self) -> R<Item> {
-        if let Some(it) = self.items.next() {
-            self.last_line = it.line;
-            return Ok(it);
-        }
-        match self.lex_error.take() {
-            Some(e) => Err(TomlError {
+        match self.items.next() {
+            Some(Ok(it)) => {
+                self.last_line = it.line;
+                Ok(it)
+            }
+            Some(Err(e)) => Err(TomlError {
                 line: Some(e.line),
                 last_key: self.current(),
                 message: e.message,

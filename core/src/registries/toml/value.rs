@@ -41,33 +41,87 @@ impl Node {
     }
 }
 
-/// A table, keys in the order they were first set.
+/// A table, keys in the order they were first set. Most tables hold a few keys (a
+/// `[[registry]]` has two or three), so entries are searched in place; a hash index is built
+/// only for big ones (`[aliases]` may hold thousands), which keeps a 100,000-entry file's tree
+/// small without making big tables quadratic.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Table {
-    keys: Vec<String>,
-    map: HashMap<String, Node>,
+    entries: Vec<(String, Node)>,
+    // Boxed: an empty map with its hasher state is 48 bytes in every table (and every `Node`
+    // is as big as a table), while almost no table ever gets an index.
+    #[allow(clippy::box_collection)]
+    index: Option<Box<HashMap<String, usize>>>,
 }
 
+/// From this many keys on, a table keeps a hash index.
+const INDEX_FROM: usize = 16;
+
 impl Table {
+    fn position(&self, k: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(k).copied(),
+            None => self.entries.iter().position(|(key, _)| key == k),
+        }
+    }
+
     pub(crate) fn get_mut(&mut self, k: &str) -> Option<&mut Node> {
-        self.map.get_mut(k)
+        let i = self.position(k)?;
+        self.entries.get_mut(i).map(|(_, v)| v)
     }
 
     pub(crate) fn contains(&self, k: &str) -> bool {
-        self.map.contains_key(k)
+        self.position(k).is_some()
     }
 
+    /// Sets `k`; a key set again keeps its first place.
     pub(crate) fn insert(&mut self, k: String, v: Node) {
-        if !self.map.contains_key(&k) {
-            self.keys.push(k.clone());
+        if let Some(slot) = self.get_mut(&k) {
+            *slot = v;
+            return;
         }
-        self.map.insert(k, v);
+        if let Some(index) = &mut self.index {
+            index.insert(k.clone(), self.entries.len());
+        }
+        self.entries.push((k, v));
+        if self.index.is_none() && self.entries.len() >= INDEX_FROM {
+            let index = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (key, _))| (key.clone(), i))
+                .collect();
+            self.index = Some(Box::new(index));
+        }
     }
 
     /// Entries in first-set order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.keys
-            .iter()
-            .filter_map(|k| self.map.get(k).map(|v| (k.as_str(), v)))
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_their_first_place_below_and_above_the_index_bound() {
+        for n in [3, INDEX_FROM - 1, INDEX_FROM, 3 * INDEX_FROM] {
+            let mut t = Table::default();
+            for i in 0..n {
+                t.insert(format!("k{i}"), Node::Int(i as i64));
+            }
+            t.insert("k1".to_owned(), Node::Bool(true));
+            t.insert("new".to_owned(), Node::Int(-1));
+            let keys: Vec<&str> = t.iter().map(|(k, _)| k).collect();
+            assert_eq!(keys.len(), n + 1, "{n}");
+            assert_eq!((keys[1], keys[n]), ("k1", "new"), "{n}");
+            assert_eq!(t.get_mut("k1"), Some(&mut Node::Bool(true)), "{n}");
+            assert!(
+                t.contains(&format!("k{}", n - 1)) && !t.contains("nope"),
+                "{n}"
+            );
+        }
     }
 }
