@@ -6,7 +6,6 @@ use crate::clock::now_usec;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mirrorscope_core::hash::sha256_hex;
 use mirrorscope_core::journal::{AttemptOutcome, PullOutcome, PullRecord};
 use mirrorscope_core::machineconfig::FileMatch;
 use mirrorscope_core::reference::ImageReference;
@@ -345,22 +344,17 @@ impl Shared {
                 next.error = None;
             }
             Ok(eff) => {
-                // One rendering for both (canonical_sha256 renders it again).
-                let json = eff.canonical_json();
-                let sha = sha256_hex(json.as_bytes());
+                let (sha, json) = eff.canonical_sha256_and_json(MAX_CANONICAL_BYTES);
                 next.valid = true;
                 next.error = None;
                 if next.effective_digest.as_deref() != Some(sha.as_str()) {
-                    next.effective_canonical = if json.len() <= MAX_CANONICAL_BYTES {
-                        Some(json)
-                    } else {
+                    if json.is_none() {
                         tracing::warn!(
-                            "effective configuration {sha}: canonical form is {} bytes; left out of reports (over {MAX_CANONICAL_BYTES})",
-                            json.len()
+                            "effective configuration {sha}: canonical form is over {MAX_CANONICAL_BYTES} bytes; left out of reports"
                         );
                         self.metrics.error("config", "canonical_too_large");
-                        None
-                    };
+                    }
+                    next.effective_canonical = json;
                     next.effective_digest = Some(sha);
                     next.changed_at = Some(now_rfc3339());
                 }

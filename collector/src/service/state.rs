@@ -77,6 +77,9 @@ pub struct Store {
     /// (node, pull id): pull ids are each agent's own, so two nodes may share one.
     pull_ids: HashSet<PullKey>,
     max_pulls: usize,
+    /// The JSON size of the kept pulls, bounded by `max_pull_bytes`.
+    pull_bytes: usize,
+    max_pull_bytes: usize,
     pub registries: BTreeMap<String, RegistryStats>,
     pub reports_total: u64,
     pub pulls_accepted_total: u64,
@@ -88,10 +91,33 @@ pub struct Store {
     pub desired: DesiredState,
 }
 
+/// The size of a record as JSON, counted without writing it anywhere.
+fn json_size(p: &PullRecord) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Counting never fails; a record that could not be written would weigh nothing.
+    let _ = serde_json::to_writer(&mut c, p);
+    c.0
+}
+
 /// Registries with statistics of their own; pulls from any further one count under
 /// [`OTHER_REGISTRY`], so the views and `/metrics` label sets stay bounded whatever image names
 /// agents send.
 pub const MAX_REGISTRIES: usize = 500;
+/// The pull window holds at most this many bytes of records (as JSON) besides its count bound:
+/// records with long texts (an agent truncates its own; anything holding a token may send
+/// anything within the body limit) must not take the collector past its memory limit.
+pub const MAX_PULL_BYTES: usize = 128 * 1024 * 1024;
+
 /// Where the pulls of registries past [`MAX_REGISTRIES`] are counted.
 pub const OTHER_REGISTRY: &str = "other";
 
@@ -121,6 +147,8 @@ impl Store {
             pulls: VecDeque::new(),
             pull_ids: HashSet::new(),
             max_pulls: max_pulls.max(1),
+            pull_bytes: 0,
+            max_pull_bytes: MAX_PULL_BYTES,
             registries: BTreeMap::new(),
             reports_total: 0,
             pulls_accepted_total: 0,
@@ -224,6 +252,7 @@ impl Store {
             }
             self.count(&p);
             self.pull_ids.insert(key);
+            self.pull_bytes += json_size(&p);
             self.pulls.push_back(Arc::new(p));
             ack.accepted += 1;
             self.trim_pulls();
@@ -247,16 +276,23 @@ impl Store {
         if p.revision <= kept.revision {
             return false;
         }
+        let (old, new) = (json_size(kept), json_size(&p));
         *kept = Arc::new(p);
+        self.pull_bytes = (self.pull_bytes + new).saturating_sub(old);
+        self.trim_pulls();
         true
     }
 
-    /// Drops the oldest pulls past the window.
+    /// Drops the oldest pulls past the window (by count or by bytes; the newest always stays).
     fn trim_pulls(&mut self) {
-        while self.pulls.len() > self.max_pulls {
-            if let Some(old) = self.pulls.pop_front() {
-                self.pull_ids.remove(&key_of(&old));
-            }
+        while self.pulls.len() > self.max_pulls
+            || (self.pull_bytes > self.max_pull_bytes && self.pulls.len() > 1)
+        {
+            let Some(old) = self.pulls.pop_front() else {
+                break;
+            };
+            self.pull_ids.remove(&key_of(&old));
+            self.pull_bytes = self.pull_bytes.saturating_sub(json_size(&old));
         }
     }
 
@@ -326,6 +362,8 @@ impl Store {
             pulls: VecDeque::new(),
             pull_ids: HashSet::new(),
             max_pulls: self.max_pulls,
+            pull_bytes: 0,
+            max_pull_bytes: self.max_pull_bytes,
             registries: self.registries.clone(),
             reports_total: self.reports_total,
             pulls_accepted_total: self.pulls_accepted_total,
@@ -366,6 +404,7 @@ impl Store {
         }
         for p in snap.pulls {
             if self.pull_ids.insert(key_of(&p)) {
+                self.pull_bytes += json_size(&p);
                 self.pulls.push_back(Arc::new(p));
             }
         }
@@ -460,6 +499,28 @@ mod tests {
         assert_eq!(s.registries["docker.io"].pulls, 2);
         assert_eq!(s.registries["quay.io"].fallbacks, 1);
         assert!(s.nodes["node-a"].report.pulls.is_empty());
+    }
+
+    #[test]
+    fn window_is_bounded_by_bytes_too() {
+        let mut s = Store::new(100_000);
+        s.max_pull_bytes = 128 * 1024;
+        let big = "x".repeat(1024);
+        for i in 0..200 {
+            let mut p = pull(&i.to_string(), "nginx", false);
+            p.error = Some(big.clone());
+            s.file_pulls("node-a", vec![p]);
+        }
+        let kept: Vec<usize> = s.pulls().map(|p| p.pull_id.parse().unwrap()).collect();
+        assert!((90..128).contains(&kept.len()), "{} kept", kept.len());
+        // The oldest went, the newest stayed; their ids went with them.
+        assert_eq!(kept.last(), Some(&199));
+        assert_eq!(s.pull_ids.len(), kept.len());
+        assert!(s.pull_bytes <= s.max_pull_bytes);
+        let expected: usize = s.pulls().map(|p| json_size(p)).sum();
+        assert_eq!(s.pull_bytes, expected);
+        // Every pull is still counted.
+        assert_eq!(s.registries["docker.io"].pulls, 200);
     }
 
     #[test]
