@@ -228,6 +228,20 @@ impl Drop for Collector {
     }
 }
 
+/// A process's resident memory now and at its peak (`VmRSS`, `VmHWM`), in KiB.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
 pub fn http(
     base: &str,

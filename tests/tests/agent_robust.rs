@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use mirrorscope_e2e::agent::{metric, Agent, FakeCollector, HostRoot};
-use mirrorscope_e2e::collector::{bin, write_atomic};
+use mirrorscope_e2e::collector::{bin, rss_kib, write_atomic};
 use mirrorscope_e2e::journal::{at, crio_msg, klog_entries, write_journal, Entry, TimeFormat};
 use serde_json::Value;
 
@@ -48,19 +48,6 @@ fn args_of(v: &[String]) -> Vec<&str> {
 }
 
 /// Resident memory of a process (VmRSS and its peak VmHWM), in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// A FIFO has no writer: opening it for reading blocks forever. Before the fix the agent never
 /// got to listen (start-up read), or its report went stale and SIGTERM did not end it.
 #[test]

@@ -56,3 +56,92 @@ fn a_thousand_distinct_registries_fold_into_other() {
             .join("\n")
     );
 }
+
+fn flood_size() -> usize {
+    std::env::var("MIRRORSCOPE_FLOOD_REGISTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
+/// The attack that took the collector to 1.5 GB: one node sends pulls from hundreds of
+/// thousands of distinct registries (`MIRRORSCOPE_FLOOD_REGISTRIES`, 20,000 in `tests/run`;
+/// BENCHMARKS.md has 336,000 on the release build), then `/metrics` is scraped. The views and
+/// label sets stay at the bound and the memory is printed (`MEASURE`).
+#[test]
+fn a_flood_of_distinct_registries_leaves_views_and_metrics_small() {
+    let c = Collector::start(&[]);
+    let mut n = FakeNode::new("node-a");
+    let total = flood_size();
+    let batch = 2_000;
+    for start in (0..total).step_by(batch) {
+        n.pulls = (start..(start + batch).min(total))
+            .map(|i| {
+                let image = format!("r{i}.flood.example.com/app:1");
+                pull_record(&format!("f{i}"), &image, &image, false, false)
+            })
+            .collect();
+        n.push_to(&c.url);
+    }
+    let metrics = c.get("/metrics").1;
+    let registries = c.get("/v1/registries").1;
+    let (rss, peak) = rss_kib(c.child.id());
+    eprintln!(
+        "MEASURE collector after {total} distinct registries and a scrape: VmRSS {rss} KiB, VmHWM {peak} KiB; /metrics {} bytes, /v1/registries {} bytes",
+        metrics.len(),
+        registries.len()
+    );
+    let labels = metrics
+        .lines()
+        .filter(|l| l.starts_with("mirrorscope_cluster_fallbacks_total{"))
+        .count();
+    assert!(labels <= BOUND + 1, "{labels} registry label sets");
+    // 500 registries' series, whatever the flood's size.
+    assert!(metrics.len() < 2 * 1024 * 1024, "{} bytes", metrics.len());
+    let regs: serde_json::Value = serde_json::from_str(&registries).unwrap();
+    assert_eq!(regs["registries"].as_array().unwrap().len(), BOUND + 1);
+    assert!(metrics.contains(&format!(
+        "mirrorscope_errors_total{{component=\"ingest\",error_type=\"registry_folded\"}} {}",
+        total - BOUND
+    )));
+}
+
+/// Records with long texts, 200 MiB of them in 7 MiB pushes (each within the body limit): the
+/// pull window keeps at most 128 MiB of records, oldest out first, and every pull is counted.
+#[test]
+fn records_with_long_texts_are_bounded_by_bytes() {
+    let c = Collector::start(&[]);
+    let mut n = FakeNode::new("node-a");
+    let text = "e".repeat(60 * 1024);
+    let (pushes, per_push) = (30, 115);
+    for push in 0..pushes {
+        n.pulls = (0..per_push)
+            .map(|i| {
+                let image = format!("quay.io/app/p{push}-{i}:1");
+                let mut p = pull_record(&format!("t{push}-{i}"), &image, &image, false, false);
+                p.error = Some(text.clone());
+                p
+            })
+            .collect();
+        assert_eq!(n.push_to(&c.url).accepted, per_push as u64);
+    }
+    let pulls = c.get_json("/v1/pulls?limit=1");
+    let kept = pulls["matching"].as_u64().unwrap();
+    let (rss, peak) = rss_kib(c.child.id());
+    eprintln!(
+        "MEASURE collector after {} records of 60 KiB: VmRSS {rss} KiB, VmHWM {peak} KiB; {kept} kept",
+        pushes * per_push
+    );
+    // 128 MiB of 60 KiB records is about 2,100; the window would otherwise keep all 3,450.
+    assert!((1_500..=2_200).contains(&kept), "{kept} kept");
+    let newest = format!("t{}-{}", pushes - 1, per_push - 1);
+    assert_eq!(
+        pulls["pulls"][0]["pull_id"],
+        newest.as_str(),
+        "the newest is kept"
+    );
+    assert_eq!(
+        registry_stats(&c, "quay.io")["pulls"].as_u64(),
+        Some((pushes * per_push) as u64)
+    );
+}
