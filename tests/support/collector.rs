@@ -121,9 +121,20 @@ impl Collector {
         Self::spawn(Command::new(bin("mirrorscope-collector")), args)
     }
 
-    fn spawn(mut cmd: Command, args: &[&str]) -> Result<Collector, String> {
+    /// Like [`Collector::start`] on a given `listen` address (a collector that comes back where
+    /// its agents last saw it).
+    pub fn start_at(listen: &str, args: &[&str]) -> Collector {
+        Self::spawn_at(Command::new(bin("mirrorscope-collector")), listen, args)
+            .unwrap_or_else(|log| panic!("collector did not start:\n{log}"))
+    }
+
+    fn spawn(cmd: Command, args: &[&str]) -> Result<Collector, String> {
+        Self::spawn_at(cmd, "127.0.0.1:0", args)
+    }
+
+    fn spawn_at(mut cmd: Command, listen: &str, args: &[&str]) -> Result<Collector, String> {
         let mut child = cmd
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

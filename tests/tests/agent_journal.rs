@@ -584,3 +584,73 @@ fn agent_pushes_over_tls_verified_against_the_collector_ca() {
     }
     assert!(agent.log().contains("certificate"), "{}", agent.log());
 }
+
+/// The real collector is down for two minutes while the node keeps pulling (one pull every 2 s):
+/// the agent keeps the records in its outbox (within its bound, nothing is dropped), keeps
+/// trying, and once the collector is back on its address every pull is there, once.
+#[test]
+fn a_collector_down_for_two_minutes_loses_no_pull_within_the_outbox_bound() {
+    use mirrorscope_e2e::collector::{Collector, TempDir};
+    let j = Journald::start();
+    let root = HostRoot::new("agent-two-minutes");
+    let dir = TempDir::new("two-minutes");
+    let state = dir.path().join("state.json");
+    let collector_args = ["--state-file", state.to_str().unwrap()];
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut collector = Collector::start_at(&listen, &collector_args);
+    let url = collector.url.clone();
+    let args = node(&root, &j, &["--collector", &url]);
+    let agent = start(&args);
+    let p = LivePulls(&j);
+    let collector_ids =
+        |c: &Collector| -> HashSet<String> { pull_ids(&c.get_json("/v1/pulls?limit=10000")) };
+    for n in 0..3 {
+        p.via_mirror(n);
+    }
+    let deadline = Instant::now() + RECORDS;
+    while collector_ids(&collector).len() < 3 {
+        assert!(Instant::now() < deadline, "no pulls before the outage");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    collector.kill();
+    let down = Instant::now();
+    let mut n = 100;
+    while down.elapsed() < Duration::from_secs(120) {
+        p.via_mirror(n);
+        n += 1;
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let failures = metric(&agent.metrics(), "mirrorscope_push_failures_total");
+    assert!(failures >= Some(1.0), "no failed push in 2 minutes");
+    let collector = Collector::start_at(&listen, &collector_args);
+    assert_eq!(collector.url, url);
+
+    let want: HashSet<String> = (0..3).chain(100..n).map(LivePulls::id).collect();
+    assert!(want.len() >= 60, "{} pulls", want.len());
+    // The agent's backoff is capped at 30 s.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = collector_ids(&collector);
+        if want.is_subset(&got) {
+            assert_eq!(got, want, "only the node's pulls, each once");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} pulls after the collector came back; missing {:?}\nagent log:\n{}",
+            want.intersection(&got).count(),
+            want.len(),
+            want.difference(&got).take(5).collect::<Vec<_>>(),
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = agent.metrics();
+    assert_eq!(metric(&m, "mirrorscope_outbox_dropped_total"), Some(0.0));
+    let pulls = collector.get_json("/v1/pulls?limit=1");
+    assert_eq!(pulls["matching"].as_u64(), Some(want.len() as u64));
+}
