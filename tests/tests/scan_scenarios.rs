@@ -900,3 +900,130 @@ location = "mirror-a.example.net/acme"
     assert_eq!(second[0]["served_by"], "mirror-a.example.net/acme/app:1");
     assert!(run().is_empty());
 }
+
+const BLOB_CONF: &str = r#"
+[[registry]]
+prefix = "quay.io/acme"
+location = "quay.io/acme"
+[[registry.mirror]]
+location = "mirror-a.example.net/acme"
+[[registry.mirror]]
+location = "mirror-b.example.net/acme"
+"#;
+
+/// A CRI-O debug line at `clock`, as journald stores it (priority 7).
+fn crio_debug(s: &mut Scenario, clock: &str, msg: &str) {
+    let t = at(clock);
+    let line = mirrorscope_e2e::journal::crio_msg(t, NANO, msg, None).replacen(
+        "level=info",
+        "level=debug",
+        1,
+    );
+    let mut e = Entry::crio(t, &line);
+    e.set("PRIORITY", "7");
+    s.push(e);
+}
+
+/// containers/image's blob-level mirror fallback (2026): the manifest from the first mirror,
+/// one layer missing there, the second mirror down, the layer from the source. At debug level
+/// the record names each failed layer fetch and the source its layers came from, and the blob
+/// lines are not taken for manifest attempts; the same pull logged at info level says the
+/// layers' source is `unknown`, because nothing in the journal tells.
+#[test]
+fn blob_fallback_at_debug_level_and_the_same_pull_at_info_level() {
+    let d = "sha256:3b1c0e9d8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c";
+    let layer = "sha256:77aa0e9d8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c";
+    let image = format!("quay.io/acme/ledger@{d}");
+    let (m1, m2) = (
+        format!("mirror-a.example.net/acme/ledger@{d}"),
+        format!("mirror-b.example.net/acme/ledger@{d}"),
+    );
+    let pull = |s: &mut Scenario, id: &str, t: &str, debug: bool| {
+        s.crio(
+            &format!("{t}:00.1"),
+            NANO,
+            &format!("Pulling image: {image}"),
+            Some(id),
+        );
+        s.crio(
+            &format!("{t}:00.2"),
+            NANO,
+            &format!("Trying to access \"{m1}\""),
+            None,
+        );
+        if debug {
+            crio_debug(
+                s,
+                &format!("{t}:00.3"),
+                &format!("Downloading /v2/acme/ledger/blobs/{layer}"),
+            );
+            crio_debug(s, &format!("{t}:00.4"), &format!(
+                "Blob {layer} fetch from \"{m1}\" failed (fetching blob: blob unknown to registry), trying fallback sources"
+            ));
+            crio_debug(
+                s,
+                &format!("{t}:00.5"),
+                &format!("Trying to access \"{m2}\""),
+            );
+            crio_debug(s, &format!("{t}:00.6"), &format!(
+                "Accessing \"{m2}\" failed: pinging container registry mirror-b.example.net: Get \"https://mirror-b.example.net/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused"
+            ));
+            crio_debug(
+                s,
+                &format!("{t}:00.7"),
+                &format!("Trying to access \"{image}\""),
+            );
+            crio_debug(s, &format!("{t}:00.8"), &format!(
+                "Blob fetch succeeded from fallback source \"{image}\", switching to it for future requests"
+            ));
+        }
+        s.crio(
+            &format!("{t}:02.0"),
+            NANO,
+            &format!("Pulled image: {m1}"),
+            Some(id),
+        );
+    };
+    let mut s = Scenario::new("blob-fallback", BLOB_CONF);
+    let (debug_id, info_id) = (
+        "0b10b000-0000-4000-8000-000000000001",
+        "0b10b000-0000-4000-8000-000000000002",
+    );
+    pull(&mut s, debug_id, "10:00", true);
+    pull(&mut s, info_id, "10:05", false);
+    let recs = s.scan();
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+
+    let r = by_id(&recs, debug_id);
+    assert_eq!(r["outcome"], "pulled");
+    assert_eq!(attempts(r), [att(&m1, true, "served", None, 1)]);
+    assert_eq!(r["served_by"], m1.as_str());
+    assert_eq!(r["via_mirror"], true);
+    assert_eq!(r["fallback"], false);
+    assert_eq!(r["digest"], d);
+    assert_eq!(r["blob_source"], image.as_str());
+    let failures: Vec<(&str, Option<&str>, &str)> = r["blob_failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["reference"].as_str().unwrap(),
+                f["digest"].as_str(),
+                f["error_class"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (m1.as_str(), Some(layer), "blob_unknown"),
+            (m2.as_str(), None, "connection_refused"),
+        ]
+    );
+
+    let r = by_id(&recs, info_id);
+    assert_eq!(r["served_by"], m1.as_str());
+    assert_eq!(r["blob_source"], "unknown");
+    assert!(r.get("blob_failures").is_none(), "{r:#}");
+}

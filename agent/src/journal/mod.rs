@@ -171,7 +171,9 @@ pub fn may_matter_for_pulls(message: &[u8]) -> bool {
     match msg.as_bytes().first() {
         Some(b'\t' | b' ') => klog::is_continuation(msg),
         Some(b'{') if kubelet::is_json(msg) => kubelet::json_may_be_relevant(msg),
-        Some(b't' | b'{') => crio::line_may_be_relevant(msg),
+        // Any CRI-O debug line too: it tells the correlator that debug lines reach the journal,
+        // so a pull without blob fallback lines got its layers where its manifest came from.
+        Some(b't' | b'{') => crio::line_may_be_relevant(msg) || crio::line_is_debug(msg),
         Some(b'I' | b'W' | b'E' | b'F') => {
             kubelet::may_be_relevant(msg) || klog::opens_multiline(msg)
         }
@@ -254,6 +256,9 @@ mod tests {
             r#"E1121 07:05:00.100000    2213 other.go:1] "Something else" err=<"#,
             "\trpc error: code = Unknown desc = (Mirrors also failed: [a: b]",
             " > image=\"quay.io/a/b:1\"",
+            // Debug lines (blob fallback, or any other: debug logging is on).
+            r#"time="2026-11-21T07:05:00.1Z" level=debug msg="Blob fetch succeeded from fallback source \"q/a:1\", switching to it for future requests""#,
+            r#"time="2026-11-21T07:05:00.1Z" level=debug msg="Downloading /v2/a/b/blobs/sha256:00""#,
         ];
         for m in keep {
             assert!(may_matter_for_pulls(m.as_bytes()), "{m}");

@@ -42,6 +42,7 @@ pub fn limit_record(r: &mut PullRecord) -> usize {
         .chain(r.served_by.as_mut())
         .chain(r.digest.as_mut())
         .chain(r.cursor.as_mut())
+        .chain(r.blob_source.as_mut())
     {
         cut_fields += usize::from(cut(s));
     }
@@ -53,6 +54,18 @@ pub fn limit_record(r: &mut PullRecord) -> usize {
         cut_fields += usize::from(cut(&mut a.reference));
         if let Some(e) = a.error.as_mut() {
             cut_fields += usize::from(cut(e));
+        }
+    }
+    if r.blob_failures.len() > MAX_ATTEMPTS {
+        r.blob_failures.truncate(MAX_ATTEMPTS);
+        cut_fields += 1;
+    }
+    for f in &mut r.blob_failures {
+        for s in [&mut f.reference, &mut f.error]
+            .into_iter()
+            .chain(f.digest.as_mut())
+        {
+            cut_fields += usize::from(cut(s));
         }
     }
     cut_fields

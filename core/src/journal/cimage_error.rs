@@ -199,6 +199,8 @@ pub fn classify_error(error: &str) -> ErrorClass {
         ErrorClass::Signature
     } else if has("manifest unknown") || has("name unknown") || has("MANIFEST_UNKNOWN") {
         ErrorClass::ManifestUnknown
+    } else if has("blob unknown") || has("BLOB_UNKNOWN") {
+        ErrorClass::BlobUnknown
     } else if has("denied") {
         ErrorClass::Denied
     } else if has("unauthorized")

@@ -72,6 +72,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
 
+use super::blob_trail::BlobTrail;
 use super::cimage_error::{is_aggregated, split_error, strip_wrappers, AttemptError};
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
 use super::klog::{self, Fed, KlogReassembler};
@@ -172,6 +173,8 @@ struct OpenPull {
     echo_expected: bool,
     /// Rebuilt from its end: its start was not in the input.
     partial: bool,
+    /// Where its layers came from, as far as debug lines tell.
+    blob: BlobTrail,
 }
 
 /// A `Trying to access` line no open pull claimed: the pull's start may lie before the input, and
@@ -243,6 +246,12 @@ pub struct Correlator {
     stats: CorrelatorStats,
     /// Records emitted early (`emit_early`), waiting to be appended to the caller's output.
     early: Vec<PullRecord>,
+    /// Journal time of CRI-O's latest debug line: a pull open since then could have logged its
+    /// blob fallback, so its record can name its layers' source.
+    last_debug_usec: Option<u64>,
+    /// Open pulls that entered a blob fallback, so whose blobs may no longer come from their
+    /// manifest's source (some may have closed since: checked on use, pruned on insert).
+    blob_trails: BTreeSet<u64>,
 }
 
 impl std::fmt::Debug for Correlator {
@@ -273,6 +282,8 @@ impl Correlator {
             stats: CorrelatorStats::default(),
             lines: LineJoiner::default(),
             early: Vec::new(),
+            last_debug_usec: None,
+            blob_trails: BTreeSet::new(),
         }
     }
 
@@ -368,6 +379,9 @@ impl Correlator {
             }
             Some(b't' | b'{') => {
                 if !crio::line_matters_for_pulls(msg) {
+                    if crio::line_is_debug(msg) {
+                        self.last_debug_usec = Some(entry.realtime_usec);
+                    }
                     return None;
                 }
                 self.stats.relevant += 1;
@@ -412,12 +426,68 @@ impl Correlator {
 
     fn handle_crio(&mut self, ev: CrioEvent, entry: &JournalEntry) -> Option<Notice> {
         let now = entry.realtime_usec;
+        if ev.is_debug() {
+            self.last_debug_usec = Some(now);
+        }
         match ev {
+            CrioEvent::BlobFetchFailed {
+                digest,
+                location,
+                error,
+            } => {
+                // The oldest open pull fetching its blobs from that location: one that tried it
+                // last (its manifest's source), or one whose blobs moved there.
+                let open = &self.open.pulls;
+                let fetching_from = |seq: &u64| {
+                    open.get(seq).is_some_and(|p| {
+                        p.blob.source(last_tried_ref(p)) == Some(location.as_str())
+                    })
+                };
+                let by_manifest = self
+                    .open
+                    .index
+                    .by_last_tried
+                    .get(location.as_str())
+                    .and_then(|s| s.iter().copied().find(fetching_from));
+                let moved = self.blob_trails.iter().copied().find(fetching_from);
+                let seq = by_manifest.into_iter().chain(moved).min()?;
+                self.open.modify(seq, |p| {
+                    p.blob.fetch_failed(digest, location, error);
+                    p.last_usec = now;
+                });
+                let open = &self.open.pulls;
+                self.blob_trails.retain(|s| open.contains_key(s));
+                self.blob_trails.insert(seq);
+            }
+            CrioEvent::BlobSourceSwitched { location } => {
+                let seq = self.blob_fallback_trying(&location)?;
+                self.open.modify(seq, |p| {
+                    p.blob.switched(location);
+                    p.last_usec = now;
+                });
+            }
             CrioEvent::PullingImage { image, request_id } => {
                 self.open_pull(image, request_id, entry);
             }
             CrioEvent::TryingToAccess { location, debug } => {
-                self.attach_try(location, debug, now);
+                match self.blob_fallback_for(&location).filter(|_| debug) {
+                    Some(seq) => {
+                        self.open.modify(seq, |p| {
+                            p.blob.trying(location);
+                            p.last_usec = now;
+                        });
+                    }
+                    None => self.attach_try(location, debug, now),
+                }
+            }
+            CrioEvent::AccessFailed { location, error }
+                if self.blob_fallback_trying(&location).is_some() =>
+            {
+                let seq = self.blob_fallback_trying(&location)?;
+                self.open.modify(seq, |p| {
+                    p.blob.access_failed(error);
+                    p.last_usec = now;
+                });
             }
             CrioEvent::AccessFailed { location, error } => {
                 let class = super::cimage_error::classify_error(&error);
@@ -457,6 +527,7 @@ impl Correlator {
                 if p.attempts.is_empty() {
                     self.borrow_twin_attempts(&mut p);
                 }
+                p.blob.debug_seen |= self.last_debug_usec >= Some(p.started_usec);
                 let id = crio::pulled_identity(&reference, Some(&p.image));
                 let seq = p.seq;
                 let mut record = build_record(p, PullOutcome::Pulled, Some(now), id.digest);
@@ -587,6 +658,7 @@ impl Correlator {
             error: None,
             echo_expected: false,
             partial: false,
+            blob: BlobTrail::default(),
         });
         self.next_deadline = self
             .next_deadline
@@ -596,6 +668,34 @@ impl Correlator {
     fn take_hint(&mut self, image: &str, now: u64) -> Option<String> {
         self.hints.expire(now, self.config.pod_hint_usec);
         self.hints.take(image).map(|h| h.pod)
+    }
+
+    /// The oldest open pull in a blob fallback that may try `location` next: one of its
+    /// sources (any, without a source list).
+    fn blob_fallback_for(&mut self, location: &str) -> Option<u64> {
+        if self.blob_trails.is_empty() {
+            return None;
+        }
+        let open = &self.open.pulls;
+        self.blob_trails.retain(|seq| open.contains_key(seq));
+        self.blob_trails.iter().copied().find(|seq| {
+            open.get(seq).is_some_and(|p| {
+                p.blob.in_fallback()
+                    && p.sources
+                        .as_ref()
+                        .is_none_or(|s| s.iter().any(|x| x == location))
+            })
+        })
+    }
+
+    /// The oldest open pull whose blob fallback is trying `location` now.
+    fn blob_fallback_trying(&self, location: &str) -> Option<u64> {
+        self.blob_trails.iter().copied().find(|seq| {
+            self.open
+                .pulls
+                .get(seq)
+                .is_some_and(|p| p.blob.in_fallback() && p.blob.is_trying(location))
+        })
     }
 
     fn attach_try(&mut self, location: String, debug: bool, now: u64) {
@@ -778,6 +878,7 @@ impl Correlator {
             error: None,
             echo_expected: false,
             partial: true,
+            blob: BlobTrail::default(),
         }
     }
 
@@ -1108,11 +1209,12 @@ fn apply_errors(p: &mut OpenPull, error: &str) {
 }
 
 fn build_record(
-    p: OpenPull,
+    mut p: OpenPull,
     outcome: PullOutcome,
     finished_usec: Option<u64>,
     digest: Option<String>,
 ) -> PullRecord {
+    let blob = std::mem::take(&mut p.blob);
     let served_idx = if outcome == PullOutcome::Pulled {
         p.last_tried
     } else {
@@ -1156,6 +1258,8 @@ fn build_record(
     let via_mirror = served.is_some_and(|a| a.mirror);
     let fallback =
         served.is_some_and(|s| !s.mirror) && attempts.iter().any(|a| a.mirror && a.tries > 0);
+    let (blob_source, blob_failures) =
+        blob.into_record_fields(outcome == PullOutcome::Pulled, served_by.as_deref());
     PullRecord {
         pull_id: p.pull_id,
         image: p.image,
@@ -1175,6 +1279,8 @@ fn build_record(
         error: p.error,
         partial: p.partial,
         revision: 0,
+        blob_source,
+        blob_failures,
     }
 }
 

@@ -69,6 +69,7 @@
 //!   twin (an open pull of the same image with locations, else the latest such finished pull
 //!   still held back); with no twin, `attempts` is empty and `served_by` null.
 
+use super::blob_trail::BlobTrail;
 use super::cimage_error::{is_aggregated, split_error, AttemptError};
 use super::correlate::{close_incomplete, derived_id, failure_key, host_of, repository_tail};
 use super::crio::{self, pulled_value, CrioEvent, PulledValue};
@@ -160,6 +161,7 @@ struct OpenPull {
     echo_expected: bool,
     /// Rebuilt from its end: its start was not in the input.
     partial: bool,
+    blob: BlobTrail,
 }
 
 /// A `Trying to access` line no open pull claimed: the pull's start may lie before the input, and
@@ -210,6 +212,7 @@ pub struct Correlator {
     /// Latest journal time seen, for lines completed at the end of input.
     last_usec: u64,
     stats: CorrelatorStats,
+    last_debug_usec: Option<u64>,
 }
 
 impl std::fmt::Debug for Correlator {
@@ -238,6 +241,7 @@ impl Correlator {
             next_deadline: u64::MAX,
             last_usec: 0,
             stats: CorrelatorStats::default(),
+            last_debug_usec: None,
         }
     }
 
@@ -308,6 +312,9 @@ impl Correlator {
             }
             Some(b't' | b'{') => {
                 if !crio::line_matters_for_pulls(msg) {
+                    if crio::line_is_debug(msg) {
+                        self.last_debug_usec = Some(entry.realtime_usec);
+                    }
                     return None;
                 }
                 self.stats.relevant += 1;
@@ -352,12 +359,55 @@ impl Correlator {
 
     fn handle_crio(&mut self, ev: CrioEvent, entry: &JournalEntry) -> Option<Notice> {
         let now = entry.realtime_usec;
+        if ev.is_debug() {
+            self.last_debug_usec = Some(now);
+        }
+        let trying =
+            |p: &OpenPull, location: &str| p.blob.in_fallback() && p.blob.is_trying(location);
         match ev {
             CrioEvent::PullingImage { image, request_id } => {
                 self.open_pull(image, request_id, entry);
             }
+            CrioEvent::BlobFetchFailed {
+                digest,
+                location,
+                error,
+            } => {
+                let p = self.open.iter_mut().find(|p| {
+                    let last = p
+                        .last_tried
+                        .and_then(|i| p.attempts.get(i))
+                        .map(|a| a.reference.as_str());
+                    p.blob.source(last) == Some(location.as_str())
+                })?;
+                p.blob.fetch_failed(digest, location, error);
+                p.last_usec = now;
+            }
+            CrioEvent::BlobSourceSwitched { location } => {
+                let p = self.open.iter_mut().find(|p| trying(p, &location))?;
+                p.blob.switched(location);
+                p.last_usec = now;
+            }
             CrioEvent::TryingToAccess { location, debug } => {
-                self.attach_try(location, debug, now);
+                let in_fallback = self.open.iter_mut().find(|p| {
+                    debug
+                        && p.blob.in_fallback()
+                        && p.sources.as_ref().is_none_or(|s| s.contains(&location))
+                });
+                match in_fallback {
+                    Some(p) => {
+                        p.blob.trying(location);
+                        p.last_usec = now;
+                    }
+                    None => self.attach_try(location, debug, now),
+                }
+            }
+            CrioEvent::AccessFailed { location, error }
+                if self.open.iter().any(|p| trying(p, &location)) =>
+            {
+                let p = self.open.iter_mut().find(|p| trying(p, &location))?;
+                p.blob.access_failed(error);
+                p.last_usec = now;
             }
             CrioEvent::AccessFailed { location, error } => {
                 let class = super::cimage_error::classify_error(&error);
@@ -388,6 +438,7 @@ impl Correlator {
                 if p.attempts.is_empty() {
                     self.borrow_twin_attempts(&mut p);
                 }
+                p.blob.debug_seen |= self.last_debug_usec >= Some(p.started_usec);
                 let id = crio::pulled_identity(&reference, Some(&p.image));
                 let seq = p.seq;
                 let mut record = build_record(p, PullOutcome::Pulled, Some(now), id.digest);
@@ -521,6 +572,7 @@ impl Correlator {
             error: None,
             echo_expected: false,
             partial: false,
+            blob: BlobTrail::default(),
         });
         self.next_deadline = self
             .next_deadline
@@ -703,6 +755,7 @@ impl Correlator {
             error: None,
             echo_expected: false,
             partial: true,
+            blob: BlobTrail::default(),
         }
     }
 
@@ -1022,7 +1075,7 @@ fn apply_errors(p: &mut OpenPull, error: &str) {
 }
 
 fn build_record(
-    p: OpenPull,
+    mut p: OpenPull,
     outcome: PullOutcome,
     finished_usec: Option<u64>,
     digest: Option<String>,
@@ -1070,6 +1123,9 @@ fn build_record(
     let via_mirror = served.is_some_and(|a| a.mirror);
     let fallback =
         served.is_some_and(|s| !s.mirror) && attempts.iter().any(|a| a.mirror && a.tries > 0);
+    let blob = std::mem::take(&mut p.blob);
+    let (blob_source, blob_failures) =
+        blob.into_record_fields(outcome == PullOutcome::Pulled, served_by.as_deref());
     PullRecord {
         pull_id: p.pull_id,
         image: p.image,
@@ -1089,5 +1145,7 @@ fn build_record(
         error: p.error,
         partial: p.partial,
         revision: 0,
+        blob_source,
+        blob_failures,
     }
 }

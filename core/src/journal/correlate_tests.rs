@@ -362,7 +362,21 @@ fn random_line(rng: &mut Lcg) -> String {
                     r#"time="{TIME}" level=info msg="Starting CRI-O, version: 1.34.11, git: abc(clean)""#
                 )
             } else {
-                trying(rng.pick(LOCATIONS), "debug")
+                // containers/image's blob-level fallback (debug only), and other debug lines.
+                let loc = rng.pick(LOCATIONS);
+                match rng.below(6) {
+                    0 => format!(
+                        r#"time="{TIME}" level=debug msg="Blob sha256:{:064x} fetch from \"{loc}\" failed (fetching blob: blob unknown to registry), trying fallback sources""#,
+                        rng.below(3)
+                    ),
+                    1 => format!(
+                        r#"time="{TIME}" level=debug msg="Blob fetch succeeded from fallback source \"{loc}\", switching to it for future requests""#
+                    ),
+                    2 => format!(
+                        r#"time="{TIME}" level=debug msg="Downloading /v2/a/app/blobs/sha256:00""#
+                    ),
+                    _ => trying(loc, "debug"),
+                }
             }
         }
         16 | 17 => {
@@ -540,4 +554,90 @@ fn early_records_amended_by_revision_end_as_the_lingering_ones() {
         amended > 50 && earlier > 500,
         "amended {amended}, unchanged {earlier}"
     );
+}
+
+/// Blob provenance from containers/image's debug lines: with them, the source each layer came
+/// from and each failed layer fetch; without any debug line, `unknown`. Both correlators agree.
+#[test]
+fn blob_source_follows_the_fallback_lines_and_is_unknown_at_info_level() {
+    let (src, m1, m2) = (
+        "quay.io/a/app:1",
+        "m1.example/a/app:1",
+        "m2.example/a/app:1",
+    );
+    let resolver = StaticResolver::new().with(src, &[m1, m2, src]);
+    let digest = format!("sha256:{:064x}", 7);
+    let debug = |msg: &str| format!(r#"time="{TIME}" level=debug msg="{msg}""#);
+    let pull = |id: &str, middle: Vec<String>| {
+        let mut lines = vec![pulling(src, id), trying(m1, "info")];
+        lines.extend(middle);
+        lines.push(pulled(&format!("{m1}@{digest}"), id));
+        lines
+    };
+    let mut lines = pull(
+        "id-fallback",
+        vec![
+            debug(&format!(
+                r#"Blob sha256:5e fetch from \"{m1}\" failed (fetching blob: blob unknown to registry), trying fallback sources"#
+            )),
+            trying(m2, "debug"),
+            debug(&format!(
+                r#"Accessing \"{m2}\" failed: pinging container registry m2.example: dial tcp 127.0.0.1:5: connect: connection refused"#
+            )),
+            trying(src, "debug"),
+            debug(&format!(
+                r#"Blob fetch succeeded from fallback source \"{src}\", switching to it for future requests"#
+            )),
+        ],
+    );
+    lines.extend(pull("id-info", vec![]));
+    lines.extend(pull(
+        "id-debug",
+        vec![debug("Downloading /v2/a/app/blobs/sha256:5e")],
+    ));
+    let entries: Vec<JournalEntry> = lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| entry(i, T0 + i as u64 * 1_000, m))
+        .collect();
+    let (records, _) = run_indexed(&resolver, CorrelatorConfig::default(), &entries);
+    assert_eq!(
+        records,
+        run_naive(&resolver, CorrelatorConfig::default(), &entries)
+    );
+    let by_id = |id: &str| records.iter().find(|r| r.pull_id == id).unwrap();
+
+    let r = by_id("id-fallback");
+    // The manifest came from the first mirror; the blob lines are not manifest attempts.
+    assert_eq!(r.served_by.as_deref(), Some(m1));
+    assert!(r.via_mirror && !r.fallback);
+    assert_eq!(r.attempts.len(), 1, "{:?}", r.attempts);
+    assert_eq!(r.blob_source.as_deref(), Some(src));
+    let failures: Vec<(&str, Option<&str>, Option<ErrorClass>)> = r
+        .blob_failures
+        .iter()
+        .map(|f| (f.reference.as_str(), f.digest.as_deref(), f.error_class))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (m1, Some("sha256:5e"), Some(ErrorClass::BlobUnknown)),
+            (m2, None, Some(ErrorClass::ConnectionRefused)),
+        ]
+    );
+
+    // Nothing at debug level since that pull: nobody can tell where its layers came from.
+    let r = by_id("id-info");
+    assert_eq!(
+        r.blob_source.as_deref(),
+        Some(super::super::BLOB_SOURCE_UNKNOWN)
+    );
+    assert!(r.blob_failures.is_empty());
+    let json = serde_json::to_value(r).unwrap();
+    assert_eq!(json["blob_source"], "unknown");
+    assert!(json.get("blob_failures").is_none());
+
+    // Debug lines during the pull and no fallback line: the layers came with the manifest.
+    let r = by_id("id-debug");
+    assert_eq!(r.blob_source.as_deref(), Some(m1));
 }

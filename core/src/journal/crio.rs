@@ -60,6 +60,32 @@ pub enum CrioEvent {
     RegistriesReloadFailed { error: String },
     /// `Starting CRI-O, version: V`: a restart, every pull in flight is gone.
     Starting { version: String },
+    /// `[Partial b|B]lob D fetch from "L" failed (E), trying fallback sources` (debug only,
+    /// containers/image with blob-level mirror fallback, 2026): a layer of the pull whose
+    /// manifest (or blobs so far) came from L is missing there or L failed transiently; the
+    /// remaining sources are tried next, each with a debug `Trying to access` line and, if it
+    /// fails too, a debug `Accessing "L" failed` line.
+    BlobFetchFailed {
+        digest: String,
+        location: String,
+        error: String,
+    },
+    /// `[Partial b|B]lob fetch succeeded from fallback source "L", switching to it for future
+    /// requests` (debug only): the pull's later blobs come from L.
+    BlobSourceSwitched { location: String },
+}
+
+impl CrioEvent {
+    /// Whether the line was logged at debug level (so CRI-O's debug lines reach the journal).
+    pub fn is_debug(&self) -> bool {
+        match self {
+            CrioEvent::TryingToAccess { debug, .. } => *debug,
+            CrioEvent::AccessFailed { .. }
+            | CrioEvent::BlobFetchFailed { .. }
+            | CrioEvent::BlobSourceSwitched { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// What `Pulled image:` carried; its meaning depends on the CRI-O version (`server/image_pull.go`).
@@ -128,6 +154,7 @@ fn known_start(raw_message: &str, status_lines: bool) -> bool {
         Some(b'P') => {
             p("Pulling image: ")
                 || p("Pulled image: ")
+                || p("Partial blob ")
                 || (status_lines && p("Pulling OCI artifact "))
         }
         Some(b'T') => p("Trying to access "),
@@ -139,6 +166,7 @@ fn known_start(raw_message: &str, status_lines: bool) -> bool {
         Some(b'F') => p("Falling back to pull "),
         Some(b'S') => p("Starting CRI-O"),
         Some(b'U') => p("Using auth file for namespace "),
+        Some(b'B') => p("Blob "),
         _ => false,
     }
 }
@@ -183,6 +211,15 @@ fn line_check(line: &str, status_lines: bool) -> bool {
         let before = &line[..line.len() - raw.len()];
         error_level(before) && raw.contains(RELOAD_FAILED)
     }
+}
+
+/// Whether a CRI-O MESSAGE was logged at debug level (text or JSON form), looked for before
+/// its `msg` only: cheap enough for every line the other checks turned down. The correlator
+/// needs to know that debug lines reach the journal at all: only then does the absence of a
+/// blob fallback line mean the layers came from where the manifest did.
+pub fn line_is_debug(line: &str) -> bool {
+    let before = raw_msg(line).map_or(line, |raw| &line[..line.len() - raw.len()]);
+    before.contains("level=debug") || before.contains("\"level\":\"debug\"")
 }
 
 /// Parses a CRI-O MESSAGE. `Ok(None)` for lines that are not pull-related (the common case,
@@ -292,6 +329,12 @@ pub fn classify_message(msg: &str, request_id: Option<String>) -> Option<CrioEve
             error: msg[at..].to_owned(),
         });
     }
+    if let Some(rest) = msg
+        .strip_prefix("Blob ")
+        .or_else(|| msg.strip_prefix("Partial blob "))
+    {
+        return blob_line(rest);
+    }
     if let Some(rest) = msg.strip_prefix("Starting CRI-O") {
         let version = rest
             .split_once("version: ")
@@ -302,6 +345,28 @@ pub fn classify_message(msg: &str, request_id: Option<String>) -> Option<CrioEve
         });
     }
     None
+}
+
+/// The rest of a blob fallback line after `Blob ` / `Partial blob `.
+fn blob_line(rest: &str) -> Option<CrioEvent> {
+    if let Some(tail) = rest.strip_prefix("fetch succeeded from fallback source ") {
+        let (location, _) = read_quoted(tail).ok()?;
+        return Some(CrioEvent::BlobSourceSwitched {
+            location: location.into_owned(),
+        });
+    }
+    let (digest, tail) = rest.split_once(" fetch from ")?;
+    let (location, used) = read_quoted(tail).ok()?;
+    // The error sits between ` failed (` and the fixed ending; it may hold parentheses itself.
+    let error = tail
+        .get(used..)?
+        .strip_prefix(" failed (")?
+        .strip_suffix("), trying fallback sources")?;
+    Some(CrioEvent::BlobFetchFailed {
+        digest: digest.to_owned(),
+        location: location.into_owned(),
+        error: error.to_owned(),
+    })
 }
 
 fn first_quoted(s: &str) -> Option<String> {
@@ -368,6 +433,57 @@ mod tests {
                 location: "m/a:1".into(),
                 error: "reading manifest 1 in m/a: manifest unknown".into()
             })
+        );
+    }
+
+    #[test]
+    fn blob_fallback_lines() {
+        let d = "sha256:5e6f";
+        assert_eq!(
+            ev(&format!(
+                r#"time="2026-09-01T10:00:00.1Z" level=debug msg="Blob {d} fetch from \"m1.example/ns/app@sha256:00\" failed (fetching blob: blob unknown to registry (HTTP 404)), trying fallback sources" file="docker/docker_image_src.go:640""#
+            )),
+            Some(CrioEvent::BlobFetchFailed {
+                digest: d.into(),
+                location: "m1.example/ns/app@sha256:00".into(),
+                error: "fetching blob: blob unknown to registry (HTTP 404)".into(),
+            })
+        );
+        assert_eq!(
+            ev(&format!(
+                r#"{{"file":"docker/docker_image_src.go:610","level":"debug","msg":"Partial blob {d} fetch from \"m1/a@sha256:00\" failed (received unexpected HTTP status: 503 Service Unavailable), trying fallback sources","time":"2026-09-01T10:00:00Z"}}"#
+            )),
+            Some(CrioEvent::BlobFetchFailed {
+                digest: d.into(),
+                location: "m1/a@sha256:00".into(),
+                error: "received unexpected HTTP status: 503 Service Unavailable".into(),
+            })
+        );
+        for prefix in ["Blob", "Partial blob"] {
+            let line = format!(
+                r#"time="2026-09-01T10:00:01Z" level=debug msg="{prefix} fetch succeeded from fallback source \"quay.io/ns/app@sha256:00\", switching to it for future requests""#
+            );
+            assert_eq!(
+                ev(&line),
+                Some(CrioEvent::BlobSourceSwitched {
+                    location: "quay.io/ns/app@sha256:00".into()
+                })
+            );
+            assert!(line_is_debug(&line) && ev(&line).unwrap().is_debug());
+        }
+        assert!(!line_is_debug(
+            r#"time="t" level=info msg="Pulled image: x level=debug""#
+        ));
+        assert!(line_is_debug(
+            r#"time="t" level=debug msg="Downloading /v2/ns/app/blobs/sha256:00""#
+        ));
+        assert!(line_is_debug(
+            r#"{"level":"debug","msg":"GET https://m1/v2/"}"#
+        ));
+        // Blob lines of another shape are not ours.
+        assert_eq!(
+            ev(r#"time="t" level=debug msg="Blob sha256:00 not found""#),
+            None
         );
     }
 

@@ -26,6 +26,7 @@
 //! The per-entry cost for lines that are not about pulls is a few prefix checks and one bounded
 //! substring search, without allocation.
 
+mod blob_trail;
 pub mod cimage_error;
 pub mod correlate;
 #[cfg(test)]
@@ -41,7 +42,8 @@ pub mod timefmt;
 
 pub use correlate::{Correlator, CorrelatorConfig, CorrelatorStats, Notice};
 pub use record::{
-    AttemptOutcome, ErrorClass, NamespacedAuth, PullAttempt, PullOutcome, PullRecord,
+    AttemptOutcome, BlobFailure, ErrorClass, NamespacedAuth, PullAttempt, PullOutcome, PullRecord,
+    BLOB_SOURCE_UNKNOWN,
 };
 
 /// A line that looked relevant but does not follow the grammar it claims.

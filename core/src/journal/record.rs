@@ -27,6 +27,8 @@ pub enum AttemptOutcome {
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     ManifestUnknown,
+    /// A layer missing at a source (`BLOB_UNKNOWN`): only blob-level fallback lines say it.
+    BlobUnknown,
     Blocked,
     Unauthorized,
     Denied,
@@ -66,6 +68,7 @@ impl ErrorClass {
             ErrorClass::Dns => "dns",
             ErrorClass::Http => "http",
             ErrorClass::Signature => "signature",
+            ErrorClass::BlobUnknown => "blob_unknown",
             ErrorClass::Other => "other",
         }
     }
@@ -90,6 +93,22 @@ pub struct NamespacedAuth {
     pub namespace: String,
     pub auth_file: String,
 }
+
+/// A layer fetch that failed at one source during a pull (containers/image's blob-level mirror
+/// fallback, seen only in debug lines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobFailure {
+    pub reference: String,
+    /// The layer, when the line named it (the first failure of a fallback does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub error_class: Option<ErrorClass>,
+    pub error: String,
+}
+
+/// [`PullRecord::blob_source`] when the journal cannot tell: CRI-O logs at info level, where
+/// containers/image's switch of the layer source to another mirror is not logged.
+pub const BLOB_SOURCE_UNKNOWN: &str = "unknown";
 
 /// One image pull as the node's journal tells it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +152,15 @@ pub struct PullRecord {
     /// which replaces the first wherever it is kept.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub revision: u32,
+    /// Where the layers of a pulled image came from: `served_by` (the manifest's source) unless
+    /// containers/image switched to another source for them, which only debug lines show;
+    /// [`BLOB_SOURCE_UNKNOWN`] when no debug line of CRI-O's reached the journal during the
+    /// pull. Absent for pulls that did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_source: Option<String>,
+    /// Layer fetches that failed on the way (debug lines only), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blob_failures: Vec<BlobFailure>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -162,6 +190,8 @@ impl PullRecord {
             error: None,
             partial: false,
             revision: 0,
+            blob_source: None,
+            blob_failures: Vec::new(),
         }
     }
 }
