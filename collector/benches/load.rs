@@ -78,6 +78,7 @@ fn report(node: &str, seq: u64, conf: &str, sha: &str, pulls: Vec<PullRecord>) -
         machine_config: MachineConfigState {
             current_config: Some("rendered-worker-1".into()),
             registries_conf: Some(mirrorscope_core::machineconfig::FileMatch::Matches),
+            signature_files: Vec::new(),
             force_file: false,
             error: None,
         },

@@ -39,6 +39,11 @@ pub struct IgnitionFile {
     pub mode: Option<u32>,
 }
 
+/// containers' signature policy.
+pub const SIGNATURE_POLICY: &str = "/etc/containers/policy.json";
+/// Directories whose files the MCO writes for ClusterImagePolicy / ImagePolicy.
+pub const SIGNATURE_DIRS: [&str; 2] = ["/etc/containers/registries.d/", "/etc/crio/policies/"];
+
 /// What the node's current MachineConfig says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentConfig {
@@ -119,6 +124,26 @@ impl CurrentConfig {
     /// The last entry for `path` (Ignition applies them in order, so the last one wins).
     pub fn file(&self, path: &str) -> Option<&IgnitionFile> {
         self.files.iter().rev().find(|f| f.path == path)
+    }
+
+    /// The signature policy files this MachineConfig carries, in its order, each once:
+    /// `/etc/containers/policy.json`, files under `/etc/containers/registries.d/` (the MCO's
+    /// `sigstore-registries.yaml`) and under `/etc/crio/policies/` (one per ImagePolicy
+    /// namespace). Others in those directories (the OS's `default.yaml`) are not the MCO's.
+    pub fn signature_policy_paths(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = Vec::new();
+        for f in &self.files {
+            let p = f.path.as_str();
+            let ours = p == SIGNATURE_POLICY
+                || SIGNATURE_DIRS.iter().any(|d| {
+                    p.strip_prefix(d)
+                        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+                });
+            if ours && !paths.contains(&p) {
+                paths.push(p);
+            }
+        }
+        paths
     }
 
     /// Compares a file on disk (`None` when missing) with what this MachineConfig carries.
@@ -310,6 +335,37 @@ mod tests {
         assert_eq!(
             parse_current_config(b"{\"metadata\":{}}"),
             Err(MachineConfigError::NoName)
+        );
+    }
+}
+
+#[cfg(test)]
+mod signature_tests {
+    use super::*;
+
+    #[test]
+    fn signature_policy_paths_are_the_mcos_files_in_their_directories() {
+        let json = br#"{"metadata":{"name":"rendered-worker-sig"},"spec":{"config":{"storage":{"files":[
+            {"path":"/etc/containers/registries.conf","contents":{"source":"data:,a"}},
+            {"path":"/etc/containers/policy.json","contents":{"source":"data:,p1"}},
+            {"path":"/etc/containers/registries.d/sigstore-registries.yaml","contents":{"source":"data:,s"}},
+            {"path":"/etc/crio/policies/shop.json","contents":{"source":"data:,n"}},
+            {"path":"/etc/crio/policies/sub/x.json","contents":{"source":"data:,deeper"}},
+            {"path":"/etc/containers/registries.d/","contents":{"source":"data:,"}},
+            {"path":"/etc/containers/policy.json","contents":{"source":"data:,p2"}}]}}}}"#;
+        let c = parse_current_config(json).unwrap();
+        assert_eq!(
+            c.signature_policy_paths(),
+            [
+                "/etc/containers/policy.json",
+                "/etc/containers/registries.d/sigstore-registries.yaml",
+                "/etc/crio/policies/shop.json",
+            ]
+        );
+        // The last entry for a path wins, as Ignition applies them.
+        assert_eq!(
+            c.compare("/etc/containers/policy.json", Some(b"p2")),
+            FileMatch::Matches
         );
     }
 }

@@ -91,9 +91,23 @@ pub struct MachineConfigState {
     pub current_config: Option<String>,
     /// registries.conf on disk versus the bytes the current MachineConfig carries.
     pub registries_conf: Option<FileMatch>,
+    /// The signature policy files the current MachineConfig carries (policy.json, the
+    /// `registries.d` sigstore attachments file, CRI-O's per-namespace policies), each on disk
+    /// versus its bytes: a rollout of a ClusterImagePolicy has landed only when they match too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signature_files: Vec<PathMatch>,
     /// `/run/machine-config-daemon-force` exists.
     pub force_file: bool,
     pub error: Option<String>,
+}
+
+/// One node file compared with the MachineConfig.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathMatch {
+    pub path: String,
+    #[serde(rename = "match")]
+    pub result: FileMatch,
 }
 
 /// CRI-O's view, from its journal.

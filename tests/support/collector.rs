@@ -529,6 +529,7 @@ impl FakeNode {
             Err(_) => MachineConfigState {
                 current_config: None,
                 registries_conf: None,
+                signature_files: Vec::new(),
                 force_file: false,
                 error: None,
             },
@@ -539,6 +540,7 @@ impl FakeNode {
                         registries_conf: Some(
                             cc.compare("/etc/containers/registries.conf", on_disk.as_deref()),
                         ),
+                        signature_files: Vec::new(),
                         current_config: Some(cc.name),
                         force_file: false,
                         error: None,
@@ -547,6 +549,7 @@ impl FakeNode {
                 Err(e) => MachineConfigState {
                     current_config: None,
                     registries_conf: None,
+                    signature_files: Vec::new(),
                     force_file: false,
                     error: Some(e.to_string()),
                 },
@@ -591,15 +594,26 @@ impl FakeNode {
 
 /// A rendered MachineConfig carrying `registries_conf` (as the API serves it and the MCD stores it).
 pub fn machine_config_object(name: &str, registries_conf: &str) -> serde_json::Value {
-    let data = format!("data:,{}", percent(registries_conf));
+    machine_config_with_files(
+        name,
+        &[("/etc/containers/registries.conf", registries_conf)],
+    )
+}
+
+/// A rendered MachineConfig carrying `files` (path, contents), in that order.
+pub fn machine_config_with_files(name: &str, files: &[(&str, &str)]) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(path, text)| {
+            serde_json::json!({"path": path, "mode": 420, "overwrite": true,
+                "contents": {"source": format!("data:,{}", percent(text))}})
+        })
+        .collect();
     serde_json::json!({
         "apiVersion": "machineconfiguration.openshift.io/v1",
         "kind": "MachineConfig",
         "metadata": {"name": name, "annotations": {"machineconfiguration.openshift.io/generated-by-controller-version": "abc"}},
-        "spec": {"config": {"ignition": {"version": "3.4.0"}, "storage": {"files": [
-            {"path": "/etc/containers/registries.conf", "mode": 420, "overwrite": true,
-             "contents": {"source": data}}
-        ]}}}
+        "spec": {"config": {"ignition": {"version": "3.4.0"}, "storage": {"files": files}}}
     })
 }
 

@@ -437,3 +437,89 @@ fn agent_pushes_heartbeats_while_nothing_changes() {
         .all(|x| x.registries.effective_digest.as_deref()
             == Some(effective(Some(MIRRORED), &[]).as_str())));
 }
+
+const POLICY_JSON: &str = r#"{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"quay.io/acme":[{"type":"sigstoreSigned","keyPath":"/etc/pki/acme.pub","signedIdentity":{"type":"matchRepoDigestOrExact"}}]}}}
+"#;
+const SIGSTORE_YAML: &str = "docker:\n  quay.io/acme:\n    use-sigstore-attachments: true\n  mirror.corp.example.com:8443/acme:\n    use-sigstore-attachments: true\n";
+
+/// A ClusterImagePolicy rollout: the MachineConfig carries policy.json and the sigstore
+/// attachments file besides registries.conf. The report compares each with the node's file,
+/// and a sigstore file that is missing or edited (a mirror without attachments lookups) shows
+/// at once, as registries.conf drift does.
+#[test]
+fn signature_policy_files_are_compared_with_the_machineconfig() {
+    let root = HostRoot::new("agent-signature");
+    let sigstore = root.at("/etc/containers/registries.d/sigstore-registries.yaml");
+    write_atomic(
+        &root.at("/etc/containers/registries.conf"),
+        MIRRORED.as_bytes(),
+    );
+    write_atomic(
+        &root.at("/etc/containers/policy.json"),
+        POLICY_JSON.as_bytes(),
+    );
+    let mc = mirrorscope_e2e::collector::machine_config_with_files(
+        "rendered-worker-sig",
+        &[
+            ("/etc/containers/registries.conf", MIRRORED),
+            ("/etc/containers/policy.json", POLICY_JSON),
+            (
+                "/etc/containers/registries.d/sigstore-registries.yaml",
+                SIGSTORE_YAML,
+            ),
+        ],
+    );
+    write_atomic(
+        &root.at("/etc/machine-config-daemon/currentconfig"),
+        serde_json::to_string(&mc).unwrap().as_bytes(),
+    );
+    let args = root.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Agent::start(&[&args[..], &["--node-name", "worker-0"]].concat());
+    let states = |r: &Value| -> Vec<(String, String)> {
+        r["machine_config"]["signature_files"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| {
+                        (
+                            f["path"].as_str().unwrap_or("").to_owned(),
+                            f["match"]["state"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let want = |sig: &str| {
+        vec![
+            (
+                "/etc/containers/policy.json".to_owned(),
+                "matches".to_owned(),
+            ),
+            (
+                "/etc/containers/registries.d/sigstore-registries.yaml".to_owned(),
+                sig.to_owned(),
+            ),
+        ]
+    };
+    // The registries.d directory does not exist yet: the file is missing.
+    let r = agent.wait_report("the sigstore file missing", WITHIN, |r| {
+        states(r) == want("missing")
+    });
+    assert_eq!(r["machine_config"]["registries_conf"]["state"], "matches");
+    // The MCD writes it (the directory created first): it matches.
+    write_atomic(&sigstore, SIGSTORE_YAML.as_bytes());
+    agent.wait_report("the sigstore file written", WITHIN, |r| {
+        states(r) == want("matches")
+    });
+    // A hand edit drops the mirror's attachments lookups: drift, with both hashes.
+    let edited = "docker:\n  quay.io/acme:\n    use-sigstore-attachments: true\n";
+    write_atomic(&sigstore, edited.as_bytes());
+    let r = agent.wait_report("the sigstore file edited", WITHIN, |r| {
+        states(r) == want("differs")
+    });
+    let m = &r["machine_config"]["signature_files"][1]["match"];
+    assert_eq!(m["actual_sha256"], sha256(edited.as_bytes()));
+    assert_eq!(m["expected_sha256"], sha256(SIGSTORE_YAML.as_bytes()));
+}

@@ -1,8 +1,8 @@
 //! What the Machine Config Daemon left on the node: the MachineConfig it applied last
 //! (`/etc/machine-config-daemon/currentconfig`) and its force file.
 
-use mirrorscope_core::machineconfig::parse_current_config;
-use mirrorscope_core::report::MachineConfigState;
+use mirrorscope_core::machineconfig::{parse_current_config, CurrentConfig};
+use mirrorscope_core::report::{MachineConfigState, PathMatch};
 
 use super::hostfiles::{main_bytes, HostRoot, MAIN};
 use crate::readfile::{read_regular, Found, ReadError};
@@ -18,6 +18,7 @@ pub fn read_machine_config(root: &HostRoot) -> (MachineConfigState, Option<ReadE
     let mut state = MachineConfigState {
         current_config: None,
         registries_conf: None,
+        signature_files: Vec::new(),
         force_file,
         error: None,
     };
@@ -48,5 +49,38 @@ pub fn read_machine_config(root: &HostRoot) -> (MachineConfigState, Option<ReadE
         Ok(on_disk) => state.registries_conf = Some(mc.compare(MAIN, on_disk.as_deref())),
         Err(e) => state.error = Some(e.to_string()),
     }
-    (state, None)
+    let (signature_files, failed) = compare_signature_files(root, &mc);
+    state.signature_files = signature_files;
+    if let Some(e) = &failed {
+        state.error.get_or_insert_with(|| e.to_string());
+    }
+    (state, failed)
+}
+
+/// A signature policy file is small (policy.json with a few hundred scopes is tens of KiB).
+const MAX_SIGNATURE_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The MachineConfig's signature policy files compared with the node's, and the first that
+/// could not be read (not compared: left out, so the check cannot pass on it).
+fn compare_signature_files(
+    root: &HostRoot,
+    mc: &CurrentConfig,
+) -> (Vec<PathMatch>, Option<ReadError>) {
+    let mut out = Vec::new();
+    let mut failed = None;
+    for path in mc.signature_policy_paths() {
+        let on_disk = match read_regular(&root.host(path), path, MAX_SIGNATURE_FILE_BYTES).0 {
+            Ok(Found::Missing) => None,
+            Ok(Found::Bytes(b)) => Some(b),
+            Err(e) => {
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
+        out.push(PathMatch {
+            path: path.to_owned(),
+            result: mc.compare(path, on_disk.as_deref()),
+        });
+    }
+    (out, failed)
 }

@@ -273,6 +273,7 @@ impl Shared {
                 machine_config: MachineConfigState {
                     current_config: None,
                     registries_conf: None,
+                    signature_files: Vec::new(),
                     force_file: false,
                     error: None,
                 },

@@ -15,9 +15,12 @@ use tokio::sync::mpsc;
 use super::hostfiles::HostRoot;
 
 /// Node directories whose entries matter.
-pub const WATCHED: [&str; 4] = [
+pub const WATCHED: [&str; 6] = [
     "/etc/containers",
     "/etc/containers/registries.conf.d",
+    // Signature policy files the MCO writes for ClusterImagePolicy / ImagePolicy.
+    "/etc/containers/registries.d",
+    "/etc/crio/policies",
     "/etc/machine-config-daemon",
     "/run",
 ];

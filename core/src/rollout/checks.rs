@@ -1,7 +1,7 @@
 //! The checks that decide whether a node has landed, each with its reason in words.
 
 use crate::machineconfig::FileMatch;
-use crate::report::{FileRole, NodeReport};
+use crate::report::{FileRole, NodeReport, PathMatch};
 
 use super::types::*;
 use super::Target;
@@ -218,6 +218,12 @@ fn machine_config_check(report: &NodeReport, mco: Option<&McoNodeState>) -> Chec
             format!("MachineConfig {name}: cannot decode registries.conf: {e}"),
         ),
     };
+    let file_state = match file_state.state {
+        CheckState::Pass | CheckState::NotApplicable if mc.current_config.is_some() => {
+            signature_files_check(&mc.signature_files, name, file_state)
+        }
+        _ => file_state,
+    };
     if file_state.state != CheckState::Pass {
         return file_state;
     }
@@ -367,6 +373,54 @@ fn last_change(report: &NodeReport) -> Option<(&str, f64)> {
         let t = report.registries.changed_at.as_deref()?;
         crate::time::parse_rfc3339_secs(t).map(|v| (t, v))
     })
+}
+
+/// The signature policy files the MachineConfig carries (ClusterImagePolicy / ImagePolicy):
+/// a node whose registries.conf landed but whose policy.json or sigstore attachments file did
+/// not would fail or pass signature checks unlike the rest of the pool. `registries` is the
+/// registries.conf check, passed on when every one matches.
+fn signature_files_check(files: &[PathMatch], name: &str, registries: Check) -> Check {
+    for f in files {
+        let path = &f.path;
+        let failed = match &f.result {
+            FileMatch::Matches | FileMatch::NotInMachineConfig => continue,
+            FileMatch::Differs {
+                expected_sha256,
+                actual_sha256,
+            } => check(
+                CheckName::MachineConfig,
+                CheckState::Fail,
+                format!(
+                    "{path} does not match MachineConfig {name} (file bytes: sha256 {} on disk, {} in the MachineConfig): drift, the MCD will mark the node Degraded",
+                    short(actual_sha256),
+                    short(expected_sha256)
+                ),
+            ),
+            FileMatch::Missing { .. } => check(
+                CheckName::MachineConfig,
+                CheckState::Fail,
+                format!("{path} is missing but MachineConfig {name} carries it"),
+            ),
+            FileMatch::Undecodable(e) => check(
+                CheckName::MachineConfig,
+                CheckState::Unknown,
+                format!("MachineConfig {name}: cannot decode {path}: {e}"),
+            ),
+        };
+        return failed;
+    }
+    if files.is_empty() {
+        return registries;
+    }
+    let n = files.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let message = match registries.state {
+        CheckState::Pass => format!(
+            "registries.conf and {n} signature policy file{plural} match MachineConfig {name}"
+        ),
+        _ => format!("{n} signature policy file{plural} match MachineConfig {name}"),
+    };
+    check(CheckName::MachineConfig, CheckState::Pass, message)
 }
 
 pub(super) fn short(sha: &str) -> &str {

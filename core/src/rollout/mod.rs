@@ -57,6 +57,7 @@ mod tests {
             machine_config: MachineConfigState {
                 current_config: Some("rendered-worker-1".into()),
                 registries_conf: Some(FileMatch::Matches),
+                signature_files: Vec::new(),
                 force_file: false,
                 error: None,
             },
@@ -99,6 +100,49 @@ mod tests {
         let r = report(Some(sha_of(by_hand)));
         let n = evaluate(&input(&r), &desired(), &Policy::default());
         assert!(n.landed, "{:?}", n.reasons);
+    }
+
+    #[test]
+    fn signature_policy_files_must_land_with_registries_conf() {
+        use crate::report::PathMatch;
+        let target = desired();
+        let Target::Desired(d) = &target else {
+            panic!()
+        };
+        let path = |p: &str, result: FileMatch| PathMatch {
+            path: p.into(),
+            result,
+        };
+        let mut r = report(Some(d.sha256.clone()));
+        r.machine_config.signature_files = vec![
+            path("/etc/containers/policy.json", FileMatch::Matches),
+            path(
+                "/etc/containers/registries.d/sigstore-registries.yaml",
+                FileMatch::Matches,
+            ),
+        ];
+        let n = evaluate(&input(&r), &target, &Policy::default());
+        assert!(n.landed, "{:?}", n.reasons);
+        r.machine_config.signature_files[1].result = FileMatch::Missing {
+            expected_sha256: "sha256:aaaa".into(),
+        };
+        let n = evaluate(&input(&r), &target, &Policy::default());
+        assert!(!n.landed);
+        assert_eq!(
+            n.reasons,
+            ["machine_config: /etc/containers/registries.d/sigstore-registries.yaml is missing but MachineConfig rendered-worker-1 carries it"]
+        );
+        r.machine_config.signature_files[1].result = FileMatch::Differs {
+            expected_sha256: "sha256:aaaa".into(),
+            actual_sha256: "sha256:bbbb".into(),
+        };
+        let n = evaluate(&input(&r), &target, &Policy::default());
+        assert!(!n.landed);
+        assert!(
+            n.reasons[0].contains("sigstore-registries.yaml does not match MachineConfig"),
+            "{:?}",
+            n.reasons
+        );
     }
 
     #[test]
