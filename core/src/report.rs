@@ -210,3 +210,24 @@ pub fn reported_config(
         ),
     )))
 }
+
+/// Length of `v` as JSON, without building the JSON (bounds on what a report or a window holds
+/// are in JSON bytes).
+pub fn json_len<T: Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Plain data into a writer that never fails: an error cannot happen, and would weigh 0.
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => 0,
+    }
+}

@@ -404,18 +404,7 @@ location = "mirror.corp.example.com/acmecorp"
 
 #[test]
 fn two_identical_concurrent_pulls_interleaved_with_others_v134() {
-    let conf = r#"
-[[registry]]
-prefix = "quay.io/acme"
-location = "quay.io/acme"
-
-[[registry.mirror]]
-location = "mirror-a.example.net/acme"
-
-[[registry.mirror]]
-location = "mirror-b.example.net/acme"
-"#;
-    let mut s = Scenario::new("concurrent", conf);
+    let mut s = Scenario::new("concurrent", TWO_MIRRORS_CONF);
     let (a, b, c) = (
         "11111111-aaaa-4000-8000-000000000001",
         "22222222-bbbb-4000-8000-000000000002",
@@ -901,7 +890,8 @@ location = "mirror-a.example.net/acme"
     assert!(run().is_empty());
 }
 
-const BLOB_CONF: &str = r#"
+/// quay.io/acme with two mirrors, all pulls allowed from them.
+const TWO_MIRRORS_CONF: &str = r#"
 [[registry]]
 prefix = "quay.io/acme"
 location = "quay.io/acme"
@@ -984,7 +974,7 @@ fn blob_fallback_at_debug_level_and_the_same_pull_at_info_level() {
             Some(id),
         );
     };
-    let mut s = Scenario::new("blob-fallback", BLOB_CONF);
+    let mut s = Scenario::new("blob-fallback", TWO_MIRRORS_CONF);
     let (debug_id, info_id) = (
         "0b10b000-0000-4000-8000-000000000001",
         "0b10b000-0000-4000-8000-000000000002",

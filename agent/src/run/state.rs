@@ -11,8 +11,8 @@ use mirrorscope_core::machineconfig::FileMatch;
 use mirrorscope_core::reference::ImageReference;
 use mirrorscope_core::registries::EffectiveConfig;
 use mirrorscope_core::report::{
-    AttemptCount, CrioState, JournalState, MachineConfigState, NodeReport, PullCount, PullCounters,
-    RegistriesState, NODE_REPORT_VERSION,
+    json_len, AttemptCount, CrioState, JournalState, MachineConfigState, NodeReport, PullCount,
+    PullCounters, RegistriesState, NODE_REPORT_VERSION,
 };
 use mirrorscope_core::time::format_usec;
 use tokio::sync::watch;
@@ -212,25 +212,6 @@ pub struct Shared {
 /// The canonical configuration is kept (and reported) only up to this size: it is a
 /// convenience for people reading the report, and every report carries a copy.
 pub const MAX_CANONICAL_BYTES: usize = 1024 * 1024;
-
-/// Length of `v` as JSON, without building the JSON.
-pub fn json_len<T: serde::Serialize>(v: &T) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0 += b.len();
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    match serde_json::to_writer(&mut c, v) {
-        Ok(()) => c.0,
-        Err(_) => 0,
-    }
-}
 
 pub fn now_rfc3339() -> String {
     format_usec(now_usec())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mirrorscope_core::journal::{AttemptOutcome, ErrorClass, PullOutcome, PullRecord};
 use mirrorscope_core::reference::ImageReference;
-use mirrorscope_core::report::{NodeReport, PushAck};
+use mirrorscope_core::report::{json_len, NodeReport, PushAck};
 pub use mirrorscope_core::rollout::DesiredState;
 use mirrorscope_core::rollout::McoNodeState;
 use serde::{Deserialize, Serialize};
@@ -89,24 +89,6 @@ pub struct Store {
     /// Replaced whole at each change, so copies of the store share it.
     pub kube: Arc<KubeView>,
     pub desired: DesiredState,
-}
-
-/// The size of a record as JSON, counted without writing it anywhere.
-fn json_size(p: &PullRecord) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0 += b.len();
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    // Counting never fails; a record that could not be written would weigh nothing.
-    let _ = serde_json::to_writer(&mut c, p);
-    c.0
 }
 
 /// Registries with statistics of their own; pulls from any further one count under
@@ -252,7 +234,7 @@ impl Store {
             }
             self.count(&p);
             self.pull_ids.insert(key);
-            self.pull_bytes += json_size(&p);
+            self.pull_bytes += json_len(&p);
             self.pulls.push_back(Arc::new(p));
             ack.accepted += 1;
             self.trim_pulls();
@@ -276,7 +258,7 @@ impl Store {
         if p.revision <= kept.revision {
             return false;
         }
-        let (old, new) = (json_size(kept), json_size(&p));
+        let (old, new) = (json_len(&**kept), json_len(&p));
         *kept = Arc::new(p);
         self.pull_bytes = (self.pull_bytes + new).saturating_sub(old);
         self.trim_pulls();
@@ -292,7 +274,7 @@ impl Store {
                 break;
             };
             self.pull_ids.remove(&key_of(&old));
-            self.pull_bytes = self.pull_bytes.saturating_sub(json_size(&old));
+            self.pull_bytes = self.pull_bytes.saturating_sub(json_len(&*old));
         }
     }
 
@@ -404,7 +386,7 @@ impl Store {
         }
         for p in snap.pulls {
             if self.pull_ids.insert(key_of(&p)) {
-                self.pull_bytes += json_size(&p);
+                self.pull_bytes += json_len(&p);
                 self.pulls.push_back(Arc::new(p));
             }
         }
@@ -517,7 +499,7 @@ mod tests {
         assert_eq!(kept.last(), Some(&199));
         assert_eq!(s.pull_ids.len(), kept.len());
         assert!(s.pull_bytes <= s.max_pull_bytes);
-        let expected: usize = s.pulls().map(|p| json_size(p)).sum();
+        let expected: usize = s.pulls().map(|p| json_len(&**p)).sum();
         assert_eq!(s.pull_bytes, expected);
         // Every pull is still counted.
         assert_eq!(s.registries["docker.io"].pulls, 200);
