@@ -188,35 +188,7 @@ fn machine_config_check(report: &NodeReport, mco: Option<&McoNodeState>) -> Chec
             CheckState::Unknown,
             format!("MachineConfig {name}: registries.conf not compared"),
         ),
-        (Some(_), Some(FileMatch::Matches)) => check(
-            CheckName::MachineConfig,
-            CheckState::Pass,
-            format!("registries.conf matches MachineConfig {name}"),
-        ),
-        (Some(_), Some(FileMatch::Differs { expected_sha256, actual_sha256 })) => check(
-            CheckName::MachineConfig,
-            CheckState::Fail,
-            format!(
-                "registries.conf does not match MachineConfig {name} (file bytes: sha256 {} on disk, {} in the MachineConfig): drift, the MCD will mark the node Degraded",
-                short(actual_sha256),
-                short(expected_sha256)
-            ),
-        ),
-        (Some(_), Some(FileMatch::Missing { .. })) => check(
-            CheckName::MachineConfig,
-            CheckState::Fail,
-            format!("registries.conf is missing but MachineConfig {name} carries it"),
-        ),
-        (Some(_), Some(FileMatch::NotInMachineConfig)) => check(
-            CheckName::MachineConfig,
-            CheckState::NotApplicable,
-            format!("MachineConfig {name} does not manage registries.conf"),
-        ),
-        (Some(_), Some(FileMatch::Undecodable(e))) => check(
-            CheckName::MachineConfig,
-            CheckState::Unknown,
-            format!("MachineConfig {name}: cannot decode registries.conf: {e}"),
-        ),
+        (Some(_), Some(m)) => file_check("registries.conf", m, name),
     };
     let file_state = match file_state.state {
         CheckState::Pass | CheckState::NotApplicable if mc.current_config.is_some() => {
@@ -380,33 +352,11 @@ fn last_change(report: &NodeReport) -> Option<(&str, f64)> {
 /// not would fail or pass signature checks unlike the rest of the pool. `registries` is the
 /// registries.conf check, passed on when every one matches.
 fn signature_files_check(files: &[PathMatch], name: &str, registries: Check) -> Check {
-    for f in files {
-        let path = &f.path;
-        let failed = match &f.result {
-            FileMatch::Matches | FileMatch::NotInMachineConfig => continue,
-            FileMatch::Differs {
-                expected_sha256,
-                actual_sha256,
-            } => check(
-                CheckName::MachineConfig,
-                CheckState::Fail,
-                format!(
-                    "{path} does not match MachineConfig {name} (file bytes: sha256 {} on disk, {} in the MachineConfig): drift, the MCD will mark the node Degraded",
-                    short(actual_sha256),
-                    short(expected_sha256)
-                ),
-            ),
-            FileMatch::Missing { .. } => check(
-                CheckName::MachineConfig,
-                CheckState::Fail,
-                format!("{path} is missing but MachineConfig {name} carries it"),
-            ),
-            FileMatch::Undecodable(e) => check(
-                CheckName::MachineConfig,
-                CheckState::Unknown,
-                format!("MachineConfig {name}: cannot decode {path}: {e}"),
-            ),
-        };
+    if let Some(failed) = files
+        .iter()
+        .map(|f| file_check(&f.path, &f.result, name))
+        .find(|c| !matches!(c.state, CheckState::Pass | CheckState::NotApplicable))
+    {
         return failed;
     }
     if files.is_empty() {
@@ -421,6 +371,44 @@ fn signature_files_check(files: &[PathMatch], name: &str, registries: Check) -> 
         _ => format!("{n} signature policy file{plural} match MachineConfig {name}"),
     };
     check(CheckName::MachineConfig, CheckState::Pass, message)
+}
+
+/// One node file (`file` as messages name it) against MachineConfig `name`.
+fn file_check(file: &str, m: &FileMatch, name: &str) -> Check {
+    match m {
+        FileMatch::Matches => check(
+            CheckName::MachineConfig,
+            CheckState::Pass,
+            format!("{file} matches MachineConfig {name}"),
+        ),
+        FileMatch::Differs {
+            expected_sha256,
+            actual_sha256,
+        } => check(
+            CheckName::MachineConfig,
+            CheckState::Fail,
+            format!(
+                "{file} does not match MachineConfig {name} (file bytes: sha256 {} on disk, {} in the MachineConfig): drift, the MCD will mark the node Degraded",
+                short(actual_sha256),
+                short(expected_sha256)
+            ),
+        ),
+        FileMatch::Missing { .. } => check(
+            CheckName::MachineConfig,
+            CheckState::Fail,
+            format!("{file} is missing but MachineConfig {name} carries it"),
+        ),
+        FileMatch::NotInMachineConfig => check(
+            CheckName::MachineConfig,
+            CheckState::NotApplicable,
+            format!("MachineConfig {name} does not manage {file}"),
+        ),
+        FileMatch::Undecodable(e) => check(
+            CheckName::MachineConfig,
+            CheckState::Unknown,
+            format!("MachineConfig {name}: cannot decode {file}: {e}"),
+        ),
+    }
 }
 
 pub(super) fn short(sha: &str) -> &str {
