@@ -300,9 +300,10 @@ fn parse_all(
     }
 }
 
-/// The bytes of the main registries.conf on disk (for the MachineConfig comparison).
-pub fn main_bytes(root: &HostRoot) -> Result<Option<Vec<u8>>, ReadError> {
-    match read_capped(&root.host(MAIN), MAIN).0 {
+/// The bytes of node file `node` (`None` when missing), capped like the registries files: for
+/// the MachineConfig comparison.
+pub fn node_bytes(root: &HostRoot, node: &str) -> Result<Option<Vec<u8>>, ReadError> {
+    match read_capped(&root.host(node), node).0 {
         Bytes::Missing => Ok(None),
         Bytes::Read(b) => Ok(Some(b)),
         Bytes::Failed(e) => Err(e),

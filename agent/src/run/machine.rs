@@ -4,7 +4,7 @@
 use mirrorscope_core::machineconfig::{parse_current_config, CurrentConfig};
 use mirrorscope_core::report::{MachineConfigState, PathMatch};
 
-use super::hostfiles::{main_bytes, HostRoot, MAIN};
+use super::hostfiles::{node_bytes, HostRoot, MAIN};
 use crate::readfile::{read_regular, Found, ReadError};
 
 pub const CURRENT_CONFIG: &str = "/etc/machine-config-daemon/currentconfig";
@@ -45,7 +45,7 @@ pub fn read_machine_config(root: &HostRoot) -> (MachineConfigState, Option<ReadE
         }
     };
     state.current_config = Some(mc.name.clone());
-    match main_bytes(root) {
+    match node_bytes(root, MAIN) {
         Ok(on_disk) => state.registries_conf = Some(mc.compare(MAIN, on_disk.as_deref())),
         Err(e) => state.error = Some(e.to_string()),
     }
@@ -57,9 +57,6 @@ pub fn read_machine_config(root: &HostRoot) -> (MachineConfigState, Option<ReadE
     (state, failed)
 }
 
-/// A signature policy file is small (policy.json with a few hundred scopes is tens of KiB).
-const MAX_SIGNATURE_FILE_BYTES: u64 = 4 * 1024 * 1024;
-
 /// The MachineConfig's signature policy files compared with the node's, and the first that
 /// could not be read (not compared: left out, so the check cannot pass on it).
 fn compare_signature_files(
@@ -69,9 +66,8 @@ fn compare_signature_files(
     let mut out = Vec::new();
     let mut failed = None;
     for path in mc.signature_policy_paths() {
-        let on_disk = match read_regular(&root.host(path), path, MAX_SIGNATURE_FILE_BYTES).0 {
-            Ok(Found::Missing) => None,
-            Ok(Found::Bytes(b)) => Some(b),
+        let on_disk = match node_bytes(root, path) {
+            Ok(b) => b,
             Err(e) => {
                 failed.get_or_insert(e);
                 continue;
