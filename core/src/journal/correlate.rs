@@ -470,7 +470,13 @@ impl Correlator {
                 self.open_pull(image, request_id, entry);
             }
             CrioEvent::TryingToAccess { location, debug } => {
-                match self.blob_fallback_for(&location).filter(|_| debug) {
+                // Blob fallbacks log their `Trying` lines at debug level only.
+                let in_fallback = if debug {
+                    self.blob_fallback_for(&location)
+                } else {
+                    None
+                };
+                match in_fallback {
                     Some(seq) => {
                         self.open.modify(seq, |p| {
                             p.blob.trying(location);
@@ -480,16 +486,14 @@ impl Correlator {
                     None => self.attach_try(location, debug, now),
                 }
             }
-            CrioEvent::AccessFailed { location, error }
-                if self.blob_fallback_trying(&location).is_some() =>
-            {
-                let seq = self.blob_fallback_trying(&location)?;
-                self.open.modify(seq, |p| {
-                    p.blob.access_failed(error);
-                    p.last_usec = now;
-                });
-            }
             CrioEvent::AccessFailed { location, error } => {
+                if let Some(seq) = self.blob_fallback_trying(&location) {
+                    self.open.modify(seq, |p| {
+                        p.blob.access_failed(error);
+                        p.last_usec = now;
+                    });
+                    return None;
+                }
                 let class = super::cimage_error::classify_error(&error);
                 // The first open pull that tried the location last gets the error; none of them
                 // expects an echo any more.

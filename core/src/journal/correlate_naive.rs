@@ -402,14 +402,12 @@ impl Correlator {
                     None => self.attach_try(location, debug, now),
                 }
             }
-            CrioEvent::AccessFailed { location, error }
-                if self.open.iter().any(|p| trying(p, &location)) =>
-            {
-                let p = self.open.iter_mut().find(|p| trying(p, &location))?;
-                p.blob.access_failed(error);
-                p.last_usec = now;
-            }
             CrioEvent::AccessFailed { location, error } => {
+                if let Some(p) = self.open.iter_mut().find(|p| trying(p, &location)) {
+                    p.blob.access_failed(error);
+                    p.last_usec = now;
+                    return None;
+                }
                 let class = super::cimage_error::classify_error(&error);
                 if let Some(a) = self.open.iter_mut().find_map(|p| {
                     p.last_tried
