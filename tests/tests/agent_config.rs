@@ -522,4 +522,20 @@ fn signature_policy_files_are_compared_with_the_machineconfig() {
     let m = &r["machine_config"]["signature_files"][1]["match"];
     assert_eq!(m["actual_sha256"], sha256(edited.as_bytes()));
     assert_eq!(m["expected_sha256"], sha256(SIGSTORE_YAML.as_bytes()));
+    // A FIFO in its place is never opened: named as the error, left out of the comparison (so
+    // the node cannot pass on it), and the agent keeps reporting.
+    std::fs::remove_file(&sigstore).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(&sigstore)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = agent.wait_report("the sigstore file a FIFO", WITHIN, |r| {
+        states(r) == want("matches")[..1]
+    });
+    assert_eq!(
+        r["machine_config"]["error"],
+        "open /etc/containers/registries.d/sigstore-registries.yaml: not a regular file (fifo); not read"
+    );
+    assert_eq!(r["machine_config"]["registries_conf"]["state"], "matches");
 }

@@ -58,7 +58,7 @@ pub fn read_machine_config(root: &HostRoot) -> (MachineConfigState, Option<ReadE
 }
 
 /// The MachineConfig's signature policy files compared with the node's, and the first that
-/// could not be read (not compared: left out, so the check cannot pass on it).
+/// could not be read (left out; it becomes the state's error, which holds the node back).
 fn compare_signature_files(
     root: &HostRoot,
     mc: &CurrentConfig,

@@ -192,7 +192,16 @@ fn machine_config_check(report: &NodeReport, mco: Option<&McoNodeState>) -> Chec
     };
     let file_state = match file_state.state {
         CheckState::Pass | CheckState::NotApplicable if mc.current_config.is_some() => {
-            signature_files_check(&mc.signature_files, name, file_state)
+            match &mc.error {
+                // A file of the MachineConfig's the agent could not read is not compared: the
+                // node cannot be said to have landed on it.
+                Some(e) => check(
+                    CheckName::MachineConfig,
+                    CheckState::Unknown,
+                    format!("MachineConfig {name}: {e}"),
+                ),
+                None => signature_files_check(&mc.signature_files, name, file_state),
+            }
         }
         _ => file_state,
     };

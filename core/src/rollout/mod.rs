@@ -143,6 +143,18 @@ mod tests {
             "{:?}",
             n.reasons
         );
+        // One the agent could not read is left out of the list, and holds the node back.
+        r.machine_config.signature_files.truncate(1);
+        r.machine_config.error = Some(
+            "open /etc/containers/registries.d/sigstore-registries.yaml: not a regular file (fifo); not read".into(),
+        );
+        let n = evaluate(&input(&r), &target, &Policy::default());
+        assert!(!n.landed);
+        assert!(
+            n.reasons[0].contains("MachineConfig rendered-worker-1: open /etc/containers/registries.d/sigstore-registries.yaml: not a regular file"),
+            "{:?}",
+            n.reasons
+        );
     }
 
     #[test]
